@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# bench/run.sh — time our agent-exec against agent-exec 0.1.18 on this machine.
+#
+# Measures (medians, ratio ours/theirs; details in bench/bench.py): run/status/list
+# wall times, supervisor memory and threads per running job, binary size, and serve
+# throughput/p99 latency. Prints a table and writes bench/RESULTS.md.
+#
+# Usage:   bench/run.sh            (or: make bench)
+# Env:     OURS=path THEIRS=path   binaries to compare (default: target/release/agent-exec
+#                                  built with `cargo build --release`, and 0.1.18 installed
+#                                  once into bench/.peer by `cargo install`)
+#          BENCH_N=15              iterations per side (alternating ours, theirs)
+#          BENCH_QUICK=1           fewer iterations, smaller job counts (~1 minute)
+#          OURS_STATIC=path        also report the size of a static build of ours
+#          BENCH_LIST_DIR=dir      where the cloned list roots go (default /dev/shm)
+#          BENCH_KEEP=1            keep the scratch directory under bench/.work
+# Timings never fail: the script exits 0 unless the harness itself is broken.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+REPO=$(pwd)
+PEER_VERSION=0.1.18
+PEER_BIN="$REPO/bench/.peer/bin/agent-exec"
+
+log() { echo "[bench] $*" >&2; }
+
+install_peer() {
+    [ -x "$PEER_BIN" ] && return 0
+    log "installing agent-exec $PEER_VERSION into bench/.peer (one-time, several minutes)"
+    mkdir -p bench/.work
+    if ! timeout 1800 nice cargo install agent-exec --version "$PEER_VERSION" --locked \
+            --root "$REPO/bench/.peer" >bench/.work/peer-install.log 2>&1; then
+        log "peer install failed (see bench/.work/peer-install.log); theirs will be n/a"
+    fi
+}
+
+build_ours() {
+    log "cargo build --release"
+    if ! timeout 1800 cargo build --release >bench/.work/build.log 2>&1; then
+        log "cargo build --release failed (see bench/.work/build.log); ours will be n/a"
+    fi
+}
+
+ensure_wrk() {
+    command -v wrk >/dev/null && return 0
+    command -v apt-get >/dev/null || return 0
+    log "installing wrk"
+    timeout 300 apt-get install -y wrk >/dev/null 2>&1 && return 0
+    timeout 300 apt-get update >/dev/null 2>&1
+    timeout 300 apt-get install -y wrk >/dev/null 2>&1 ||
+        log "wrk could not be installed; serve falls back to a python client"
+}
+
+main() {
+    mkdir -p bench/.work
+    install_peer
+    if [ -z "${OURS:-}" ]; then
+        build_ours
+        OURS="$REPO/target/release/agent-exec"
+    fi
+    THEIRS=${THEIRS:-$PEER_BIN}
+    ensure_wrk
+
+    WORK=$(mktemp -d "$REPO/bench/.work/run.XXXXXX") || exit 1
+    trap 'kill -TERM "$PY" 2>/dev/null; wait "$PY" 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"' EXIT
+    trap 'exit 130' INT TERM
+
+    # Hard cap so the run can never hang; bench.py cleans up on SIGTERM.
+    timeout -k 10 1800 python3 bench/bench.py --ours "$OURS" --theirs "$THEIRS" \
+        --work "$WORK" --out bench/RESULTS.md &
+    PY=$!
+    wait "$PY"
+    rc=$?
+    PY=
+    [ "$rc" -eq 0 ] || log "bench.py exited with $rc"
+    return "$rc"
+}
+
+main "$@"

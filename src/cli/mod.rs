@@ -1,0 +1,468 @@
+//! Command-line parsing: a lexopt loop driven by the flag table in `table`.
+//!
+//! Stage one only: this module validates what the user typed (names, repetitions,
+//! numbers, enumerations, tags, signals, conflicts) and does no I/O. Resolving the root,
+//! reading config files and everything else that can fail for reasons outside argv
+//! happens in the commands. Help and version are answered here, so they work whatever
+//! state the machine is in.
+
+mod help;
+pub mod table;
+
+use std::ffi::OsString;
+
+pub use help::{command_help, top_help};
+
+/// Validates a flag's value while parsing; the message names the problem, the parser
+/// adds the flag.
+pub type Check = fn(&str) -> Result<(), String>;
+
+pub struct Flag {
+    pub long: &'static str,
+    pub alias: Option<&'static str>,
+    /// The value's name in docs; `None` for a switch.
+    pub value: Option<&'static str>,
+    pub default: Option<&'static str>,
+    pub repeatable: bool,
+    pub choices: &'static [&'static str],
+    pub check: Option<Check>,
+    pub doc: &'static str,
+}
+
+#[derive(Clone, Copy)]
+pub enum Operand {
+    None,
+    JobId,
+    /// A job id, required unless the named switch is given (and forbidden with it).
+    JobIdUnless(&'static str),
+    /// Everything from the first positional on is the job's command.
+    JobCommand,
+    Choice(&'static str, &'static [&'static str]),
+}
+
+pub struct Command {
+    pub name: &'static str,
+    pub about: &'static str,
+    pub usage: &'static str,
+    pub flags: &'static [&'static [Flag]],
+    pub operand: Operand,
+    pub conflicts: &'static [(&'static str, &'static str)],
+    pub requires: &'static [(&'static str, &'static str)],
+}
+
+impl Command {
+    pub fn all_flags(&self) -> impl Iterator<Item = &'static Flag> {
+        self.flags.iter().flat_map(|group| group.iter())
+    }
+
+    pub fn flag(&self, name: &str) -> Option<&'static Flag> {
+        self.all_flags().find(|f| f.long == name || f.alias == Some(name))
+    }
+}
+
+/// A successfully parsed command line.
+pub struct Args {
+    pub command: &'static Command,
+    /// Flags in the order given; switches carry an empty value.
+    values: Vec<(&'static str, String)>,
+    pub operand: Option<String>,
+    pub job_command: Vec<String>,
+    pub root: Option<String>,
+    pub yaml: bool,
+    pub verbose: u8,
+}
+
+impl Args {
+    pub fn has(&self, long: &str) -> bool {
+        self.values.iter().any(|(name, _)| *name == long)
+    }
+
+    pub fn value(&self, long: &str) -> Option<&str> {
+        self.values.iter().find(|(name, _)| *name == long).map(|(_, v)| v.as_str())
+    }
+
+    pub fn values(&self, long: &str) -> Vec<&str> {
+        self.values.iter().filter(|(name, _)| *name == long).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// A numeric flag, or its table default. The value was checked while parsing.
+    pub fn num(&self, long: &str) -> u64 {
+        self.value(long)
+            .or_else(|| self.command.flag(long).and_then(|f| f.default))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A flag's value, or its table default.
+    pub fn value_or_default(&self, long: &str) -> Option<&str> {
+        self.value(long).or_else(|| self.command.flag(long).and_then(|f| f.default))
+    }
+
+    pub fn job_id(&self) -> &str {
+        self.operand.as_deref().unwrap_or_default()
+    }
+}
+
+pub enum Parsed {
+    Run(Args),
+    /// Help text for stdout, exit 0.
+    Help(String),
+    Version,
+    /// A usage error: message and the usage line to show, exit 2.
+    Usage(String, String),
+    /// No subcommand: top-level help on stderr, exit 2.
+    Missing,
+}
+
+pub fn check_u64(text: &str) -> Result<(), String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u64>().is_ok() {
+        Ok(())
+    } else {
+        Err(format!("invalid value '{text}': expected an unsigned integer"))
+    }
+}
+
+pub fn check_u16(text: &str) -> Result<(), String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok() {
+        Ok(())
+    } else {
+        Err(format!("invalid value '{text}': expected a port number 0-65535"))
+    }
+}
+
+/// Parses argv without the program name.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
+    let mut state = Globals::default();
+    let mut parser = lexopt::Parser::from_args(args);
+    let name = match parse_before(&mut parser, &mut state) {
+        Ok(Some(Before::Name(name))) => name,
+        Ok(Some(Before::Help)) => return Parsed::Help(top_help()),
+        Ok(Some(Before::Version)) => return Parsed::Version,
+        Ok(None) => return Parsed::Missing,
+        Err(message) => return Parsed::Usage(message, "agent-exec [OPTIONS] <COMMAND>".to_string()),
+    };
+    if name == "help" {
+        return help_for(parser);
+    }
+    let command = match resolve_command(&name, &mut parser) {
+        Ok(command) => command,
+        Err(message) => return Parsed::Usage(message, "agent-exec [OPTIONS] <COMMAND>".to_string()),
+    };
+    match parse_command(command, parser, state) {
+        Ok(Some(args)) => Parsed::Run(args),
+        Ok(None) => Parsed::Help(command_help(command)),
+        Err(message) => Parsed::Usage(message, format!("agent-exec {}", command.usage)),
+    }
+}
+
+#[derive(Default)]
+struct Globals {
+    root_before: Option<String>,
+    root_after: Option<String>,
+    yaml_before: bool,
+    yaml_after: bool,
+    verbose: u8,
+}
+
+enum Before {
+    Name(String),
+    Help,
+    Version,
+}
+
+fn parse_before(parser: &mut lexopt::Parser, state: &mut Globals) -> Result<Option<Before>, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    while let Some(arg) = parser.next().map_err(lex_error)? {
+        match arg {
+            Long("root") => set_once(&mut state.root_before, parser, "--root")?,
+            Long("yaml") => set_switch(&mut state.yaml_before, "--yaml")?,
+            Short('v') | Long("verbose") => state.verbose = state.verbose.saturating_add(1),
+            Short('h') | Long("help") => return Ok(Some(Before::Help)),
+            Short('V') | Long("version") => return Ok(Some(Before::Version)),
+            Value(name) => return utf8(name).map(|n| Some(Before::Name(n))),
+            other => return Err(other.unexpected().to_string()),
+        }
+    }
+    Ok(None)
+}
+
+fn resolve_command(name: &str, parser: &mut lexopt::Parser) -> Result<&'static Command, String> {
+    let full = match name {
+        "tag" | "notify" => match parser.next().map_err(lex_error)? {
+            Some(lexopt::Arg::Value(sub)) if sub == "set" => format!("{name} set"),
+            _ => return Err(format!("'{name}' requires the subcommand 'set' (agent-exec {name} set ...)")),
+        },
+        other => other.to_string(),
+    };
+    table::find(&full).ok_or_else(|| format!("unrecognized subcommand '{name}'"))
+}
+
+/// Returns `None` when the user asked for this command's help.
+fn parse_command(
+    command: &'static Command,
+    mut parser: lexopt::Parser,
+    mut state: Globals,
+) -> Result<Option<Args>, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut values: Vec<(&'static str, String)> = Vec::new();
+    let mut operand: Option<String> = None;
+    let mut job_command: Vec<String> = Vec::new();
+    while let Some(arg) = parser.next().map_err(lex_error)? {
+        match arg {
+            Long("root") => set_once(&mut state.root_after, &mut parser, "--root")?,
+            Long("yaml") => set_switch(&mut state.yaml_after, "--yaml")?,
+            Short('v') | Long("verbose") => state.verbose = state.verbose.saturating_add(1),
+            Short('h') | Long("help") => return Ok(None),
+            Long(name) => {
+                let Some(flag) = command.flag(name) else {
+                    return Err(format!("unexpected argument '--{name}' for 'agent-exec {}'", command.name));
+                };
+                if !flag.repeatable && values.iter().any(|(n, _)| *n == flag.long) {
+                    return Err(format!("the argument '--{}' cannot be used multiple times", flag.long));
+                }
+                let value = match flag.value {
+                    Some(_) => {
+                        let raw = parser.value().map_err(lex_error)?;
+                        let value = utf8(raw)?;
+                        check_value(flag, &value)?;
+                        value
+                    }
+                    None => String::new(),
+                };
+                values.push((flag.long, value));
+            }
+            Value(word) => match command.operand {
+                Operand::JobCommand => {
+                    job_command.push(utf8(word)?);
+                    for rest in parser.raw_args().map_err(lex_error)? {
+                        job_command.push(utf8(rest)?);
+                    }
+                }
+                Operand::JobId | Operand::JobIdUnless(_) | Operand::Choice(..) if operand.is_none() => {
+                    operand = Some(utf8(word)?);
+                }
+                _ => return Err(format!("unexpected argument '{}'", word.to_string_lossy())),
+            },
+            other @ Short(_) => return Err(other.unexpected().to_string()),
+        }
+    }
+    let args = Args {
+        command,
+        values,
+        operand,
+        job_command,
+        root: state.root_after.or(state.root_before),
+        yaml: state.yaml_before || state.yaml_after,
+        verbose: state.verbose,
+    };
+    check_args(&args)?;
+    Ok(Some(args))
+}
+
+fn check_value(flag: &Flag, value: &str) -> Result<(), String> {
+    if !flag.choices.is_empty() && !flag.choices.contains(&value) {
+        return Err(format!(
+            "invalid value '{value}' for '--{}' (possible values: {})",
+            flag.long,
+            flag.choices.join(", ")
+        ));
+    }
+    match flag.check {
+        Some(check) => check(value).map_err(|e| format!("{e} for '--{}'", flag.long)),
+        None => Ok(()),
+    }
+}
+
+/// Checks that span flags: operands, conflicts, requirements, and value rules that depend
+/// on another flag (a regex pattern is only checked when the match type says regex).
+fn check_args(args: &Args) -> Result<(), String> {
+    let command = args.command;
+    match command.operand {
+        Operand::JobCommand if args.job_command.is_empty() => {
+            return Err("the following required arguments were not provided: <COMMAND>...".into());
+        }
+        Operand::JobId if args.operand.is_none() => {
+            return Err("the following required arguments were not provided: <JOB_ID>".into());
+        }
+        Operand::JobIdUnless(switch) => match (args.operand.is_some(), args.has(switch)) {
+            (false, false) => return Err(format!("either <JOB_ID> or --{switch} is required")),
+            (true, true) => return Err(format!("<JOB_ID> cannot be used with --{switch}")),
+            _ => {}
+        },
+        Operand::Choice(name, choices) => match args.operand.as_deref() {
+            None => return Err(format!("the following required arguments were not provided: <{name}>")),
+            Some(value) if !choices.contains(&value) => {
+                return Err(format!(
+                    "invalid value '{value}' for '<{name}>' (possible values: {})",
+                    choices.join(", ")
+                ));
+            }
+            Some(_) => {}
+        },
+        _ => {}
+    }
+    for (a, b) in command.conflicts {
+        if args.has(a) && args.has(b) {
+            return Err(format!("the argument '--{a}' cannot be used with '--{b}'"));
+        }
+    }
+    for (a, b) in command.requires {
+        if args.has(a) && !args.has(b) {
+            return Err(format!("the argument '--{a}' requires '--{b}'"));
+        }
+    }
+    if args.value("output-match-type") == Some("regex")
+        && let Some(pattern) = args.value("output-pattern")
+    {
+        check_regex(pattern)?;
+    }
+    Ok(())
+}
+
+pub fn check_regex(pattern: &str) -> Result<(), String> {
+    regex_lite::Regex::new(pattern)
+        .map(|_| ())
+        .map_err(|e| format!("invalid regex '{pattern}' for '--output-pattern': {e}"))
+}
+
+fn help_for(mut parser: lexopt::Parser) -> Parsed {
+    let mut words = Vec::new();
+    while let Ok(Some(arg)) = parser.next() {
+        if let lexopt::Arg::Value(word) = arg {
+            words.push(word.to_string_lossy().into_owned());
+        }
+    }
+    if words.is_empty() {
+        return Parsed::Help(top_help());
+    }
+    let name =
+        if matches!(words[0].as_str(), "tag" | "notify") { format!("{} set", words[0]) } else { words[0].clone() };
+    match table::find(&name) {
+        Some(command) => Parsed::Help(command_help(command)),
+        None => Parsed::Usage(format!("unrecognized subcommand '{}'", words[0]), "agent-exec help [COMMAND]".into()),
+    }
+}
+
+fn set_once(slot: &mut Option<String>, parser: &mut lexopt::Parser, name: &str) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(format!("the argument '{name}' cannot be used multiple times"));
+    }
+    *slot = Some(utf8(parser.value().map_err(lex_error)?)?);
+    Ok(())
+}
+
+fn set_switch(slot: &mut bool, name: &str) -> Result<(), String> {
+    if *slot {
+        return Err(format!("the argument '{name}' cannot be used multiple times"));
+    }
+    *slot = true;
+    Ok(())
+}
+
+fn utf8(value: OsString) -> Result<String, String> {
+    value.into_string().map_err(|v| format!("argument is not valid UTF-8: {}", v.to_string_lossy()))
+}
+
+fn lex_error(err: lexopt::Error) -> String {
+    err.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(words: &[&str]) -> Parsed {
+        parse(words.iter().map(OsString::from))
+    }
+
+    fn args(words: &[&str]) -> Args {
+        match parse_words(words) {
+            Parsed::Run(args) => args,
+            Parsed::Usage(message, _) => panic!("usage error for {words:?}: {message}"),
+            _ => panic!("not a command: {words:?}"),
+        }
+    }
+
+    fn usage(words: &[&str]) -> String {
+        match parse_words(words) {
+            Parsed::Usage(message, _) => message,
+            _ => panic!("expected a usage error for {words:?}"),
+        }
+    }
+
+    #[test]
+    fn job_command_takes_everything_after_the_first_word() {
+        let a = args(&["run", "--timeout", "5", "echo", "--yaml", "-v"]);
+        assert_eq!(a.job_command, ["echo", "--yaml", "-v"]);
+        assert!(!a.yaml);
+        assert_eq!(a.num("timeout"), 5);
+        let a = args(&["run", "--", "--weird", "x"]);
+        assert_eq!(a.job_command, ["--weird", "x"]);
+        let a = args(&["create", ""]);
+        assert_eq!(a.job_command, [""]);
+    }
+
+    #[test]
+    fn globals_work_on_both_sides_and_the_later_root_wins() {
+        let a = args(&["--root", "/a", "-v", "status", "--yaml", "X", "--root", "/b", "-vv"]);
+        assert_eq!(a.root.as_deref(), Some("/b"));
+        assert!(a.yaml);
+        assert_eq!(a.verbose, 3);
+        assert_eq!(a.job_id(), "X");
+        assert!(usage(&["--yaml", "--yaml", "list"]).contains("multiple"));
+        assert!(usage(&["list", "--root", "a", "--root=b"]).contains("multiple"));
+    }
+
+    #[test]
+    fn defaults_come_from_the_table() {
+        let a = args(&["tail", "X"]);
+        assert_eq!(a.num("tail-lines"), 50);
+        assert_eq!(a.num("max-bytes"), 65536);
+        assert_eq!(args(&["wait", "--timeout-ms=7", "X"]).num("until"), 7);
+    }
+
+    #[test]
+    fn usage_errors() {
+        for words in [
+            &["run"][..],
+            &["run", "--until", "5", "true"],
+            &["run", "--wait", "--until", "5", "--forever", "true"],
+            &["run", "--inherit-env", "--no-inherit-env", "true"],
+            &["run", "--tag", "bad_tag", "true"],
+            &["run", "--timeout", "-1", "true"],
+            &["run", "--timeout", "+1", "true"],
+            &["run", "--timeout", "5", "--timeout", "6", "true"],
+            &["run", "--output-match-type", "glob", "true"],
+            &["run", "--output-match-type", "regex", "--output-pattern", "(", "true"],
+            &["create", "--wait", "true"],
+            &["status"],
+            &["status", "a", "b"],
+            &["tail", "--bogus", "X"],
+            &["kill", "--signal", "BOGUS", "X"],
+            &["list", "--all", "--cwd", "/"],
+            &["list", "--tag", "*"],
+            &["list", "--state", "Running"],
+            &["delete"],
+            &["delete", "--all", "X"],
+            &["tag", "X"],
+            &["notify", "get", "X"],
+            &["completions", "tcsh"],
+            &["serve", "--port", "70000"],
+            &["serve", "--port", "1", "--bind", "127.0.0.1:2"],
+            &["frobnicate"],
+            &["status", "-x", "X"],
+            &["wait", "--forever", "--until", "1", "X"],
+        ] {
+            usage(words);
+        }
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(parse_words(&["--help"]), Parsed::Help(_)));
+        assert!(matches!(parse_words(&["-V"]), Parsed::Version));
+        assert!(matches!(parse_words(&["run", "--help"]), Parsed::Help(t) if t.contains("--snapshot-after")));
+        assert!(matches!(parse_words(&["help", "tag"]), Parsed::Help(t) if t.contains("tag set")));
+        assert!(matches!(parse_words(&[]), Parsed::Missing));
+    }
+}

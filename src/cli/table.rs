@@ -1,0 +1,369 @@
+//! The flag table: every subcommand and every flag, defined once. The parser, `--help`,
+//! the man pages and the completion scripts are all generated from it, so they cannot
+//! drift apart. Order here is the order in the docs.
+
+use super::{Check, Command, Flag, Operand, check_u16, check_u64};
+use crate::{signals, tags};
+
+const fn switch(long: &'static str, doc: &'static str) -> Flag {
+    Flag { long, alias: None, value: None, default: None, repeatable: false, choices: &[], check: None, doc }
+}
+
+const fn opt(long: &'static str, value: &'static str, doc: &'static str) -> Flag {
+    Flag { long, alias: None, value: Some(value), default: None, repeatable: false, choices: &[], check: None, doc }
+}
+
+const fn num(long: &'static str, value: &'static str, default: &'static str, doc: &'static str) -> Flag {
+    opt(long, value, doc).default(default).check(check_u64)
+}
+
+impl Flag {
+    const fn default(mut self, default: &'static str) -> Flag {
+        self.default = Some(default);
+        self
+    }
+    const fn repeat(mut self) -> Flag {
+        self.repeatable = true;
+        self
+    }
+    const fn choices(mut self, choices: &'static [&'static str]) -> Flag {
+        self.choices = choices;
+        self
+    }
+    const fn check(mut self, check: Check) -> Flag {
+        self.check = Some(check);
+        self
+    }
+    const fn alias(mut self, alias: &'static str) -> Flag {
+        self.alias = Some(alias);
+        self
+    }
+}
+
+pub const MATCH_TYPES: &[&str] = &["contains", "regex"];
+pub const STREAMS: &[&str] = &["stdout", "stderr", "either"];
+pub const STATES: &[&str] = &["created", "running", "exited", "killed", "failed", "unknown"];
+pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "powershell"];
+pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT"];
+
+/// Options that hold for every subcommand, before or after its name.
+pub const GLOBAL: &[Flag] = &[
+    opt(
+        "root",
+        "PATH",
+        "Jobs root directory (default: $AGENT_EXEC_ROOT, else $XDG_DATA_HOME/agent-exec/jobs, else ~/.local/share/agent-exec/jobs)",
+    ),
+    switch("yaml", "Print the response as YAML instead of JSON"),
+    switch("verbose", "Log more on stderr (-v info, -vv debug, -vvv trace); RUST_LOG takes precedence"),
+    switch("help", "Print help"),
+];
+
+/// What a job is: shared by `run` and `create`.
+const DEFINITION: &[Flag] = &[
+    num("timeout", "MS", "0", "Send SIGTERM to the job's process group after MS milliseconds; 0 disables"),
+    num(
+        "kill-after",
+        "MS",
+        "0",
+        "After a timeout's SIGTERM, wait MS milliseconds before SIGKILL; 0 sends SIGKILL at once",
+    ),
+    opt("cwd", "DIR", "Working directory of the job (default: the current directory)"),
+    opt("env", "KEY=VALUE", "Set an environment variable for the job").repeat(),
+    opt("env-file", "FILE", "Read KEY=VALUE lines from FILE when the job starts").repeat(),
+    switch("no-inherit-env", "Start the job from an empty environment instead of ours"),
+    switch("inherit-env", "Start the job from our environment (the default)"),
+    opt("mask", "KEY", "Show KEY's value as *** in every output").repeat(),
+    opt("tag", "TAG", "Attach a tag (letters, digits, '-', dot-separated segments)").repeat().check(tags::check_tag),
+    num(
+        "progress-every",
+        "MS",
+        "0",
+        "Refresh state.json's updated_at every MS milliseconds while the job runs; 0 disables",
+    ),
+    opt("notify-command", "CMD", "Shell command run with the job.finished event on stdin when the job ends"),
+    opt("notify-file", "PATH", "Append the job.finished event as one NDJSON line to PATH when the job ends"),
+    opt("output-pattern", "PAT", "Emit a job.output.matched event for every output line matching PAT"),
+    opt("output-match-type", "TYPE", "How --output-pattern matches").choices(MATCH_TYPES).default("contains"),
+    opt("output-stream", "STREAM", "Which stream --output-pattern looks at").choices(STREAMS).default("either"),
+    opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin"),
+    opt("output-file", "PATH", "Append each job.output.matched event as one NDJSON line to PATH"),
+    opt(
+        "config",
+        "PATH",
+        "config.toml to read the shell wrapper from (default: $XDG_CONFIG_HOME/agent-exec/config.toml)",
+    ),
+    opt("shell-wrapper", "PROG FLAGS", "Shell wrapper argv, split on whitespace (default: sh -lc)"),
+];
+
+/// How `run` and `start` observe the job before answering.
+const OBSERVE: &[Flag] = &[
+    num(
+        "snapshot-after",
+        "MS",
+        "10000",
+        "Watch the job up to MS milliseconds (at most 10000) and include an output snapshot; returns early when the job ends; 0 answers at once",
+    ),
+    num("tail-lines", "N", "50", "Keep the last N lines of each stream in snapshots; 0 keeps all"),
+    num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream in snapshots"),
+    switch("wait", "Block until the job ends (or the --until deadline passes) and include a final snapshot"),
+    num("wait-poll-ms", "MS", "200", "Fallback poll interval while waiting (completion is noticed through inotify)"),
+];
+
+const LOG: &[Flag] = &[opt("log", "PATH", "Write the merged, timestamped log to PATH instead of <job>/full.log")];
+
+/// `run --wait` and `start --wait` share the bounded default (DECISIONS OP-6).
+const WAIT_BOUND: &[Flag] = &[
+    num("until", "MS", "30000", "With --wait: give up waiting after MS milliseconds and report the current state"),
+    switch("forever", "With --wait: wait without a deadline"),
+];
+
+const TAIL: &[Flag] = &[
+    num("tail-lines", "N", "50", "Keep the last N lines of each stream; 0 keeps all"),
+    num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream"),
+];
+
+const WAIT: &[Flag] = &[
+    num("poll-ms", "MS", "200", "Fallback poll interval (completion is noticed through inotify); at least 10"),
+    num("until", "MS", "30000", "Give up after MS milliseconds and report the current state (exit 0)")
+        .alias("timeout-ms"),
+    switch("forever", "Wait without a deadline"),
+];
+
+const KILL: &[Flag] = &[opt("signal", "SIGNAL", "Signal to send to the job's process group: TERM INT KILL HUP QUIT USR1 USR2 STOP CONT (with or without SIG, any case) or 1-64")
+    .default("TERM")
+    .check(signals::check)];
+
+const LIST: &[Flag] = &[
+    opt("state", "STATE", "Only jobs in this state").choices(STATES),
+    opt("cwd", "DIR", "Only jobs started in DIR (default: the current directory)"),
+    switch("all", "Jobs from every directory"),
+    opt("tag", "PATTERN", "Only jobs with a tag matching PATTERN ('x' or 'x.*'); repeat to require all")
+        .repeat()
+        .check(tags::check_pattern),
+    num("limit", "N", "0", "At most N jobs, newest first; 0 is unlimited"),
+];
+
+const DELETE: &[Flag] = &[
+    switch("all", "Delete every finished job started in the current directory"),
+    switch("dry-run", "Report what would be deleted, delete nothing"),
+];
+
+const GC: &[Flag] = &[
+    opt("older-than", "DURATION", "Delete finished jobs older than DURATION: <n>d, <n>h, <n>m, <n>s or <n> seconds")
+        .default("30d"),
+    switch("dry-run", "Report what would be deleted, delete nothing"),
+];
+
+const TAG_SET: &[Flag] = &[opt("tag", "TAG", "The new tags; none clears them").repeat().check(tags::check_tag)];
+
+const NOTIFY_SET: &[Flag] = &[
+    opt("command", "CMD", "Completion command sink (replaces the current one)"),
+    opt("output-pattern", "PAT", "Output-match pattern; an empty pattern removes output matching"),
+    opt("output-match-type", "TYPE", "How the pattern matches").choices(MATCH_TYPES),
+    opt("output-stream", "STREAM", "Which stream the pattern looks at").choices(STREAMS),
+    opt("output-command", "CMD", "Output-match command sink"),
+    opt("output-file", "PATH", "Output-match NDJSON file sink"),
+];
+
+const INSTALL_SKILLS: &[Flag] = &[
+    opt("source", "SPEC", "self (the built-in bundle) or local:<path>").default("self"),
+    switch("global", "Install into ~/.agents instead of ./.agents"),
+];
+
+const SERVE: &[Flag] = &[
+    opt("bind", "IP:PORT", "Address to listen on (a literal IP and port)").default("127.0.0.1:19263"),
+    opt("port", "PORT", "Shorthand for --bind 127.0.0.1:PORT").check(check_u16),
+    num("max-connections", "N", "64", "Requests served at once; further connections wait in the kernel backlog"),
+    opt(
+        "token-file",
+        "PATH",
+        "Require 'Authorization: Bearer <token>' with the token read from PATH (also: $AGENT_EXEC_SERVE_TOKEN)",
+    ),
+];
+
+pub const COMMANDS: &[Command] = &[
+    Command {
+        name: "create",
+        about: "Define a job without starting it",
+        usage: "create [OPTIONS] [--] <COMMAND>...",
+        flags: &[DEFINITION],
+        operand: Operand::JobCommand,
+        conflicts: &[("inherit-env", "no-inherit-env")],
+        requires: &[],
+    },
+    Command {
+        name: "start",
+        about: "Start a created job",
+        usage: "start [OPTIONS] <JOB_ID>",
+        flags: &[OBSERVE, WAIT_BOUND],
+        operand: Operand::JobId,
+        conflicts: &[("until", "forever")],
+        requires: &[("until", "wait"), ("forever", "wait")],
+    },
+    Command {
+        name: "run",
+        about: "Run a command as a background job and report on it",
+        usage: "run [OPTIONS] [--] <COMMAND>...",
+        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG],
+        operand: Operand::JobCommand,
+        conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever")],
+        requires: &[("until", "wait"), ("forever", "wait")],
+    },
+    Command {
+        name: "status",
+        about: "Show the state of a job",
+        usage: "status <JOB_ID>",
+        flags: &[],
+        operand: Operand::JobId,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "tail",
+        about: "Show the end of a job's stdout and stderr",
+        usage: "tail [OPTIONS] <JOB_ID>",
+        flags: &[TAIL],
+        operand: Operand::JobId,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "wait",
+        about: "Wait until a job ends (30 s by default)",
+        usage: "wait [OPTIONS] <JOB_ID>",
+        flags: &[WAIT],
+        operand: Operand::JobId,
+        conflicts: &[("until", "forever")],
+        requires: &[],
+    },
+    Command {
+        name: "kill",
+        about: "Send a signal to a running job's process group",
+        usage: "kill [OPTIONS] <JOB_ID>",
+        flags: &[KILL],
+        operand: Operand::JobId,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "delete",
+        about: "Delete one job, or every finished job of the current directory",
+        usage: "delete [--dry-run] <JOB_ID> | delete --all [--dry-run]",
+        flags: &[DELETE],
+        operand: Operand::JobIdUnless("all"),
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "gc",
+        about: "Delete finished jobs older than a duration",
+        usage: "gc [OPTIONS]",
+        flags: &[GC],
+        operand: Operand::None,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "schema",
+        about: "Print the JSON Schema of every response",
+        usage: "schema",
+        flags: &[],
+        operand: Operand::None,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "list",
+        about: "List jobs, newest first",
+        usage: "list [OPTIONS]",
+        flags: &[LIST],
+        operand: Operand::None,
+        conflicts: &[("cwd", "all")],
+        requires: &[],
+    },
+    Command {
+        name: "tag set",
+        about: "Replace a job's tags",
+        usage: "tag set <JOB_ID> [--tag <TAG>]...",
+        flags: &[TAG_SET],
+        operand: Operand::JobId,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "install-skills",
+        about: "Install the agent skill bundle into .agents/skills",
+        usage: "install-skills [OPTIONS]",
+        flags: &[INSTALL_SKILLS],
+        operand: Operand::None,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "notify set",
+        about: "Change a job's notification settings",
+        usage: "notify set <JOB_ID> [OPTIONS]",
+        flags: &[NOTIFY_SET],
+        operand: Operand::JobId,
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "completions",
+        about: "Print a shell completion script",
+        usage: "completions <SHELL>",
+        flags: &[],
+        operand: Operand::Choice("SHELL", SHELLS),
+        conflicts: &[],
+        requires: &[],
+    },
+    Command {
+        name: "serve",
+        about: "Serve the REST API on a local address",
+        usage: "serve [OPTIONS]",
+        flags: &[SERVE],
+        operand: Operand::None,
+        conflicts: &[("bind", "port")],
+        requires: &[],
+    },
+];
+
+pub fn find(name: &str) -> Option<&'static Command> {
+    COMMANDS.iter().find(|c| c.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_consistent() {
+        let mut names: Vec<&str> = COMMANDS.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COMMANDS.len(), "duplicate subcommand");
+        for command in COMMANDS {
+            let flags: Vec<&Flag> = command.all_flags().collect();
+            for (i, flag) in flags.iter().enumerate() {
+                assert!(!flag.doc.is_empty(), "{} --{} has no doc", command.name, flag.long);
+                assert!(flag.long.is_ascii() && !flag.long.starts_with('-'));
+                assert!(
+                    flag.value.is_some() || (flag.choices.is_empty() && flag.default.is_none() && !flag.repeatable)
+                );
+                assert!(GLOBAL.iter().all(|g| g.long != flag.long), "{} shadows a global", flag.long);
+                for other in &flags[i + 1..] {
+                    assert_ne!(flag.long, other.long, "duplicate --{} in {}", flag.long, command.name);
+                }
+                if let (Some(default), Some(check)) = (flag.default, flag.check) {
+                    assert!(check(default).is_ok(), "default of --{} fails its own check", flag.long);
+                }
+                if let Some(default) = flag.default.filter(|_| !flag.choices.is_empty()) {
+                    assert!(flag.choices.contains(&default));
+                }
+            }
+            for (a, b) in command.conflicts.iter().chain(command.requires) {
+                assert!(command.flag(a).is_some() && command.flag(b).is_some(), "{}: {a}/{b}", command.name);
+            }
+        }
+    }
+}

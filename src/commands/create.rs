@@ -1,0 +1,27 @@
+//! `create`: persist a job definition without starting it.
+
+use super::define::{Definition, create_job};
+use crate::cli::Args;
+use crate::error::Result;
+use crate::jobstore::{self, Root};
+use crate::time;
+use crate::wire::{CreateBody, Reply, State, Status};
+
+pub fn create(args: &Args, root: &Root) -> Result<Reply> {
+    let definition = Definition::from_args(args)?;
+    let id = jobstore::new_id();
+    let job = create_job(root, &definition.meta(&id, root, true, None))?;
+    if let Err(e) = job.write_state(&State::new(&id, Status::Created, time::now())) {
+        let _ = std::fs::remove_dir_all(&job.path);
+        return Err(e);
+    }
+    Ok(Reply::new(
+        "create",
+        &CreateBody {
+            job_id: id,
+            state: "created",
+            stdout_log_path: job.file_string(jobstore::STDOUT_LOG),
+            stderr_log_path: job.file_string(jobstore::STDERR_LOG),
+        },
+    ))
+}

@@ -1,0 +1,167 @@
+//! What a job is, before it exists: the definition shared by `run`, `create` and HTTP
+//! `POST /exec`, and the creation of its directory.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::cli::Args;
+use crate::config;
+use crate::error::{Error, Result};
+use crate::jobstore::{self, JobDir, Root};
+use crate::supervisor::{LaunchSpec, masked, split_entry};
+use crate::tags;
+use crate::time;
+use crate::wire::{JobRef, MatchType, Meta, Notification, OutputMatch, SCHEMA_VERSION, StreamFilter};
+
+#[derive(Debug, Clone)]
+pub struct Definition {
+    pub command: Vec<String>,
+    /// `--env` entries with real values.
+    pub env: Vec<String>,
+    pub env_files: Vec<String>,
+    pub inherit_env: bool,
+    pub mask: Vec<String>,
+    pub tags: Vec<String>,
+    pub timeout_ms: u64,
+    pub kill_after_ms: u64,
+    pub progress_every_ms: u64,
+    pub notification: Option<Notification>,
+    pub wrapper: Vec<String>,
+    /// `--cwd` as given.
+    pub cwd: Option<String>,
+}
+
+impl Definition {
+    /// Stage two of parsing for `run` and `create`: resolves the wrapper (which reads
+    /// config.toml) before anything is created.
+    pub fn from_args(args: &Args) -> Result<Definition> {
+        let wrapper = config::resolve_wrapper(args.value("shell-wrapper"), args.value("config"))?;
+        let owned = |name: &str| args.values(name).into_iter().map(str::to_string).collect::<Vec<_>>();
+        let on_output_match = args.value("output-pattern").filter(|p| !p.is_empty()).map(|pattern| OutputMatch {
+            pattern: pattern.to_string(),
+            match_type: if args.value("output-match-type") == Some("regex") {
+                MatchType::Regex
+            } else {
+                MatchType::Contains
+            },
+            stream: match args.value("output-stream") {
+                Some("stdout") => StreamFilter::Stdout,
+                Some("stderr") => StreamFilter::Stderr,
+                _ => StreamFilter::Either,
+            },
+            command: args.value("output-command").map(str::to_string),
+            file: args.value("output-file").map(str::to_string),
+        });
+        let notification = Notification {
+            notify_command: args.value("notify-command").map(str::to_string),
+            notify_file: args.value("notify-file").map(str::to_string),
+            on_output_match,
+        };
+        Ok(Definition {
+            command: args.job_command.clone(),
+            env: owned("env"),
+            env_files: owned("env-file"),
+            inherit_env: !args.has("no-inherit-env"),
+            mask: owned("mask"),
+            tags: tags::dedup(&args.values("tag")),
+            timeout_ms: args.num("timeout"),
+            kill_after_ms: args.num("kill-after"),
+            progress_every_ms: args.num("progress-every"),
+            notification: (!notification.is_empty()).then_some(notification),
+            wrapper,
+            cwd: args.value("cwd").map(str::to_string),
+        })
+    }
+
+    /// The env entries as shown to users: masked values replaced by `***`.
+    pub fn display_env(&self) -> Vec<String> {
+        masked(&self.env, &self.mask)
+    }
+
+    /// `meta.json` for a new job. Only `create` stores the real values
+    /// (`env_vars_runtime`), because `start` needs them later.
+    pub fn meta(&self, id: &str, root: &Root, keep_runtime_env: bool, full_log_path: Option<String>) -> Meta {
+        Meta {
+            job: JobRef { id: id.to_string() },
+            schema_version: SCHEMA_VERSION.to_string(),
+            command: self.command.clone(),
+            created_at: time::now(),
+            root: root.display(),
+            env_keys: self.env.iter().map(|e| split_entry(e).0.to_string()).collect(),
+            env_vars: self.display_env(),
+            env_vars_runtime: if keep_runtime_env { self.env.clone() } else { Vec::new() },
+            mask: self.mask.clone(),
+            cwd: Some(effective_cwd(self.cwd.as_deref())),
+            notification: self.notification.clone(),
+            tags: self.tags.clone(),
+            inherit_env: self.inherit_env,
+            env_files: self.env_files.clone(),
+            timeout_ms: self.timeout_ms,
+            kill_after_ms: self.kill_after_ms,
+            progress_every_ms: self.progress_every_ms,
+            shell_wrapper: self.wrapper.clone(),
+            full_log_path,
+        }
+    }
+
+    pub fn spec(&self, cwd: Option<String>, full_log: PathBuf) -> LaunchSpec {
+        LaunchSpec {
+            command: self.command.clone(),
+            wrapper: self.wrapper.clone(),
+            env: self.env.clone(),
+            env_files: self.env_files.clone(),
+            inherit_env: self.inherit_env,
+            cwd,
+            full_log,
+            timeout_ms: self.timeout_ms,
+            kill_after_ms: self.kill_after_ms,
+            progress_every_ms: self.progress_every_ms,
+        }
+    }
+}
+
+/// The effective working directory (CONTRACT §6.5): canonical if it exists, else made
+/// absolute with `..` removed lexically.
+pub fn effective_cwd(raw: Option<&str>) -> String {
+    let path = match raw {
+        Some(raw) => PathBuf::from(raw),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    };
+    std::fs::canonicalize(&path).unwrap_or_else(|_| jobstore::root::absolutize(&path)).to_string_lossy().into_owned()
+}
+
+/// Creates the job directory with its `meta.json` and empty logs. On failure nothing is
+/// left behind.
+pub fn create_job(root: &Root, meta: &Meta) -> Result<JobDir> {
+    root.create()?;
+    let job = root.job(&meta.job.id);
+    DirBuilder::new()
+        .mode(0o700)
+        .create(&job.path)
+        .map_err(|e| Error::io(format!("create job directory {}", job.path.display()), e))?;
+    let filled = job.write_meta(meta).and_then(|()| {
+        for log in [jobstore::STDOUT_LOG, jobstore::STDERR_LOG, jobstore::FULL_LOG] {
+            create_empty(&job.file(log))?;
+        }
+        Ok(())
+    });
+    match filled {
+        Ok(()) => Ok(job),
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&job.path);
+            Err(e)
+        }
+    }
+}
+
+fn create_empty(path: &Path) -> Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| Error::io(format!("create {}", path.display()), e))
+}

@@ -1,0 +1,147 @@
+//! Shared by `run`, `start` and HTTP `POST /exec`: hand the job to a supervisor, then
+//! observe it for the snapshot window or until it ends (CONTRACT §7.3, DECISIONS OP-9).
+
+use std::time::{Duration, Instant};
+
+use crate::cli::Args;
+use crate::error::Result;
+use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
+use crate::jobstore::{self, JobDir, liveness};
+use crate::supervisor::{self, Handshake, LaunchSpec};
+use crate::tail::snapshot;
+use crate::time;
+use crate::wire::{JobResult, RunBody, Snapshot, State, Status};
+
+/// The snapshot window is clamped to this (CONTRACT §8.1).
+const MAX_WINDOW_MS: u64 = 10_000;
+
+/// The record written before the supervisor exists (DECISIONS OP-2): `running`, with
+/// this process as the one responsible until the supervisor takes over, so that a
+/// front-end killed mid-launch leaves a job that every reader sees as lost.
+pub fn initial_state(id: &str) -> State {
+    let now = time::now();
+    let mut state = State::new(id, Status::Running, now.clone());
+    state.job.started_at = Some(now);
+    state.supervisor_pid = Some(std::process::id());
+    state.supervisor_pid_start = liveness::start_time(std::process::id());
+    state
+}
+
+/// Launches the supervisor and waits for its start handshake. A supervisor that died
+/// before answering, or could not be launched at all, leaves a `failed` record.
+pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
+    match supervisor::launch(job, spec) {
+        Ok(Handshake::Started | Handshake::Failed(_)) => Ok(()),
+        Ok(Handshake::Lost) => {
+            record_failure(job, "supervisor exited before starting the job");
+            Ok(())
+        }
+        Err(e) => {
+            record_failure(job, &e.message);
+            Err(e)
+        }
+    }
+}
+
+fn record_failure(job: &JobDir, reason: &str) {
+    let Ok(_lock) = job.lock() else { return };
+    if let Ok(mut state) = job.read_state()
+        && state.status() == Status::Running
+        && state.supervisor_pid == Some(std::process::id())
+    {
+        state.finish(Status::Failed, JobResult::default(), Some(reason.to_string()), time::now());
+        let _ = job.write_state(&state);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Observe {
+    pub snapshot_after_ms: u64,
+    pub tail_lines: u64,
+    pub max_bytes: u64,
+    pub wait: bool,
+    pub poll_ms: u64,
+    /// With `wait`: how long at most; `None` waits until the job ends.
+    pub until_ms: Option<u64>,
+}
+
+impl Observe {
+    pub fn from_args(args: &Args) -> Observe {
+        let until_ms = if args.has("forever") { None } else { Some(args.num("until")) };
+        Observe {
+            snapshot_after_ms: args.num("snapshot-after"),
+            tail_lines: args.num("tail-lines"),
+            max_bytes: args.num("max-bytes"),
+            wait: args.has("wait"),
+            poll_ms: args.num("wait-poll-ms"),
+            until_ms,
+        }
+    }
+}
+
+pub struct Observed {
+    pub state: State,
+    pub waited_ms: u64,
+    pub snapshot: Option<Snapshot>,
+    pub final_snapshot: Option<Snapshot>,
+}
+
+pub fn observe(job: &JobDir, options: &Observe) -> Observed {
+    let t0 = Instant::now();
+    let window_ms = if options.wait { options.until_ms } else { Some(options.snapshot_after_ms.min(MAX_WINDOW_MS)) };
+    let current = || job.read_live_state().unwrap_or_else(|_| initial_state(&job.id));
+    let state = match window_ms {
+        Some(0) => current(),
+        _ => {
+            let deadline = window_ms.map(|ms| t0 + Duration::from_millis(ms));
+            let poll = Duration::from_millis(if options.wait { options.poll_ms } else { 15 });
+            wait_for_end(job, deadline, poll, OnUnreadable::Retry).unwrap_or_else(|_| current())
+        }
+    };
+    let waited_ms = if window_ms == Some(0) && !options.wait { 0 } else { t0.elapsed().as_millis() as u64 };
+    let take = || {
+        snapshot(
+            &job.file(jobstore::STDOUT_LOG),
+            &job.file(jobstore::STDERR_LOG),
+            options.tail_lines,
+            options.max_bytes,
+        )
+    };
+    let (snapshot, final_snapshot) = match (options.wait, window_ms) {
+        (false, Some(0)) => (None, None),
+        (false, _) => (Some(take()), None),
+        (true, _) if state.status().is_terminal() => (None, Some(take())),
+        (true, _) => (None, None),
+    };
+    Observed { state, waited_ms, snapshot, final_snapshot }
+}
+
+/// The `run`/`start`/`exec` response. Without `--wait`, a job still going is reported as
+/// `running`, as 0.1.18 clients expect; a job known to have ended is reported with its
+/// real state and outcome (DECISIONS OP-9).
+pub fn run_body(
+    job: &JobDir,
+    observed: Observed,
+    tags: Vec<String>,
+    env_vars: Option<Vec<String>>,
+    since: Instant,
+) -> RunBody {
+    let Observed { state, waited_ms, snapshot, final_snapshot } = observed;
+    let terminal = state.status().is_terminal();
+    RunBody {
+        job_id: job.id.clone(),
+        state: state.status().as_str().to_string(),
+        tags,
+        env_vars,
+        snapshot,
+        stdout_log_path: job.file_string(jobstore::STDOUT_LOG),
+        stderr_log_path: job.file_string(jobstore::STDERR_LOG),
+        waited_ms,
+        elapsed_ms: since.elapsed().as_millis() as u64,
+        exit_code: state.result.exit_code.filter(|_| terminal),
+        signal: state.result.signal.clone().filter(|_| terminal),
+        error: state.error.clone().filter(|_| terminal),
+        finished_at: state.finished_at.clone().filter(|_| terminal),
+        final_snapshot,
+    }
+}

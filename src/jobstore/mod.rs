@@ -1,0 +1,133 @@
+//! The job store: the root directory, job ids, job directories and their files.
+//!
+//! Every JSON file is replaced atomically (`atomic`), every read-modify-write happens
+//! under the job's lock, and every reader of a `running` state checks that the job's
+//! supervisor is really alive (`liveness`). **API boundary**: the layout and file formats
+//! are shared with 0.1.18 (CONTRACT §5).
+
+mod atomic;
+pub mod liveness;
+pub mod root;
+pub mod waiter;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use atomic::{Lock, write_atomic};
+pub use root::{Root, home_dir};
+
+use crate::error::{Code, Error, Result};
+use crate::wire::{Meta, State};
+
+pub const META: &str = "meta.json";
+pub const STATE: &str = "state.json";
+pub const STDOUT_LOG: &str = "stdout.log";
+pub const STDERR_LOG: &str = "stderr.log";
+pub const FULL_LOG: &str = "full.log";
+pub const COMPLETION_EVENT: &str = "completion_event.json";
+pub const MATCH_EVENTS: &str = "notification_events.ndjson";
+
+/// DECISIONS OP-5: an id or prefix is 1 to 26 ASCII letters and digits. Checked before
+/// the text is ever joined to a path.
+pub fn valid_id(id: &str) -> bool {
+    (1..=26).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// One job directory, named by its id, directly below the root.
+#[derive(Debug, Clone)]
+pub struct JobDir {
+    pub id: String,
+    pub path: PathBuf,
+}
+
+impl JobDir {
+    pub fn new(root: &Path, id: &str) -> JobDir {
+        JobDir { id: id.to_string(), path: root.join(id) }
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn file_string(&self, name: &str) -> String {
+        self.file(name).to_string_lossy().into_owned()
+    }
+
+    pub fn read_meta(&self) -> Result<Meta> {
+        read_json(&self.file(META))
+    }
+
+    pub fn read_state(&self) -> Result<State> {
+        read_json(&self.file(STATE))
+    }
+
+    pub fn write_meta(&self, meta: &Meta) -> Result<()> {
+        write_pretty(&self.path, META, meta)
+    }
+
+    pub fn write_state(&self, state: &State) -> Result<()> {
+        write_pretty(&self.path, STATE, state)
+    }
+
+    /// Takes the job's lock (DECISIONS OP-12); it is released when the guard drops.
+    pub fn lock(&self) -> Result<Lock> {
+        Lock::acquire(&self.path)
+    }
+
+    /// Reads `state.json` and, if it claims `running` while the supervisor is gone,
+    /// records and returns the `failed` state (DECISIONS OP-1).
+    pub fn read_live_state(&self) -> Result<State> {
+        let state = self.read_state()?;
+        Ok(liveness::refresh(self, state))
+    }
+}
+
+/// Is this a job directory: a real directory (not a symlink) holding `meta.json` or
+/// `state.json`? Anything else below the root is never treated as a job (OP-5, OP-19).
+pub fn is_job_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        && (fs::symlink_metadata(path.join(META)).is_ok() || fs::symlink_metadata(path.join(STATE)).is_ok())
+}
+
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("parse {}: {e}", path.display())))
+}
+
+/// Pretty JSON with two-space indentation and no trailing newline, as 0.1.18 writes.
+pub fn write_pretty<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(format!("serialize {name}: {e}")))?;
+    write_atomic(dir, name, &bytes)
+}
+
+/// The message for a prefix that matches several jobs (CONTRACT §2.5).
+pub fn ambiguous(prefix: &str, mut candidates: Vec<String>) -> Error {
+    candidates.sort();
+    let shown = candidates.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    let more = if candidates.len() > 5 { format!(", ... and {} more", candidates.len() - 5) } else { String::new() };
+    Error::new(Code::AmbiguousJobId, format!("ambiguous job ID prefix '{prefix}': matches {shown}{more}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_validation() {
+        assert!(valid_id("01J9ZK3M8E5PQRSTVWYZ12ABCD"));
+        assert!(valid_id("01j9"));
+        for bad in ["", ".", "..", "a/b", "/etc", "%2F", "a\0b", "01J9ZK3M8E5PQRSTVWYZ12ABCDE", "a b", "é"] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ambiguity_lists_five_sorted_candidates() {
+        let ids = ["F", "B", "A", "E", "D", "C", "G"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(ambiguous("x", ids).message, "ambiguous job ID prefix 'x': matches A, B, C, D, E, ... and 2 more");
+    }
+}

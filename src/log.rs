@@ -1,0 +1,87 @@
+//! Diagnostics on stderr. Verbosity comes from `-v` (warn, info, debug, trace) unless
+//! `RUST_LOG` names a level, which wins. Lines are for humans, never for parsing.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+static LEVEL: AtomicU8 = AtomicU8::new(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 0,
+    Warn = 1,
+    Info = 2,
+    Debug = 3,
+    Trace = 4,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+            Level::Trace => "TRACE",
+        }
+    }
+}
+
+pub fn init(verbose: u8) {
+    let from_env = std::env::var("RUST_LOG").ok().and_then(|v| parse_filter(&v));
+    LEVEL.store(from_env.unwrap_or(1 + verbose.min(3)), Ordering::Relaxed);
+}
+
+/// Understands `level` and `agent_exec=level` (the last directive that applies wins);
+/// anything else is ignored, as the contract asks of an invalid filter.
+fn parse_filter(filter: &str) -> Option<u8> {
+    let mut level = None;
+    for directive in filter.split(',').map(str::trim) {
+        let value = match directive.split_once('=') {
+            Some((target, value)) if target == "agent_exec" || target == "agent-exec" => value,
+            Some(_) => continue,
+            None => directive,
+        };
+        level = match value.to_ascii_lowercase().as_str() {
+            "off" | "error" => Some(0),
+            "warn" => Some(1),
+            "info" => Some(2),
+            "debug" => Some(3),
+            "trace" => Some(4),
+            _ => return None,
+        };
+    }
+    level
+}
+
+pub fn enabled(level: Level) -> bool {
+    level as u8 <= LEVEL.load(Ordering::Relaxed)
+}
+
+pub fn write(level: Level, message: std::fmt::Arguments) {
+    if enabled(level) {
+        eprintln!("{} {:5} agent_exec: {message}", crate::time::now(), level.name());
+    }
+}
+
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Info, format_args!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::write($crate::log::Level::Debug, format_args!($($arg)*)) };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_filter;
+
+    #[test]
+    fn filters() {
+        assert_eq!(parse_filter("debug"), Some(3));
+        assert_eq!(parse_filter("agent_exec=trace"), Some(4));
+        assert_eq!(parse_filter("other=trace"), None);
+        assert_eq!(parse_filter("nonsense"), None);
+    }
+}

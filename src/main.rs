@@ -1,0 +1,69 @@
+//! agent-exec: run commands as supervised background jobs; every call prints exactly one
+//! JSON (or YAML) object on stdout.
+//!
+//! `main` only dispatches: parse argv, run one command, print one response, map it to an
+//! exit code (0 success, 1 error object, 2 usage error). See ARCHITECTURE.md for the map.
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod jobstore;
+mod log;
+mod output;
+mod signals;
+mod supervisor;
+mod tags;
+mod tail;
+mod time;
+mod wire;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use cli::Parsed;
+use error::{Code, Error};
+
+const VERSION: &str = "agent-exec 0.1.18\n";
+
+fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if argv.first().is_some_and(|a| a == supervisor::SUPERVISE_ARG) {
+        let code = argv.get(1).map_or(2, |dir| supervisor::main(std::path::Path::new(dir)));
+        return ExitCode::from(code as u8);
+    }
+    if std::env::var_os("COMPLETE").is_some_and(|v| !v.is_empty() && v != "0") {
+        eprintln!(
+            "agent-exec: the COMPLETE completion protocol is not supported; use 'agent-exec completions <shell>'"
+        );
+        return ExitCode::from(2);
+    }
+    match cli::parse(argv) {
+        Parsed::Help(text) => output::print_text(&text),
+        Parsed::Version => output::print_text(VERSION),
+        Parsed::Missing => {
+            eprint!("{}", cli::top_help());
+            return ExitCode::from(2);
+        }
+        Parsed::Usage(message, usage) => return usage_error(&message, &usage),
+        Parsed::Run(args) => {
+            log::init(args.verbose);
+            match commands::dispatch(&args) {
+                Ok(reply) => output::print(&reply.json, args.yaml),
+                Err(Error { code: Code::Usage, message }) => {
+                    return usage_error(&message, &format!("agent-exec {}", args.command.usage));
+                }
+                Err(err) => {
+                    output::print(&wire::error_json(&err), args.yaml);
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn usage_error(message: &str, usage: &str) -> ExitCode {
+    eprintln!("error: {message}\n\nUsage: {usage}\n\nFor more information, try '--help'.");
+    ExitCode::from(2)
+}

@@ -1,0 +1,92 @@
+//! The job's environment (CONTRACT §6.4): our environment (unless `--no-inherit-env`),
+//! then each env file, then each `--env` entry; later wins.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+
+/// Splits an entry at its first `=`; an entry without one is a key with an empty value.
+pub fn split_entry(entry: &str) -> (&str, &str) {
+    entry.split_once('=').unwrap_or((entry, ""))
+}
+
+/// Parses an env file: lines are trimmed, blank and `#` lines skipped, the rest split like
+/// `--env`. No quotes, no `export`, no expansion: the value is the text as written.
+pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| {
+            let (key, value) = split_entry(line);
+            (key.to_string(), value.to_string())
+        })
+        .collect()
+}
+
+/// Reads an env file; only regular files are read, so a FIFO cannot hang the launch.
+pub fn read_env_file(path: &str) -> Result<Vec<(String, String)>, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("env file {path}: {e}"))?;
+    if !metadata.is_file() {
+        return Err(format!("env file {path}: not a regular file"));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("env file {path}: {e}"))?;
+    Ok(parse_env_file(&text))
+}
+
+pub fn build(inherit: bool, env_files: &[String], entries: &[String]) -> Result<BTreeMap<OsString, OsString>, String> {
+    let mut env: BTreeMap<OsString, OsString> = if inherit { std::env::vars_os().collect() } else { BTreeMap::new() };
+    for path in env_files {
+        for (key, value) in read_env_file(path)? {
+            env.insert(key.into(), value.into());
+        }
+    }
+    for entry in entries {
+        let (key, value) = split_entry(entry);
+        env.insert(key.into(), value.into());
+    }
+    Ok(env)
+}
+
+/// The display copy of `--env` entries: masked keys become `KEY=***`.
+pub fn masked(entries: &[String], mask: &[String]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|entry| {
+            let (key, _) = split_entry(entry);
+            if mask.iter().any(|m| m == key) { format!("{key}=***") } else { entry.clone() }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_split_at_the_first_equals_sign() {
+        assert_eq!(split_entry("K=a=b"), ("K", "a=b"));
+        assert_eq!(split_entry("BARE"), ("BARE", ""));
+        assert_eq!(split_entry("=x"), ("", "x"));
+    }
+
+    #[test]
+    fn env_file_follows_the_contract_literally() {
+        let text = "# comment\n\n  A=1\n  B = 2 \nE=\"x\"\nexport D=4\nNOEQ\n\t#x=y\n";
+        let parsed = parse_env_file(text);
+        let expect = [("A", "1"), ("B ", " 2"), ("E", "\"x\""), ("export D", "4"), ("NOEQ", "")];
+        assert_eq!(parsed, expect.map(|(k, v)| (k.to_string(), v.to_string())));
+    }
+
+    #[test]
+    fn later_sources_win() {
+        let env = build(false, &[], &["A=1".into(), "A=2".into(), "B".into()]).unwrap_or_default();
+        assert_eq!(env.get(&OsString::from("A")), Some(&OsString::from("2")));
+        assert_eq!(env.get(&OsString::from("B")), Some(&OsString::new()));
+        assert_eq!(env.len(), 2);
+    }
+
+    #[test]
+    fn masking_replaces_values_of_masked_keys_only() {
+        let entries = vec!["TOKEN=s3cr3t".to_string(), "A=1".to_string(), "TOKEN".to_string()];
+        assert_eq!(masked(&entries, &["TOKEN".to_string()]), ["TOKEN=***", "A=1", "TOKEN=***"]);
+    }
+}

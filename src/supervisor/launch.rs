@@ -1,0 +1,180 @@
+//! The front-end side of a launch: double fork, exec of the supervisor, start handshake.
+//!
+//! The caller may be multi-threaded (`serve`), so between `fork` and `execve` the children
+//! make only async-signal-safe calls; every string and pointer is prepared beforehand.
+//! The intermediate child calls `setsid` and forks the supervisor, then exits and is
+//! reaped at once, so no zombie is ever left behind. The supervisor gets the launch spec
+//! on fd 3 (never on argv: it holds secrets) and reports on fd 4 once the job process is
+//! running or has failed to start.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+use super::spec::LaunchSpec;
+use crate::error::{Error, Result};
+use crate::jobstore::JobDir;
+
+/// The hidden subcommand the supervisor is exec'd as.
+pub const SUPERVISE_ARG: &str = "__supervise";
+pub const SPEC_FD: RawFd = 3;
+pub const ACK_FD: RawFd = 4;
+
+/// How the supervisor answered the handshake.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Handshake {
+    Started,
+    /// The job could not be started; `state.json` already says `failed` with this reason.
+    Failed(String),
+    /// The supervisor died before answering.
+    Lost,
+}
+
+pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
+    let payload = serde_json::to_vec(spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
+    let exec = ExecImage::new(job)?;
+    let (spec_read, spec_write) = pipe()?;
+    let (ack_read, ack_write) = pipe()?;
+    let devnull =
+        File::options().read(true).write(true).open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
+    // Keep the descriptors the grandchild dup2()s away from 0..=4, so that no dup2 can
+    // clobber another source before it is used.
+    // The originals are dropped here: a write end left open in this process would keep
+    // the handshake read below from ever seeing end of file.
+    let spec_read = dup_high(spec_read)?;
+    let ack_write = dup_high(ack_write)?;
+    let devnull = dup_high(OwnedFd::from(devnull))?;
+    let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigemptyset initialises the set we own.
+    unsafe { libc::sigemptyset(&mut empty_mask) };
+
+    // SAFETY: fork in a possibly multi-threaded process; both children below only call
+    // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve).
+    let intermediate = unsafe { libc::fork() };
+    if intermediate < 0 {
+        return Err(Error::io("fork supervisor", std::io::Error::last_os_error()));
+    }
+    if intermediate == 0 {
+        unsafe {
+            libc::setsid();
+            let supervisor = libc::fork();
+            if supervisor != 0 {
+                libc::_exit(if supervisor < 0 { 1 } else { 0 });
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &empty_mask, std::ptr::null_mut());
+            libc::dup2(devnull.as_raw_fd(), 0);
+            libc::dup2(devnull.as_raw_fd(), 1);
+            libc::dup2(devnull.as_raw_fd(), 2);
+            libc::dup2(spec_read.as_raw_fd(), SPEC_FD);
+            libc::dup2(ack_write.as_raw_fd(), ACK_FD);
+            libc::execve(exec.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    drop((spec_read, ack_write, devnull));
+    reap(intermediate)?;
+
+    let mut spec_write = File::from(spec_write);
+    // A supervisor that died early closes its end: the write fails with EPIPE (SIGPIPE is
+    // ignored by the Rust runtime) and the handshake below reports it as lost.
+    let _ = spec_write.write_all(&payload);
+    drop(spec_write);
+    let mut answer = String::new();
+    let _ = File::from(ack_read).read_to_string(&mut answer);
+    Ok(parse_ack(&answer))
+}
+
+fn parse_ack(answer: &str) -> Handshake {
+    match answer.trim_end().split_once('\t') {
+        _ if answer.trim_end() == "ok" => Handshake::Started,
+        Some(("failed", reason)) => Handshake::Failed(reason.to_string()),
+        _ => Handshake::Lost,
+    }
+}
+
+/// Everything `execve` needs, built before forking.
+struct ExecImage {
+    path: CString,
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+}
+
+impl ExecImage {
+    fn new(job: &JobDir) -> Result<ExecImage> {
+        let exe = if std::path::Path::new("/proc/self/exe").exists() {
+            std::path::PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().map_err(|e| Error::io("locate own executable", e))?
+        };
+        let cstring = |bytes: &[u8]| CString::new(bytes).map_err(|_| Error::internal("path contains a NUL byte"));
+        let path = cstring(exe.as_os_str().as_bytes())?;
+        let argv = vec![
+            cstring(b"agent-exec")?,
+            cstring(SUPERVISE_ARG.as_bytes())?,
+            cstring(job.path.as_os_str().as_bytes())?,
+        ];
+        let envp: Vec<CString> = std::env::vars_os()
+            .filter_map(|(key, value)| {
+                let mut entry = key.as_bytes().to_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(value.as_bytes());
+                CString::new(entry).ok()
+            })
+            .collect();
+        let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        let envp_ptrs = envp.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        Ok(ExecImage { path, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(Error::io("create pipe", std::io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Moves a descriptor to number 10 or above (close-on-exec), closing the original.
+fn dup_high(fd: OwnedFd) -> Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we then own.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if new < 0 {
+        return Err(Error::io("duplicate descriptor", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `new` is a fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+fn reap(pid: libc::pid_t) -> Result<()> {
+    loop {
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Error::io("reap launcher", err));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_answers() {
+        assert_eq!(parse_ack("ok\n"), Handshake::Started);
+        assert_eq!(parse_ack("failed\tno such dir\n"), Handshake::Failed("no such dir".into()));
+        assert_eq!(parse_ack(""), Handshake::Lost);
+        assert_eq!(parse_ack("garbage"), Handshake::Lost);
+    }
+}

@@ -1,0 +1,174 @@
+//! The supervisor: one detached process per job that owns the job process, its logs and
+//! its state from start to finish (CONTRACT §6, DECISIONS OP-1, OP-2, OP-20).
+//!
+//! It is exec'd by `launch` as `agent-exec __supervise <job_dir>`, reads its launch spec
+//! from fd 3, starts the job in a new session, answers the front-end on fd 4, and then
+//! runs `watch::Watch` until the job has ended and its output is drained. After the start
+//! handshake it is the only writer of `state.json`, apart from the `kill` record and the
+//! lost-supervisor repair, which other processes write under the job lock.
+
+mod capture;
+mod env;
+mod launch;
+mod notify;
+mod spec;
+mod watch;
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::fd::FromRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub use env::{masked, split_entry};
+pub use launch::{Handshake, SUPERVISE_ARG, launch};
+pub use notify::deliver_completion;
+pub use spec::LaunchSpec;
+
+use crate::jobstore::{self, JobDir, liveness};
+use crate::time;
+use crate::wire::{JobResult, Status};
+
+/// Entry point of the hidden `__supervise` subcommand; returns the process exit code.
+pub fn main(job_dir: &Path) -> i32 {
+    // SAFETY: plain signal disposition changes and fcntl on descriptors we were given.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::fcntl(launch::ACK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(launch::SPEC_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+    }
+    let id = job_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let job = JobDir { id, path: job_dir.to_path_buf() };
+    // SAFETY: the launcher set up fds 3 and 4 for us; nothing else owns them.
+    let mut spec_pipe = unsafe { File::from_raw_fd(launch::SPEC_FD) };
+    let mut ack = unsafe { File::from_raw_fd(launch::ACK_FD) };
+    let mut payload = Vec::new();
+    let spec = spec_pipe
+        .read_to_end(&mut payload)
+        .map_err(|e| format!("read launch spec: {e}"))
+        .and_then(|_| serde_json::from_slice::<LaunchSpec>(&payload).map_err(|e| format!("parse launch spec: {e}")));
+    drop(spec_pipe);
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(reason) => return fail(&job, None, &mut ack, reason),
+    };
+    match start(&job, &spec) {
+        Ok(Some(started)) => {
+            let _ = ack.write_all(b"ok\n");
+            drop(ack);
+            started.watch.run();
+            0
+        }
+        // The job was already finished (repaired as lost, or killed) before we started.
+        Ok(None) => 0,
+        Err(reason) => fail(&job, Some(&spec), &mut ack, reason),
+    }
+}
+
+/// Records a failure to start (DECISIONS OP-1), answers the front-end, and delivers the
+/// completion event if sinks are configured.
+fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String) -> i32 {
+    let state = job.lock().ok().and_then(|_lock| {
+        let mut state = job.read_state().ok()?;
+        if state.status().is_terminal() {
+            return Some(state);
+        }
+        state.supervisor_pid = Some(std::process::id());
+        state.supervisor_pid_start = liveness::start_time(std::process::id());
+        state.finish(Status::Failed, JobResult::default(), Some(reason.clone()), time::now());
+        let _ = job.write_state(&state);
+        Some(state)
+    });
+    let _ = writeln!(ack, "failed\t{}", reason.replace(['\n', '\t'], " "));
+    if let (Some(state), Some(spec)) = (state, spec) {
+        deliver_completion(job, &spec.wrapper, spec.cwd.as_deref(), &state);
+    }
+    1
+}
+
+struct Started {
+    watch: watch::Watch,
+}
+
+/// Opens the logs, builds the environment, spawns the job and records it as running.
+/// Returns `None` if the job reached a terminal state before we could start it.
+fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
+    let stdout_log = open_log(&job.file(jobstore::STDOUT_LOG), true)?;
+    let stderr_log = open_log(&job.file(jobstore::STDERR_LOG), true)?;
+    if let Some(parent) = spec.full_log.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| format!("create log directory {}: {e}", parent.display()))?;
+    }
+    let full_log = open_log(&spec.full_log, true)?;
+    let environment = env::build(spec.inherit_env, &spec.env_files, &spec.env)?;
+    if let Some(cwd) = &spec.cwd {
+        match std::fs::metadata(cwd) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("working directory {cwd}: not a directory")),
+            Err(e) => return Err(format!("working directory {cwd}: {e}")),
+        }
+    }
+    let argv = spec.argv();
+    let Some((program, args)) = argv.split_first() else {
+        return Err("shell wrapper must not be empty".to_string());
+    };
+    let mut command = Command::new(program);
+    command.args(args).env_clear().envs(environment).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(cwd) = &spec.cwd {
+        command.current_dir(cwd);
+    }
+    // SAFETY: setsid is async-signal-safe; it makes the job a session and group leader
+    // so that signals to -pid reach all of its descendants and none of ours.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let sigchld = watch::SignalPipe::new().map_err(|e| format!("signal pipe: {e}"))?;
+
+    let lock = job.lock().map_err(|e| e.message)?;
+    let mut state = job.read_state().map_err(|e| e.message)?;
+    if state.status() != Status::Running {
+        return Ok(None);
+    }
+    let child: Child = command.spawn().map_err(|e| format!("spawn {program}: {e}"))?;
+    let spawned = std::time::Instant::now();
+    let pid = child.id();
+    state.job.started_at = Some(time::now());
+    state.updated_at = time::now();
+    state.pid = Some(pid);
+    state.pid_start = liveness::start_time(pid);
+    state.supervisor_pid = Some(std::process::id());
+    state.supervisor_pid_start = liveness::start_time(std::process::id());
+    if let Err(e) = job.write_state(&state) {
+        // Without a running record nobody could follow the job: stop it and report.
+        // SAFETY: signalling the process group we just created.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        return Err(e.message);
+    }
+    drop(lock);
+    let logs = watch::Logs { stdout: stdout_log, stderr: stderr_log, full: full_log };
+    let watch = watch::Watch::new(job.clone(), spec.clone(), child, spawned, sigchld, logs);
+    Ok(Some(Started { watch }))
+}
+
+/// Logs are private (DECISIONS OP-11) and truncated when the supervisor starts.
+fn open_log(path: &Path, truncate: bool) -> Result<File, String> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("open log {}: {e}", path.display()))
+}

@@ -1,0 +1,68 @@
+//! What the front-end hands the supervisor through a pipe at launch. It is private to the
+//! binary (not part of the contract) and never touches argv or the disk, because it
+//! carries the unmasked `--env` values.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    pub command: Vec<String>,
+    pub wrapper: Vec<String>,
+    /// `--env` entries with their real values, in order.
+    pub env: Vec<String>,
+    pub env_files: Vec<String>,
+    pub inherit_env: bool,
+    /// Where the job runs; relative paths resolve against the front-end's directory,
+    /// which the supervisor inherits.
+    pub cwd: Option<String>,
+    pub full_log: PathBuf,
+    pub timeout_ms: u64,
+    pub kill_after_ms: u64,
+    pub progress_every_ms: u64,
+}
+
+impl LaunchSpec {
+    /// The job process's argv (CONTRACT §6.3): one word is a shell string for the
+    /// wrapper; several words are exec'd by it as `"$@"`, so the job's pid is the
+    /// workload's.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv = self.wrapper.clone();
+        match self.command.as_slice() {
+            [single] => argv.push(single.clone()),
+            words => {
+                argv.push("exec \"$@\"".to_string());
+                argv.push("--".to_string());
+                argv.extend(words.iter().cloned());
+            }
+        }
+        argv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(command: &[&str]) -> LaunchSpec {
+        LaunchSpec {
+            command: command.iter().map(|s| s.to_string()).collect(),
+            wrapper: vec!["sh".into(), "-lc".into()],
+            env: vec![],
+            env_files: vec![],
+            inherit_env: true,
+            cwd: None,
+            full_log: PathBuf::from("/dev/null"),
+            timeout_ms: 0,
+            kill_after_ms: 0,
+            progress_every_ms: 0,
+        }
+    }
+
+    #[test]
+    fn launch_modes() {
+        assert_eq!(spec(&["echo hi && ls"]).argv(), ["sh", "-lc", "echo hi && ls"]);
+        assert_eq!(spec(&["echo", "hi"]).argv(), ["sh", "-lc", "exec \"$@\"", "--", "echo", "hi"]);
+    }
+}

@@ -1,0 +1,113 @@
+//! The tail algorithm (CONTRACT §7.1), shared by `tail`, snapshots and HTTP `/tail`.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::wire::Snapshot;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tail {
+    pub text: String,
+    pub truncated: bool,
+    pub observed_bytes: u64,
+    pub included_bytes: u64,
+}
+
+/// Tails one log. Only the last `max_bytes` bytes are read, which gives the same result
+/// as reading the whole file and cutting it, without reading gigabytes to show 64 KiB.
+pub fn tail_file(path: &Path, tail_lines: u64, max_bytes: u64) -> Tail {
+    let mut bytes = Vec::new();
+    let mut observed_bytes = 0;
+    if let Ok(mut file) = File::open(path) {
+        observed_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let keep = observed_bytes.min(max_bytes);
+        if file.seek(SeekFrom::End(-(keep as i64))).is_ok() {
+            let _ = file.take(keep).read_to_end(&mut bytes);
+        }
+    }
+    let byte_truncated = observed_bytes > max_bytes;
+    let (text, line_truncated) = tail_text(&bytes, tail_lines);
+    Tail { included_bytes: text.len() as u64, text, truncated: byte_truncated || line_truncated, observed_bytes }
+}
+
+/// Decodes lossily and keeps the last `tail_lines` lines (0 keeps the text as is).
+/// Returns the text and whether lines were dropped.
+pub fn tail_text(bytes: &[u8], tail_lines: u64) -> (String, bool) {
+    let text = String::from_utf8_lossy(bytes);
+    if tail_lines == 0 {
+        return (text.into_owned(), false);
+    }
+    let (body, ends_with_newline) = match text.strip_suffix('\n') {
+        Some(body) => (body, true),
+        None => (&*text, false),
+    };
+    if body.is_empty() && !ends_with_newline {
+        return (String::new(), false);
+    }
+    let segments: Vec<&str> = body.split('\n').collect();
+    let last = segments.len() - 1;
+    let lines: Vec<&str> = segments
+        .iter()
+        .enumerate()
+        .map(|(i, line)| if i < last || ends_with_newline { line.strip_suffix('\r').unwrap_or(line) } else { line })
+        .collect();
+    let keep = usize::try_from(tail_lines).unwrap_or(usize::MAX).min(lines.len());
+    (lines[lines.len() - keep..].join("\n"), lines.len() > keep)
+}
+
+pub fn snapshot(stdout_log: &Path, stderr_log: &Path, tail_lines: u64, max_bytes: u64) -> Snapshot {
+    let out = tail_file(stdout_log, tail_lines, max_bytes);
+    let err = tail_file(stderr_log, tail_lines, max_bytes);
+    Snapshot {
+        truncated: out.truncated || err.truncated,
+        encoding: "utf-8-lossy",
+        stdout_observed_bytes: out.observed_bytes,
+        stderr_observed_bytes: err.observed_bytes,
+        stdout_included_bytes: out.included_bytes,
+        stderr_included_bytes: err.included_bytes,
+        stdout_tail: out.text,
+        stderr_tail: err.text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail_of(bytes: &[u8], lines: u64, max_bytes: u64) -> (String, bool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log");
+        std::fs::write(&path, bytes).expect("write");
+        let tail = tail_file(&path, lines, max_bytes);
+        assert_eq!(tail.observed_bytes, bytes.len() as u64);
+        assert_eq!(tail.included_bytes, tail.text.len() as u64);
+        (tail.text, tail.truncated)
+    }
+
+    #[test]
+    fn contract_examples() {
+        let cases: &[(&[u8], u64, u64, &str, bool)] = &[
+            (b"hello\n", 50, 65536, "hello", false),
+            (b"l1\r\nl2\nno-newline", 50, 65536, "l1\nl2\nno-newline", false),
+            (b"\n\n\n", 50, 65536, "\n\n", false),
+            (b"a\n\nb\n\n", 50, 65536, "a\n\nb\n", false),
+            (b"a\n\nb\n\n", 1, 65536, "", true),
+            ("héllo".as_bytes(), 50, 4, "\u{FFFD}llo", true),
+            (b"anything", 50, 0, "", true),
+            (b"", 50, 65536, "", false),
+            (b"x\r", 50, 65536, "x\r", false),
+            (b"a\r\nb\r\n", 0, 65536, "a\r\nb\r\n", false),
+            (b"1\n2\n3\n", 2, 65536, "2\n3", true),
+        ];
+        for (bytes, lines, max, text, truncated) in cases {
+            assert_eq!(tail_of(bytes, *lines, *max), (text.to_string(), *truncated), "{bytes:?} n={lines} m={max}");
+        }
+    }
+
+    #[test]
+    fn missing_file_is_empty() {
+        let tail = tail_file(Path::new("/nonexistent/agent-exec/log"), 50, 10);
+        assert_eq!(tail, Tail { text: String::new(), truncated: false, observed_bytes: 0, included_bytes: 0 });
+    }
+}

@@ -1,0 +1,284 @@
+//! Response bodies (CONTRACT §8) and the success/error envelopes (§2.3, §2.4).
+//! Optional fields are omitted, never `null`.
+
+use serde::Serialize;
+
+use super::{Notification, SCHEMA_VERSION};
+use crate::error::Error;
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    schema_version: &'static str,
+    ok: bool,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    schema_version: &'static str,
+    ok: bool,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    error: ErrorDetail<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorDetail<'a> {
+    code: &'a str,
+    message: &'a str,
+    retryable: bool,
+}
+
+/// One finished response: the whole envelope already serialized as compact JSON, in the
+/// contract's key order. Serializing at construction keeps the printer, the YAML emitter
+/// and the HTTP layer free of per-command types.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub kind: &'static str,
+    pub json: String,
+}
+
+impl Reply {
+    pub fn new<T: Serialize>(kind: &'static str, body: &T) -> Reply {
+        let envelope = Envelope { schema_version: SCHEMA_VERSION, ok: true, kind, body };
+        let json = serde_json::to_string(&envelope).unwrap_or_else(|e| {
+            // Our bodies are plain structs of strings and numbers; this cannot fail, but
+            // if it ever did the client must still get one well-formed object.
+            error_json(&Error::internal(format!("serialize response: {e}")))
+        });
+        Reply { kind, json }
+    }
+}
+
+pub fn error_json(err: &Error) -> String {
+    let envelope = ErrorEnvelope {
+        schema_version: SCHEMA_VERSION,
+        ok: false,
+        kind: "error",
+        error: ErrorDetail { code: err.code.as_str(), message: &err.message, retryable: false },
+    };
+    serde_json::to_string(&envelope).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Snapshot {
+    pub stdout_tail: String,
+    pub stderr_tail: String,
+    pub truncated: bool,
+    pub encoding: &'static str,
+    pub stdout_observed_bytes: u64,
+    pub stderr_observed_bytes: u64,
+    pub stdout_included_bytes: u64,
+    pub stderr_included_bytes: u64,
+}
+
+/// The body of `run`, `start` and HTTP `POST /exec`.
+#[derive(Debug, Serialize)]
+pub struct RunBody {
+    pub job_id: String,
+    pub state: String,
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_vars: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+    pub stdout_log_path: String,
+    pub stderr_log_path: String,
+    pub waited_ms: u64,
+    pub elapsed_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub final_snapshot: Option<Snapshot>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreateBody {
+    pub job_id: String,
+    pub state: &'static str,
+    pub stdout_log_path: String,
+    pub stderr_log_path: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusBody {
+    pub job_id: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TailBody {
+    pub job_id: String,
+    pub stdout_tail: String,
+    pub stderr_tail: String,
+    pub truncated: bool,
+    pub encoding: &'static str,
+    pub stdout_log_path: String,
+    pub stderr_log_path: String,
+    pub stdout_observed_bytes: u64,
+    pub stderr_observed_bytes: u64,
+    pub stdout_included_bytes: u64,
+    pub stderr_included_bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaitBody {
+    pub job_id: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KillBody {
+    pub job_id: String,
+    pub signal: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JobSummary {
+    pub job_id: String,
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListBody {
+    pub root: String,
+    pub jobs: Vec<JobSummary>,
+    pub truncated: bool,
+    pub skipped: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeleteEntry {
+    pub job_id: String,
+    pub state: String,
+    pub action: &'static str,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeleteBody {
+    pub root: String,
+    pub dry_run: bool,
+    pub deleted: u64,
+    pub skipped: u64,
+    pub jobs: Vec<DeleteEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GcEntry {
+    pub job_id: String,
+    pub state: String,
+    pub action: &'static str,
+    pub reason: String,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GcBody {
+    pub root: String,
+    pub dry_run: bool,
+    pub older_than: String,
+    pub older_than_source: &'static str,
+    pub deleted: u64,
+    pub skipped: u64,
+    pub freed_bytes: u64,
+    pub jobs: Vec<GcEntry>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TagSetBody {
+    pub job_id: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NotifySetBody {
+    pub job_id: String,
+    pub notification: Notification,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SchemaBody {
+    pub schema_format: &'static str,
+    pub schema: serde_json::Value,
+    pub generated_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InstalledSkill {
+    pub name: String,
+    pub source_type: String,
+    pub path: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InstallSkillsBody {
+    pub skills: Vec<InstalledSkill>,
+    pub global: bool,
+    pub lock_file_path: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Empty {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Code;
+
+    #[test]
+    fn envelope_keys_come_first_in_order() {
+        let reply = Reply::new("kill", &KillBody { job_id: "01A".into(), signal: "TERM".into() });
+        assert_eq!(reply.json, r#"{"schema_version":"0.1","ok":true,"type":"kill","job_id":"01A","signal":"TERM"}"#);
+    }
+
+    #[test]
+    fn error_envelope_matches_the_contract_example() {
+        let err = Error::new(Code::JobNotFound, "job not found: 01XYZ");
+        assert_eq!(
+            error_json(&err),
+            r#"{"schema_version":"0.1","ok":false,"type":"error","error":{"code":"job_not_found","message":"job not found: 01XYZ","retryable":false}}"#
+        );
+    }
+
+    #[test]
+    fn empty_body_is_just_the_envelope() {
+        assert_eq!(Reply::new("health", &Empty {}).json, r#"{"schema_version":"0.1","ok":true,"type":"health"}"#);
+    }
+}

@@ -1,0 +1,255 @@
+//! `meta.json`, `state.json` and the notification events (CONTRACT §5, §10).
+
+use serde::{Deserialize, Serialize};
+
+fn yes() -> bool {
+    true
+}
+
+pub fn default_wrapper() -> Vec<String> {
+    vec!["sh".to_string(), "-lc".to_string()]
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobRef {
+    pub id: String,
+}
+
+/// `meta.json`: the job definition, written at creation and rewritten only by `tag set`
+/// and `notify set`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub job: JobRef,
+    pub schema_version: String,
+    pub command: Vec<String>,
+    pub created_at: String,
+    pub root: String,
+    pub env_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_vars: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_vars_runtime: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mask: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification: Option<Notification>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default = "yes")]
+    pub inherit_env: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_files: Vec<String>,
+    #[serde(default)]
+    pub timeout_ms: u64,
+    #[serde(default)]
+    pub kill_after_ms: u64,
+    #[serde(default)]
+    pub progress_every_ms: u64,
+    #[serde(default = "default_wrapper")]
+    pub shell_wrapper: Vec<String>,
+    /// Where `run --log` sent the merged log (DECISIONS OP-14); absent for the default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_log_path: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Notification {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_output_match: Option<OutputMatch>,
+}
+
+impl Notification {
+    pub fn is_empty(&self) -> bool {
+        self.notify_command.is_none() && self.notify_file.is_none() && self.on_output_match.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchType {
+    #[default]
+    Contains,
+    Regex,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamFilter {
+    Stdout,
+    Stderr,
+    #[default]
+    Either,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutputMatch {
+    pub pattern: String,
+    #[serde(default)]
+    pub match_type: MatchType,
+    #[serde(default)]
+    pub stream: StreamFilter,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+    Killed,
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Killed => "killed",
+            Status::Failed => "failed",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Status::Exited | Status::Killed | Status::Failed)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StateJob {
+    pub id: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+}
+
+/// The three keys are always written, as `null` when unknown: clients rely on them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JobResult {
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub signal: Option<String>,
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+}
+
+/// `state.json`. The fields after `updated_at` are our optional additions (DECISIONS OP-1,
+/// OP-2): the reason of a `failed` job and the pids with their start times, which let
+/// every reader tell a live job from a dead one without trusting the file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct State {
+    pub job: StateJob,
+    pub result: JobResult,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    pub updated_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_pid_start: Option<u64>,
+}
+
+impl State {
+    pub fn new(id: &str, status: Status, now: String) -> State {
+        State {
+            job: StateJob { id: id.to_string(), status, started_at: None },
+            result: JobResult::default(),
+            pid: None,
+            finished_at: None,
+            updated_at: now,
+            error: None,
+            pid_start: None,
+            supervisor_pid: None,
+            supervisor_pid_start: None,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.job.status
+    }
+
+    /// Marks the job terminal with the given outcome, keeping pids and `started_at`.
+    pub fn finish(&mut self, status: Status, result: JobResult, error: Option<String>, now: String) {
+        self.job.status = status;
+        self.result = result;
+        self.error = error;
+        self.finished_at = Some(now.clone());
+        self.updated_at = now;
+    }
+}
+
+/// The `job.finished` event (CONTRACT §10.2); `completion_event.json` adds
+/// `delivery_results`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FinishedEvent {
+    pub schema_version: String,
+    pub event_type: String,
+    pub job_id: String,
+    pub state: String,
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    pub started_at: String,
+    pub finished_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub stdout_log_path: String,
+    pub stderr_log_path: String,
+}
+
+/// The `job.output.matched` event (CONTRACT §10.5).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MatchedEvent {
+    pub schema_version: String,
+    pub event_type: String,
+    pub job_id: String,
+    pub pattern: String,
+    pub match_type: MatchType,
+    pub stream: String,
+    pub line: String,
+    pub stdout_log_path: String,
+    pub stderr_log_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeliveryResult {
+    pub sink_type: String,
+    pub target: String,
+    pub success: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub attempted_at: String,
+}
+
+/// An event followed by its delivery results, as stored in `completion_event.json` and
+/// each line of `notification_events.ndjson`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Delivered<'a, E: Serialize> {
+    #[serde(flatten)]
+    pub event: &'a E,
+    pub delivery_results: &'a [DeliveryResult],
+}
