@@ -1,0 +1,164 @@
+//! The test harness: every test gets a sealed environment (its own jobs root, HOME,
+//! config directory and working directory inside a temp dir, a fixed PATH, nothing
+//! inherited) and runs the real binary. Verbs assert one thing each and print the whole
+//! invocation when they fail. Nothing here sleeps to synchronise: `eventually` polls a
+//! condition against a deadline.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_agent-exec");
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub cwd: PathBuf,
+    extra_env: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::tempdir().expect("create temp dir");
+        let root = dir.path().join("jobs");
+        let home = dir.path().join("home");
+        let cwd = dir.path().join("work");
+        std::fs::create_dir_all(&home).expect("create home");
+        std::fs::create_dir_all(&cwd).expect("create work dir");
+        // Canonical, so that it compares equal to the cwd recorded in meta.json.
+        let cwd = std::fs::canonicalize(cwd).expect("canonicalize");
+        Env { dir, root, home, cwd, extra_env: Vec::new() }
+    }
+
+    /// Adds an environment variable to every later invocation.
+    pub fn with_env(mut self, key: &str, value: &str) -> Env {
+        self.extra_env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &self.home)
+            .env("XDG_CONFIG_HOME", self.home.join(".config"))
+            .env("AGENT_EXEC_ROOT", &self.root)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null());
+        for (key, value) in &self.extra_env {
+            command.env(key, value);
+        }
+        command
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("spawn agent-exec")
+    }
+
+    /// Exit 0 and exactly one JSON object with `ok: true` on stdout, nothing on stderr.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        let out = self.run(args);
+        let value = single_json(args, &out);
+        assert!(out.status.success() && value["ok"] == true, "{}", describe(args, &out));
+        assert!(out.stderr.is_empty(), "stderr not empty\n{}", describe(args, &out));
+        value
+    }
+
+    /// Exit 1 and one error object with the given code.
+    pub fn err(&self, args: &[&str], code: &str) -> Value {
+        let out = self.run(args);
+        let value = single_json(args, &out);
+        assert_eq!(out.status.code(), Some(1), "{}", describe(args, &out));
+        assert_eq!(value["ok"], false, "{}", describe(args, &out));
+        assert_eq!(value["type"], "error");
+        assert_eq!(value["error"]["code"], code, "{}", describe(args, &out));
+        assert_eq!(value["error"]["retryable"], false);
+        value
+    }
+
+    /// Exit 2, empty stdout, a message on stderr; returns the message.
+    pub fn usage(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(2), "{}", describe(args, &out));
+        assert!(out.stdout.is_empty(), "stdout not empty\n{}", describe(args, &out));
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!stderr.trim().is_empty(), "no usage message\n{}", describe(args, &out));
+        stderr
+    }
+
+    /// Starts a job without waiting (`--snapshot-after 0`) and returns its id.
+    pub fn start_job(&self, command: &[&str]) -> String {
+        let mut args = vec!["run", "--snapshot-after", "0", "--"];
+        args.extend_from_slice(command);
+        self.ok(&args)["job_id"].as_str().expect("job_id").to_string()
+    }
+
+    /// Waits (bounded) for a job to end and returns the `wait` response.
+    pub fn wait_job(&self, id: &str) -> Value {
+        let value = self.ok(&["wait", "--until", "30000", id]);
+        assert_ne!(value["state"], "running", "job {id} did not end within 30 s");
+        value
+    }
+
+    pub fn job_dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub fn read_json(&self, id: &str, file: &str) -> Value {
+        let path = self.job_dir(id).join(file);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}\n{text}", path.display()))
+    }
+}
+
+pub fn single_json(args: &[&str], out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.ends_with('\n') && stdout.matches('\n').count() == 1, "not one line\n{}", describe(args, out));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{}", describe(args, out)))
+}
+
+pub fn describe(args: &[&str], out: &Output) -> String {
+    format!(
+        "command: agent-exec {}\nstatus: {}\nstdout: {}\nstderr: {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Polls `condition` every few milliseconds until it holds or `limit` passes.
+pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Is a process with this pid alive (and not a zombie)?
+pub fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next() != Some('Z')))
+        .unwrap_or(false)
+}
+
+pub fn write_file(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create parent");
+    }
+    std::fs::write(path, text).expect("write file");
+}
