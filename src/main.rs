@@ -27,6 +27,9 @@ use error::{Code, Error};
 const VERSION: &str = "agent-exec 0.1.18\n";
 
 fn main() -> ExitCode {
+    // A write past RLIMIT_FSIZE must fail with EFBIG and become a JSON error, not kill us.
+    // SAFETY: changing one signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     if argv.first().is_some_and(|a| a == supervisor::SUPERVISE_ARG) {
         let code = argv.get(1).map_or(2, |dir| supervisor::main(std::path::Path::new(dir)));

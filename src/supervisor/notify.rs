@@ -10,6 +10,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -119,6 +120,13 @@ impl SinkContext {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
+        // SAFETY: restore_signal_defaults only calls async-signal-safe `signal`.
+        unsafe {
+            sink.pre_exec(|| {
+                super::restore_signal_defaults();
+                Ok(())
+            });
+        }
         if let Some(dir) = &self.dir {
             sink.current_dir(dir);
         }
