@@ -18,6 +18,9 @@ mod tail;
 mod time;
 mod wire;
 
+#[cfg(test)]
+mod proptests;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 

@@ -22,6 +22,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+#[cfg(test)]
+pub use env::parse_env_file;
 pub use env::{masked, split_entry};
 pub use launch::{Handshake, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
