@@ -15,6 +15,7 @@ help:
 	@echo "make lint     cargo fmt --check and clippy -D warnings"
 	@echo "make fmt      format the code"
 	@echo "make bench    benchmark against agent-exec 0.1.18 (bench/RESULTS.md)"
+	@echo "make soak     long fault and load runs"
 
 build:
 	$(CARGO) build
@@ -37,6 +38,11 @@ fmt:
 
 bench:
 	bash bench/run.sh
+
+# Long variants of the fault and load suites (a few minutes): many more rounds of
+# supervisor kills at random moments and 1,000 short jobs.
+soak:
+	AGENT_EXEC_SOAK=1 $(CARGO) test --release --test process_faults --test concurrency --test supervision -- --test-threads=1
 
 clean:
 	$(CARGO) clean

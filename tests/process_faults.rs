@@ -95,3 +95,34 @@ fn killing_the_supervisor_at_any_moment_never_leaves_a_running_job() {
     }
     assert!(eventually(Duration::from_secs(5), || supervisors_under(&env.root).is_empty()));
 }
+
+#[test]
+fn many_short_jobs_leave_no_supervisor_or_zombie_behind() {
+    let env = Env::new();
+    let n = rounds(60, 1000);
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(env.start_job(&["true"]));
+    }
+    for id in &ids {
+        assert_eq!(env.ok(&["wait", "--until", "30000", id])["state"], "exited");
+    }
+    assert!(eventually(Duration::from_secs(10), || supervisors_under(&env.root).is_empty()), "supervisors linger");
+    // Supervisors are reparented to init (or a subreaper) and reaped there: none of them
+    // may be left as a zombie.
+    let zombies: Vec<i32> = std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                        s.contains("(agent-exec)")
+                            && s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(zombies.is_empty(), "zombie agent-exec processes: {zombies:?}");
+}
