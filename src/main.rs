@@ -11,6 +11,7 @@ mod error;
 mod jobstore;
 mod log;
 mod output;
+mod scrub;
 mod signals;
 mod supervisor;
 mod tags;
@@ -54,6 +55,7 @@ fn main() -> ExitCode {
         Parsed::Usage(message, usage) => return usage_error(&message, &usage),
         Parsed::Run(args) => {
             log::init(args.verbose);
+            scrub::hide_from_argv(&masked_entries(&args));
             match commands::dispatch(&args) {
                 Ok(reply) => output::print(&reply.json, args.yaml),
                 Err(Error { code: Code::Usage, message }) => {
@@ -67,6 +69,16 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The `--env` entries whose key is masked: their values must not stay on our argv.
+fn masked_entries(args: &cli::Args) -> Vec<String> {
+    let masks = args.values("mask");
+    args.values("env")
+        .into_iter()
+        .filter(|entry| masks.contains(&entry.split_once('=').map_or(*entry, |(key, _)| key)))
+        .map(str::to_string)
+        .collect()
 }
 
 fn usage_error(message: &str, usage: &str) -> ExitCode {

@@ -141,36 +141,62 @@ fn environment_layers_and_env_files() {
     assert!(value["error"].as_str().is_some_and(|e| e.contains("/nonexistent/vars.env")));
 }
 
+/// Command lines of every process that mentions `needle` (our jobs root) or `secret`.
+fn cmdlines_with(secret: &str) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+                .filter(|c| c.contains("agent-exec") && c.contains(secret))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn masked_values_never_reach_any_output() {
     let env = Env::new();
     let secret = "s3cr3t-value-4711";
     let entry = format!("TOKEN={secret}");
-    let mut outputs = Vec::new();
-    let run = env.run(&[
-        "run",
-        "--snapshot-after",
-        "0",
-        "--env",
-        &entry,
-        "--mask",
-        "TOKEN",
-        "--",
-        "sh",
-        "-c",
-        "sleep 1; case $TOKEN in s3cr3t-*) test ${#TOKEN} -eq 17;; *) exit 1;; esac",
-    ]);
+    let script = "sleep 1; case $TOKEN in s3cr3t-*) test ${#TOKEN} -eq 17;; *) exit 1;; esac";
+    let caller = env
+        .command(&["run", "--wait", "--env", &entry, "--mask", "TOKEN", "--", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // From the moment the job exists until it ends, sample the argv of every agent-exec
+    // process (the caller included) for the secret.
+    let mut leaks = Vec::new();
+    let mut samples = 0;
+    let root = env.root.clone();
+    let job_exists = || {
+        std::fs::read_dir(&root).is_ok_and(|d| d.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(10) {
+        if job_exists() {
+            samples += 1;
+            leaks.extend(cmdlines_with(secret));
+        }
+        if std::fs::read_dir(&root).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| std::fs::read_to_string(e.path().join("state.json")).is_ok_and(|s| s.contains("finished_at")))
+        }) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(samples > 10, "too few samples ({samples}) to say anything");
+    assert!(leaks.is_empty(), "secret visible on a command line: {leaks:?}");
+    let run = caller.wait_with_output().expect("wait");
     let value = common::single_json(&["run"], &run);
     assert_eq!(value["env_vars"], serde_json::json!(["TOKEN=***"]));
-    outputs.push(run.stdout.clone());
+    assert_eq!(value["exit_code"], 0, "the job did not receive the real value");
     let id = value["job_id"].as_str().expect("id").to_string();
-    // Every process of ours, at a moment when the job runs, shows no secret on its argv.
-    let state = env.read_json(&id, "state.json");
-    let supervisor = state["supervisor_pid"].as_u64().expect("pid");
-    let cmdline = std::fs::read(format!("/proc/{supervisor}/cmdline")).expect("cmdline");
-    assert!(!String::from_utf8_lossy(&cmdline).contains(secret));
-    let done = env.ok(&["wait", &id]);
-    assert_eq!(done["exit_code"], 0, "the job did not receive the real value");
+    let mut outputs = vec![run.stdout.clone()];
     for args in [&["status", &id][..], &["tail", &id], &["list"], &["wait", &id], &["--yaml", "status", &id]] {
         outputs.push(env.run(args).stdout);
     }
