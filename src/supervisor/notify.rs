@@ -1,14 +1,14 @@
 //! Notifications (CONTRACT §10, DECISIONS OP-6, OP-10, OP-24): the `job.finished` event
 //! with its command and file sinks, and the `job.output.matched` event for output lines.
 //!
-//! Sinks are bounded (60 s, then the sink's process group is killed and the delivery
+//! Sinks are bounded (60 s, or `AGENT_EXEC_SINK_TIMEOUT_MS`, then the sink's process group is killed and the delivery
 //! recorded as `timeout`), and output-match deliveries run on one worker thread, started
 //! at the first match, so a slow sink never stalls output capture while the order of
 //! records is kept.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -25,6 +25,17 @@ use crate::wire::{
 use crate::{signals, time};
 
 const SINK_BOUND: Duration = Duration::from_secs(60);
+/// Overrides `SINK_BOUND` in milliseconds. The supervisor inherits the environment of
+/// the `run`/`start` caller, so tests set it there to exercise the timeout path without
+/// waiting a minute; users can use it to tighten or relax the bound.
+pub const SINK_TIMEOUT_ENV: &str = "AGENT_EXEC_SINK_TIMEOUT_MS";
+
+fn sink_bound() -> Duration {
+    std::env::var(SINK_TIMEOUT_ENV)
+        .ok()
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .map_or(SINK_BOUND, Duration::from_millis)
+}
 /// Matches waiting for delivery before the reader blocks: far more than a sane sink
 /// needs, small enough to bound memory.
 const QUEUE: usize = 1024;
@@ -134,7 +145,7 @@ impl SinkContext {
                 let _ = stdin.write_all(&payload);
             });
         }
-        let deadline = Instant::now() + SINK_BOUND;
+        let deadline = Instant::now() + sink_bound();
         let mut pause = Duration::from_millis(1);
         loop {
             match child.try_wait() {
@@ -226,6 +237,15 @@ impl Compiled {
     }
 }
 
+/// Identifies one version of `meta.json` without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MetaStamp {
+    dev: u64,
+    ino: u64,
+    modified: SystemTime,
+    len: u64,
+}
+
 struct Delivery {
     event: MatchedEvent,
     command: Option<String>,
@@ -233,12 +253,14 @@ struct Delivery {
 }
 
 /// Evaluates output lines against the current `on_output_match` configuration, reloading
-/// it only when `meta.json` changes (mtime and size).
+/// it only when `meta.json` changes. The change key includes the inode: every rewrite
+/// replaces the file by rename, so the inode changes even when two rewrites of the same
+/// size land within one tick of the filesystem's coarse mtime clock.
 pub struct OutputMatcher {
     job: JobDir,
     wrapper: Vec<String>,
     dir: Option<PathBuf>,
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<MetaStamp>,
     current: Option<Compiled>,
     worker: Option<(SyncSender<Delivery>, JoinHandle<()>)>,
 }
@@ -259,7 +281,12 @@ impl OutputMatcher {
 
     fn reload(&mut self) {
         let Ok(metadata) = std::fs::metadata(self.job.file(jobstore::META)) else { return };
-        let stamp = (metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH), metadata.len());
+        let stamp = MetaStamp {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            len: metadata.len(),
+        };
         if self.stamp == Some(stamp) {
             return;
         }
