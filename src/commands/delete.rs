@@ -87,7 +87,7 @@ fn delete_all(root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)
                 Removal::Removed => ("deleted", TERMINAL.to_string()),
                 Removal::Kept(now) => {
                     let reason = verdict(&now).err().unwrap_or(TERMINAL).to_string();
-                    standing = now;
+                    standing = *now;
                     ("skipped", reason)
                 }
                 Removal::Failed(e) => ("skipped", format!("delete_failed: {e}")),

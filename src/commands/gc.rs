@@ -93,7 +93,7 @@ pub fn gc(args: &Args, root: &Root) -> Result<Reply> {
                         Removal::Removed => ("deleted", older_reason.clone()),
                         Removal::Kept(now) => {
                             let reason = verdict(&now, &cutoff).err().unwrap_or("running").to_string();
-                            standing = now;
+                            standing = *now;
                             bytes = 0;
                             ("skipped", reason)
                         }

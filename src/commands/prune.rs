@@ -67,7 +67,7 @@ impl Standing {
 pub enum Removal {
     Removed,
     /// Under the lock the job no longer qualified; this is what it looks like now.
-    Kept(Standing),
+    Kept(Box<Standing>),
     /// The OS refused; the directory may be partly removed.
     Failed(std::io::Error),
 }
@@ -82,7 +82,7 @@ pub fn remove_if(job: &JobDir, still_wanted: impl Fn(&Standing) -> bool) -> Remo
     };
     let standing = Standing::read_locked(job);
     if !still_wanted(&standing) {
-        return Removal::Kept(standing);
+        return Removal::Kept(Box::new(standing));
     }
     match fs::remove_dir_all(&job.path) {
         Ok(()) => Removal::Removed,
