@@ -366,6 +366,40 @@ fn deliver_match(context: &SinkContext, delivery: &Delivery) {
 mod tests {
     use super::*;
 
+    fn meta_with_pattern(id: &str, pattern: &str) -> crate::wire::Meta {
+        let text = format!(
+            r#"{{"job":{{"id":"{id}"}},"schema_version":"0.1","command":["true"],"created_at":"x","root":"r","env_keys":[],
+               "notification":{{"on_output_match":{{"pattern":"{pattern}"}}}}}}"#
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("meta: {e}"))
+    }
+
+    #[test]
+    fn a_rewrite_with_the_same_size_and_mtime_is_still_reloaded() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let job = JobDir::new(dir.path(), "J");
+        std::fs::create_dir(&job.path).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        let spec: LaunchSpec = serde_json::from_str(
+            r#"{"command":["true"],"wrapper":["sh","-c"],"env":[],"env_files":[],"inherit_env":true,"cwd":null,
+                "full_log":"/dev/null","timeout_ms":0,"kill_after_ms":0,"progress_every_ms":0}"#,
+        )
+        .unwrap_or_else(|e| panic!("spec: {e}"));
+        job.write_meta(&meta_with_pattern("J", "aaa")).unwrap_or_else(|e| panic!("{e}"));
+        let mut matcher = OutputMatcher::new(&job, &spec);
+        assert_eq!(matcher.current.as_ref().map(|c| c.config.pattern.as_str()), Some("aaa"));
+        let meta_path = job.file(jobstore::META);
+        let before = std::fs::metadata(&meta_path).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{e}"));
+        job.write_meta(&meta_with_pattern("J", "bbb")).unwrap_or_else(|e| panic!("{e}"));
+        // Pretend both writes fell into one tick of the filesystem clock.
+        std::fs::File::options()
+            .write(true)
+            .open(&meta_path)
+            .and_then(|f| f.set_modified(before))
+            .unwrap_or_else(|e| panic!("set mtime: {e}"));
+        matcher.reload();
+        assert_eq!(matcher.current.as_ref().map(|c| c.config.pattern.as_str()), Some("bbb"));
+    }
+
     fn compiled(pattern: &str, match_type: MatchType, stream: StreamFilter) -> Compiled {
         Compiled::new(OutputMatch { pattern: pattern.into(), match_type, stream, command: None, file: None })
     }
