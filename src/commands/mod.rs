@@ -4,10 +4,13 @@
 
 mod create;
 pub mod define;
+mod delete;
+mod gc;
 mod kill;
 pub mod launch;
 mod list;
 mod notify;
+mod prune;
 mod run;
 mod start;
 mod status;
@@ -35,6 +38,8 @@ pub fn dispatch(args: &Args) -> Result<Reply> {
         "wait" => wait::wait(args, &root),
         "kill" => kill::kill(args, &root),
         "list" => list::list(args, &root),
+        "delete" => delete::delete(args, &root),
+        "gc" => gc::gc(args, &root),
         "tag set" => tag::tag_set(args, &root),
         "notify set" => notify::notify_set(args, &root),
         other => Err(Error::internal(format!("'{other}' is not available in this build"))),
