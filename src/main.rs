@@ -11,6 +11,7 @@ mod error;
 mod jobstore;
 mod log;
 mod output;
+mod serve;
 mod signals;
 mod supervisor;
 mod tags;
