@@ -25,11 +25,14 @@ pub enum Route {
     WrongMethod(&'static str),
 }
 
+/// Builds a job route from its validated id.
+type MakeRoute = fn(String) -> Route;
+
 /// Maps a request to its route. `target` is the request target as sent (path and
 /// optional query); the query never influences routing.
 pub fn route(method: &str, target: &str) -> Route {
     let path = target.split_once('?').map_or(target, |(path, _)| path);
-    let (allowed, endpoint): (&'static str, Option<fn(String) -> Route>) = match path {
+    let (allowed, endpoint): (&'static str, Option<MakeRoute>) = match path {
         "/health" => (if method == "GET" { return Route::Health } else { "GET" }, None),
         "/exec" => (if method == "POST" { return Route::Exec } else { "POST" }, None),
         _ => match path.strip_prefix('/').and_then(|rest| rest.split_once('/')) {
@@ -74,9 +77,9 @@ pub fn percent_decode(text: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// The decoded value of the first `name=value` pair in the query, if any. A value that
-/// does not decode counts as absent's opposite: present but unusable, so it is returned
-/// as `Some(Err(()))` for the caller to reject.
+/// The decoded value of the first `name=value` pair in the query. A value that is
+/// present but does not decode is `Some(Err(()))`, so that the caller rejects it instead
+/// of silently using its default.
 pub fn query_param(target: &str, name: &str) -> Option<Result<String, ()>> {
     let (_, query) = target.split_once('?')?;
     query.split('&').find_map(|pair| {
