@@ -12,6 +12,7 @@ mod jobstore;
 mod log;
 mod output;
 mod scrub;
+mod serve;
 mod signals;
 mod supervisor;
 mod tags;

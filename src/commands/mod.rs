@@ -19,6 +19,7 @@ mod tail;
 mod wait;
 
 pub use kill::signal_job;
+pub use status::status_body;
 pub use tail::tail_body;
 pub use wait::wait_body;
 
@@ -42,6 +43,7 @@ pub fn dispatch(args: &Args) -> Result<Reply> {
         "gc" => gc::gc(args, &root),
         "tag set" => tag::tag_set(args, &root),
         "notify set" => notify::notify_set(args, &root),
+        "serve" => crate::serve::serve(args, root.clone()),
         other => Err(Error::internal(format!("'{other}' is not available in this build"))),
     }
 }
