@@ -164,8 +164,7 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         cwd: request.cwd,
     };
     let id = jobstore::new_id();
-    let job = create_job(root, &definition.meta(&id, root, false, None))?;
-    job.write_state(&initial_state(&id))?;
+    let job = create_job(root, &definition.meta(&id, root, false, None), &initial_state(&id))?;
     hand_over(&job, &definition.spec(definition.cwd.clone(), job.file(jobstore::FULL_LOG)))?;
     let options = Observe {
         snapshot_after_ms: 0,
