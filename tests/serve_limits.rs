@@ -38,11 +38,11 @@ fn requests_beyond_the_cap_wait_for_a_slot() {
     let id = server.exec(r#"{"command":["sleep","30"]}"#);
     let port = server.port;
     let path = format!("/wait/{id}?until=1500");
-    assert!(eventually(Duration::from_secs(5), || request_threads(server.pid()) == 0));
+    assert!(eventually(Duration::from_secs(5), || waits_in_flight(server.pid()) == 0));
     let t0 = Instant::now();
     let blocker = std::thread::spawn(move || request(port, "GET", &path, &[], b"").status);
     // The blocker holds the only slot; the next request queues behind it.
-    assert!(eventually(Duration::from_secs(5), || request_threads(server.pid()) == 1));
+    assert!(eventually(Duration::from_secs(5), || waits_in_flight(server.pid()) == 1));
     assert_eq!(server.get("/health").status, 200);
     assert!(t0.elapsed() >= Duration::from_millis(1400), "health answered after {:?}", t0.elapsed());
     assert_eq!(blocker.join().expect("join"), 200);
@@ -86,8 +86,8 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     let port = server.port;
     let path = format!("/wait/{id}?until=1000");
     let in_flight = std::thread::spawn(move || request(port, "GET", &path, &[], b""));
-    // The wait must be in progress before the signal: a request thread exists.
-    assert!(eventually(Duration::from_secs(5), || request_threads(server.pid()) > 0));
+    // The wait must be in progress before the signal.
+    assert!(eventually(Duration::from_secs(5), || waits_in_flight(server.pid()) > 0));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
     let reply = in_flight.join().expect("join");
@@ -143,10 +143,11 @@ fn thread_count(pid: u32) -> usize {
 }
 
 /// Threads of the server that are handling a request (they are named "request").
-fn request_threads(pid: u32) -> usize {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    tasks
-        .flatten()
-        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "request"))
+/// Requests blocked in `/wait`: each holds an inotify descriptor on its job directory
+/// while it waits, so counting those tells how many waits the server is serving now.
+fn waits_in_flight(pid: u32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    fds.flatten()
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy().contains("inotify")))
         .count()
 }

@@ -31,6 +31,7 @@ mod auth;
 mod handlers;
 mod limits;
 mod routes;
+mod workers;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -59,6 +60,7 @@ struct Shared {
     root: Root,
     token: Option<String>,
     slots: Slots,
+    workers: workers::Workers,
     stop: Arc<AtomicBool>,
 }
 
@@ -79,7 +81,13 @@ pub fn serve(args: &Args, root: Root) -> Result<Reply> {
     let local = listener.local_addr().map_err(|e| Error::io("read bound address", e))?;
     let server = start_server(&listener)?;
     info!("serving on http://{local} (at most {} requests at once)", max_requests.max(1));
-    let shared = Arc::new(Shared { root, token, slots: Slots::new(max_requests), stop });
+    let shared = Arc::new(Shared {
+        root,
+        token,
+        slots: Slots::new(max_requests),
+        workers: workers::Workers::new(max_requests),
+        stop,
+    });
     spawn_keepalive(local, shared.stop.clone());
     run(server, listener, &shared);
     std::process::exit(0);
@@ -191,13 +199,13 @@ fn dispatch(shared: &Arc<Shared>, request: Request) {
             return;
         }
     };
-    let shared = shared.clone();
-    let spawned = thread::Builder::new().name("request".into()).spawn(move || {
+    let task_shared = shared.clone();
+    let task: workers::Task = Box::new(move || {
         let _slot = slot;
-        serve_one(&shared, request, queued);
+        serve_one(&task_shared, request, queued);
     });
-    if let Err(e) = spawned {
-        // The request went down with the closure; tiny_http answers it with a bare 500.
+    if let Err(e) = shared.workers.run(task) {
+        // The request went down with the task; tiny_http answers it with a bare 500.
         log::write(Level::Warn, format_args!("cannot start a request thread: {e}"));
     }
 }
