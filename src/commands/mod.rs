@@ -4,11 +4,13 @@
 
 mod create;
 pub mod define;
+mod install_skills;
 mod kill;
 pub mod launch;
 mod list;
 mod notify;
 mod run;
+pub mod schema;
 mod start;
 mod status;
 mod tag;
@@ -37,6 +39,8 @@ pub fn dispatch(args: &Args) -> Result<Reply> {
         "list" => list::list(args, &root),
         "tag set" => tag::tag_set(args, &root),
         "notify set" => notify::notify_set(args, &root),
+        "schema" => schema::schema(),
+        "install-skills" => install_skills::install_skills(args),
         other => Err(Error::internal(format!("'{other}' is not available in this build"))),
     }
 }
