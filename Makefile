@@ -32,6 +32,7 @@ help:
 	@echo "make bench        benchmark against agent-exec 0.1.18 (bench/RESULTS.md)"
 	@echo "make install      install binary, man pages, completions (PREFIX=$(PREFIX) DESTDIR=)"
 	@echo "make uninstall    remove what make install installed"
+	@echo "make soak         long fault and load runs"
 
 build:
 	$(CARGO) build
@@ -84,6 +85,11 @@ fmt:
 
 bench:
 	bash bench/run.sh
+
+# Long variants of the fault and load suites (a few minutes): many more rounds of
+# supervisor kills at random moments and 1,000 short jobs.
+soak:
+	AGENT_EXEC_SOAK=1 $(CARGO) test --release --test process_faults --test concurrency --test supervision -- --test-threads=1
 
 clean:
 	$(CARGO) clean

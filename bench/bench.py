@@ -479,7 +479,7 @@ def find_supervisor(side, root, job):
     pid = st.get("pid")
     if isinstance(pid, int) and os.path.exists(f"/proc/{pid}"):
         if proc_exe(pid) == side.exe:
-            return pid, "state.json pid (is the supervisor)"
+            return pid, "state.json pid (still the supervisor pid)"
         ppid = proc_field(pid, "status", "PPid")
         if ppid and proc_exe(ppid) == side.exe:
             return ppid, "parent of the job process"

@@ -12,12 +12,17 @@ mod error;
 mod jobstore;
 mod log;
 mod output;
+mod scrub;
+mod serve;
 mod signals;
 mod supervisor;
 mod tags;
 mod tail;
 mod time;
 mod wire;
+
+#[cfg(test)]
+mod proptests;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -28,6 +33,9 @@ use error::{Code, Error};
 const VERSION: &str = "agent-exec 0.1.18\n";
 
 fn main() -> ExitCode {
+    // A write past RLIMIT_FSIZE must fail with EFBIG and become a JSON error, not kill us.
+    // SAFETY: changing one signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
     let argv: Vec<OsString> = std::env::args_os().skip(1).collect();
     if argv.first().is_some_and(|a| a == supervisor::SUPERVISE_ARG) {
         let code = argv.get(1).map_or(2, |dir| supervisor::main(std::path::Path::new(dir)));
@@ -54,6 +62,7 @@ fn main() -> ExitCode {
         },
         Parsed::Run(args) => {
             log::init(args.verbose);
+            scrub::hide_from_argv(&masked_entries(&args));
             match commands::dispatch(&args) {
                 Ok(reply) => output::print(&reply.json, args.yaml),
                 Err(Error { code: Code::Usage, message }) => {
@@ -67,6 +76,16 @@ fn main() -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// The `--env` entries whose key is masked: their values must not stay on our argv.
+fn masked_entries(args: &cli::Args) -> Vec<String> {
+    let masks = args.values("mask");
+    args.values("env")
+        .into_iter()
+        .filter(|entry| masks.contains(&entry.split_once('=').map_or(*entry, |(key, _)| key)))
+        .map(str::to_string)
+        .collect()
 }
 
 fn usage_error(message: &str, usage: &str) -> ExitCode {

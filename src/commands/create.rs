@@ -10,11 +10,8 @@ use crate::wire::{CreateBody, Reply, State, Status};
 pub fn create(args: &Args, root: &Root) -> Result<Reply> {
     let definition = Definition::from_args(args)?;
     let id = jobstore::new_id();
-    let job = create_job(root, &definition.meta(&id, root, true, None))?;
-    if let Err(e) = job.write_state(&State::new(&id, Status::Created, time::now())) {
-        let _ = std::fs::remove_dir_all(&job.path);
-        return Err(e);
-    }
+    let created = State::new(&id, Status::Created, time::now());
+    let job = create_job(root, &definition.meta(&id, root, true, None), &created)?;
     Ok(Reply::new(
         "create",
         &CreateBody {

@@ -12,7 +12,7 @@ use crate::jobstore::{self, JobDir, Root};
 use crate::supervisor::{LaunchSpec, masked, split_entry};
 use crate::tags;
 use crate::time;
-use crate::wire::{JobRef, MatchType, Meta, Notification, OutputMatch, SCHEMA_VERSION, StreamFilter};
+use crate::wire::{JobRef, MatchType, Meta, Notification, OutputMatch, SCHEMA_VERSION, State, StreamFilter};
 
 #[derive(Debug, Clone)]
 pub struct Definition {
@@ -131,25 +131,30 @@ pub fn effective_cwd(raw: Option<&str>) -> String {
     std::fs::canonicalize(&path).unwrap_or_else(|_| jobstore::root::absolutize(&path)).to_string_lossy().into_owned()
 }
 
-/// Creates the job directory with its `meta.json` and empty logs. On failure nothing is
-/// left behind.
-pub fn create_job(root: &Root, meta: &Meta) -> Result<JobDir> {
+/// Creates a complete job directory: it is filled under a dot-name (`.new-<id>`, ignored
+/// by every reader) and renamed into place, so a job never exists without its
+/// `meta.json`, `state.json` and empty logs, whatever signal hits us midway.
+pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     root.create()?;
     let job = root.job(&meta.job.id);
+    let staging = JobDir::new(&root.path, &format!(".new-{}", meta.job.id));
     DirBuilder::new()
         .mode(0o700)
-        .create(&job.path)
-        .map_err(|e| Error::io(format!("create job directory {}", job.path.display()), e))?;
-    let filled = job.write_meta(meta).and_then(|()| {
+        .create(&staging.path)
+        .map_err(|e| Error::io(format!("create job directory {}", staging.path.display()), e))?;
+    let filled = (|| {
+        staging.write_meta(meta)?;
+        staging.write_state(state)?;
         for log in [jobstore::STDOUT_LOG, jobstore::STDERR_LOG, jobstore::FULL_LOG] {
-            create_empty(&job.file(log))?;
+            create_empty(&staging.file(log))?;
         }
-        Ok(())
-    });
+        std::fs::rename(&staging.path, &job.path)
+            .map_err(|e| Error::io(format!("create job directory {}", job.path.display()), e))
+    })();
     match filled {
         Ok(()) => Ok(job),
         Err(e) => {
-            let _ = std::fs::remove_dir_all(&job.path);
+            let _ = std::fs::remove_dir_all(&staging.path);
             Err(e)
         }
     }

@@ -4,11 +4,14 @@
 
 mod create;
 pub mod define;
+mod delete;
+mod gc;
 mod install_skills;
 mod kill;
 pub mod launch;
 mod list;
 mod notify;
+mod prune;
 mod run;
 pub mod schema;
 mod start;
@@ -18,6 +21,7 @@ mod tail;
 mod wait;
 
 pub use kill::signal_job;
+pub use status::status_body;
 pub use tail::tail_body;
 pub use wait::wait_body;
 
@@ -37,10 +41,13 @@ pub fn dispatch(args: &Args) -> Result<Reply> {
         "wait" => wait::wait(args, &root),
         "kill" => kill::kill(args, &root),
         "list" => list::list(args, &root),
+        "delete" => delete::delete(args, &root),
+        "gc" => gc::gc(args, &root),
         "tag set" => tag::tag_set(args, &root),
         "notify set" => notify::notify_set(args, &root),
         "schema" => schema::schema(),
         "install-skills" => install_skills::install_skills(args),
+        "serve" => crate::serve::serve(args, root.clone()),
         other => Err(Error::internal(format!("'{other}' is not available in this build"))),
     }
 }

@@ -15,8 +15,7 @@ pub fn run(args: &Args, root: &Root) -> Result<Reply> {
     let custom_log = args.value("log").map(|p| absolutize(std::path::Path::new(p)));
     let id = jobstore::new_id();
     let meta = definition.meta(&id, root, false, custom_log.as_ref().map(|p| p.to_string_lossy().into_owned()));
-    let job = create_job(root, &meta)?;
-    job.write_state(&initial_state(&id))?;
+    let job = create_job(root, &meta, &initial_state(&id))?;
     let full_log = custom_log.unwrap_or_else(|| job.file(jobstore::FULL_LOG));
     hand_over(&job, &definition.spec(definition.cwd.clone(), full_log))?;
     let observed = observe(&job, &Observe::from_args(args));

@@ -49,6 +49,22 @@ pub fn is_lost(state: &State) -> bool {
     }
 }
 
+/// Does any process of this job still run? A `running` record counts while its
+/// supervisor is alive; beyond that, the supervisor and the job process count whenever
+/// their recorded start time still matches, whatever the status says: a terminal
+/// record is written before the supervisor has delivered its notifications, and a
+/// killed supervisor can leave its job process behind. A pid without a start time (a
+/// 0.1.18 record) proves nothing once the job is terminal, since pids are reused.
+pub fn is_live(state: &State) -> bool {
+    let matches = |pid: Option<u32>, start: Option<u64>| match (pid, start) {
+        (Some(pid), Some(start)) => start_time(pid) == Some(start),
+        _ => false,
+    };
+    (state.status() == Status::Running && !is_lost(state))
+        || matches(state.supervisor_pid, state.supervisor_pid_start)
+        || matches(state.pid, state.pid_start)
+}
+
 /// Returns the state to report; a lost job is recorded as `failed` under the job lock,
 /// re-checked there so that a supervisor's own terminal record is never overwritten.
 pub fn refresh(job: &JobDir, state: State) -> State {

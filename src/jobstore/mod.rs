@@ -8,6 +8,7 @@
 mod atomic;
 pub mod liveness;
 pub mod root;
+pub mod scan;
 pub mod waiter;
 
 use std::fs;

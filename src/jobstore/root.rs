@@ -73,6 +73,7 @@ impl Root {
     }
 
     /// Names of the directories directly below the root; `None` when the root is missing.
+    /// Dot-directories are jobs still being created (see `create_job`) and are skipped.
     pub fn dir_names(&self) -> Result<Option<Vec<String>>> {
         let entries = match fs::read_dir(&self.path) {
             Ok(entries) => entries,
@@ -82,7 +83,9 @@ impl Root {
         let mut names = Vec::new();
         for entry in entries.flatten() {
             let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-            if let (true, Ok(name)) = (is_dir, entry.file_name().into_string()) {
+            if let (true, Ok(name)) = (is_dir, entry.file_name().into_string())
+                && !name.starts_with('.')
+            {
                 names.push(name);
             }
         }

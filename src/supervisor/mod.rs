@@ -22,6 +22,8 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+#[cfg(test)]
+pub use env::parse_env_file;
 pub use env::{masked, split_entry};
 pub use launch::{Handshake, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
@@ -37,6 +39,7 @@ pub fn main(job_dir: &Path) -> i32 {
     unsafe {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         libc::fcntl(launch::ACK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::fcntl(launch::SPEC_FD, libc::F_SETFD, libc::FD_CLOEXEC);
     }
@@ -130,6 +133,7 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            restore_signal_defaults();
             Ok(())
         });
     }
@@ -159,6 +163,18 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     let logs = watch::Logs { stdout: stdout_log, stderr: stderr_log, full: full_log };
     let watch = watch::Watch::new(job.clone(), spec.clone(), child, spawned, sigchld, logs);
     Ok(Some(Started { watch }))
+}
+
+/// The supervisor ignores SIGHUP and SIGXFSZ (and the Rust runtime SIGPIPE); ignored
+/// dispositions survive `exec`, so children get the defaults back before they start.
+/// Only calls `signal`, which is async-signal-safe.
+fn restore_signal_defaults() {
+    // SAFETY: resetting dispositions in a child between fork and exec.
+    unsafe {
+        libc::signal(libc::SIGHUP, libc::SIG_DFL);
+        libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Logs are private (DECISIONS OP-11) and truncated when the supervisor starts.

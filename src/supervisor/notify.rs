@@ -1,15 +1,16 @@
 //! Notifications (CONTRACT §10, DECISIONS OP-6, OP-10, OP-24): the `job.finished` event
 //! with its command and file sinks, and the `job.output.matched` event for output lines.
 //!
-//! Sinks are bounded (60 s, then the sink's process group is killed and the delivery
+//! Sinks are bounded (60 s, or `AGENT_EXEC_SINK_TIMEOUT_MS`, then the sink's process group is killed and the delivery
 //! recorded as `timeout`), and output-match deliveries run on one worker thread, started
 //! at the first match, so a slow sink never stalls output capture while the order of
 //! records is kept.
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{SyncSender, sync_channel};
@@ -25,6 +26,17 @@ use crate::wire::{
 use crate::{signals, time};
 
 const SINK_BOUND: Duration = Duration::from_secs(60);
+/// Overrides `SINK_BOUND` in milliseconds. The supervisor inherits the environment of
+/// the `run`/`start` caller, so tests set it there to exercise the timeout path without
+/// waiting a minute; users can use it to tighten or relax the bound.
+pub const SINK_TIMEOUT_ENV: &str = "AGENT_EXEC_SINK_TIMEOUT_MS";
+
+fn sink_bound() -> Duration {
+    std::env::var(SINK_TIMEOUT_ENV)
+        .ok()
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .map_or(SINK_BOUND, Duration::from_millis)
+}
 /// Matches waiting for delivery before the reader blocks: far more than a sane sink
 /// needs, small enough to bound memory.
 const QUEUE: usize = 1024;
@@ -119,6 +131,13 @@ impl SinkContext {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0);
+        // SAFETY: restore_signal_defaults only calls async-signal-safe `signal`.
+        unsafe {
+            sink.pre_exec(|| {
+                super::restore_signal_defaults();
+                Ok(())
+            });
+        }
         if let Some(dir) = &self.dir {
             sink.current_dir(dir);
         }
@@ -134,7 +153,7 @@ impl SinkContext {
                 let _ = stdin.write_all(&payload);
             });
         }
-        let deadline = Instant::now() + SINK_BOUND;
+        let deadline = Instant::now() + sink_bound();
         let mut pause = Duration::from_millis(1);
         loop {
             match child.try_wait() {
@@ -226,6 +245,15 @@ impl Compiled {
     }
 }
 
+/// Identifies one version of `meta.json` without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct MetaStamp {
+    dev: u64,
+    ino: u64,
+    modified: SystemTime,
+    len: u64,
+}
+
 struct Delivery {
     event: MatchedEvent,
     command: Option<String>,
@@ -233,12 +261,14 @@ struct Delivery {
 }
 
 /// Evaluates output lines against the current `on_output_match` configuration, reloading
-/// it only when `meta.json` changes (mtime and size).
+/// it only when `meta.json` changes. The change key includes the inode: every rewrite
+/// replaces the file by rename, so the inode changes even when two rewrites of the same
+/// size land within one tick of the filesystem's coarse mtime clock.
 pub struct OutputMatcher {
     job: JobDir,
     wrapper: Vec<String>,
     dir: Option<PathBuf>,
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<MetaStamp>,
     current: Option<Compiled>,
     worker: Option<(SyncSender<Delivery>, JoinHandle<()>)>,
 }
@@ -259,7 +289,12 @@ impl OutputMatcher {
 
     fn reload(&mut self) {
         let Ok(metadata) = std::fs::metadata(self.job.file(jobstore::META)) else { return };
-        let stamp = (metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH), metadata.len());
+        let stamp = MetaStamp {
+            dev: metadata.dev(),
+            ino: metadata.ino(),
+            modified: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            len: metadata.len(),
+        };
         if self.stamp == Some(stamp) {
             return;
         }
@@ -338,6 +373,40 @@ fn deliver_match(context: &SinkContext, delivery: &Delivery) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn meta_with_pattern(id: &str, pattern: &str) -> crate::wire::Meta {
+        let text = format!(
+            r#"{{"job":{{"id":"{id}"}},"schema_version":"0.1","command":["true"],"created_at":"x","root":"r","env_keys":[],
+               "notification":{{"on_output_match":{{"pattern":"{pattern}"}}}}}}"#
+        );
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("meta: {e}"))
+    }
+
+    #[test]
+    fn a_rewrite_with_the_same_size_and_mtime_is_still_reloaded() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let job = JobDir::new(dir.path(), "J");
+        std::fs::create_dir(&job.path).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        let spec: LaunchSpec = serde_json::from_str(
+            r#"{"command":["true"],"wrapper":["sh","-c"],"env":[],"env_files":[],"inherit_env":true,"cwd":null,
+                "full_log":"/dev/null","timeout_ms":0,"kill_after_ms":0,"progress_every_ms":0}"#,
+        )
+        .unwrap_or_else(|e| panic!("spec: {e}"));
+        job.write_meta(&meta_with_pattern("J", "aaa")).unwrap_or_else(|e| panic!("{e}"));
+        let mut matcher = OutputMatcher::new(&job, &spec);
+        assert_eq!(matcher.current.as_ref().map(|c| c.config.pattern.as_str()), Some("aaa"));
+        let meta_path = job.file(jobstore::META);
+        let before = std::fs::metadata(&meta_path).and_then(|m| m.modified()).unwrap_or_else(|e| panic!("{e}"));
+        job.write_meta(&meta_with_pattern("J", "bbb")).unwrap_or_else(|e| panic!("{e}"));
+        // Pretend both writes fell into one tick of the filesystem clock.
+        std::fs::File::options()
+            .write(true)
+            .open(&meta_path)
+            .and_then(|f| f.set_modified(before))
+            .unwrap_or_else(|e| panic!("set mtime: {e}"));
+        matcher.reload();
+        assert_eq!(matcher.current.as_ref().map(|c| c.config.pattern.as_str()), Some("bbb"));
+    }
 
     fn compiled(pattern: &str, match_type: MatchType, stream: StreamFilter) -> Compiled {
         Compiled::new(OutputMatch { pattern: pattern.into(), match_type, stream, command: None, file: None })

@@ -162,3 +162,27 @@ pub fn write_file(path: &Path, text: &str) {
     }
     std::fs::write(path, text).expect("write file");
 }
+
+impl Env {
+    /// Waits until the job's supervisor has exited, i.e. after its notifications were
+    /// delivered. `wait` returns at the terminal record, which comes earlier.
+    pub fn supervisor_gone(&self, id: &str) {
+        let state = self.read_json(id, "state.json");
+        if let Some(pid) = state["supervisor_pid"].as_u64() {
+            assert!(eventually(Duration::from_secs(20), || !alive(pid)), "supervisor {pid} of {id} still alive");
+        }
+    }
+
+    /// Rewrites one JSON file of a job through `edit` (tests forge ages and states).
+    pub fn edit_json(&self, id: &str, file: &str, edit: impl FnOnce(&mut Value)) {
+        let mut value = self.read_json(id, file);
+        edit(&mut value);
+        let text = serde_json::to_string_pretty(&value).expect("serialize");
+        std::fs::write(self.job_dir(id).join(file), text).expect("write json");
+    }
+
+    /// A path inside the test's temp dir, as a string for command lines.
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+}

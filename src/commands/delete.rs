@@ -1,0 +1,119 @@
+//! `delete`: remove one job by id, or every finished job of the current directory
+//! (CONTRACT §8.9, DECISIONS OP-18, OP-19). The safety rules live in `prune`; this
+//! module only applies the contract's selection and reporting rules.
+
+use std::time::{Duration, Instant};
+
+use super::define::effective_cwd;
+use super::prune::{Removal, Standing, remove_if};
+use crate::cli::Args;
+use crate::error::{Code, Error, Result};
+use crate::jobstore::{JobDir, Root};
+use crate::wire::{DeleteBody, DeleteEntry, Reply, Status};
+
+/// A job whose terminal state is recorded may still have its supervisor finishing up
+/// (draining late output, running completion sinks). `wait X && delete X` should not
+/// fail because of that, so single mode gives the supervisor this long to exit: the
+/// drain bound plus a margin. A sink that hangs longer still makes `delete` refuse.
+const SETTLE_GRACE: Duration = Duration::from_millis(3000);
+
+pub fn delete(args: &Args, root: &Root) -> Result<Reply> {
+    let dry_run = args.has("dry-run");
+    let (deleted, skipped, jobs) =
+        if args.has("all") { delete_all(root, dry_run)? } else { delete_one(args, root, dry_run)? };
+    Ok(Reply::new("delete", &DeleteBody { root: root.display(), dry_run, deleted, skipped, jobs }))
+}
+
+fn still_running(given: &str) -> Error {
+    Error::new(Code::InvalidState, format!("invalid job state: cannot delete job {given}: job is currently running"))
+}
+
+fn delete_one(args: &Args, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
+    let given = args.job_id();
+    let job = root.lookup(given)?;
+    let standing = settle(&job);
+    if matches!(standing, Standing::Live(_)) {
+        return Err(still_running(given));
+    }
+    let entry = |standing: &Standing, action| DeleteEntry {
+        job_id: job.id.clone(),
+        state: standing.state_name().to_string(),
+        action,
+        reason: "explicit_delete".to_string(),
+    };
+    if dry_run {
+        return Ok((0, 0, vec![entry(&standing, "would_delete")]));
+    }
+    match remove_if(&job, |now| !matches!(now, Standing::Live(_))) {
+        Removal::Removed => Ok((1, 0, vec![entry(&standing, "deleted")])),
+        Removal::Kept(_) => Err(still_running(given)),
+        Removal::Failed(e) => {
+            Err(Error::internal(format!("failed to delete job directory {}: {e}", job.path.display())))
+        }
+    }
+}
+
+/// The job's standing, waiting up to `SETTLE_GRACE` for a supervisor that has already
+/// recorded the end of the job to exit. A job still running is answered at once.
+fn settle(job: &JobDir) -> Standing {
+    let deadline = Instant::now() + SETTLE_GRACE;
+    loop {
+        let standing = Standing::read(job);
+        match &standing {
+            Standing::Live(state) if state.status().is_terminal() && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => return standing,
+        }
+    }
+}
+
+/// Bulk mode: jobs whose `meta.cwd` is the caller's directory, in id order (OP-18).
+fn delete_all(root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
+    let cwd = effective_cwd(None);
+    let mut names = root.dir_names()?.unwrap_or_default();
+    names.sort();
+    let (mut deleted, mut skipped, mut jobs) = (0, 0, Vec::new());
+    for name in names {
+        let job = root.job(&name);
+        if !job.read_meta().is_ok_and(|meta| meta.cwd.as_deref() == Some(cwd.as_str())) {
+            continue;
+        }
+        let mut standing = Standing::read(&job);
+        let (action, reason) = match verdict(&standing) {
+            Err(reason) => ("skipped", reason.to_string()),
+            Ok(()) if dry_run => ("would_delete", TERMINAL.to_string()),
+            Ok(()) => match remove_if(&job, |now| verdict(now).is_ok()) {
+                Removal::Removed => ("deleted", TERMINAL.to_string()),
+                Removal::Kept(now) => {
+                    let reason = verdict(&now).err().unwrap_or(TERMINAL).to_string();
+                    standing = *now;
+                    ("skipped", reason)
+                }
+                Removal::Failed(e) => ("skipped", format!("delete_failed: {e}")),
+            },
+        };
+        match action {
+            "deleted" => deleted += 1,
+            "skipped" => skipped += 1,
+            _ => {}
+        }
+        jobs.push(DeleteEntry { job_id: name, state: standing.state_name().to_string(), action, reason });
+    }
+    Ok((deleted, skipped, jobs))
+}
+
+const TERMINAL: &str = "terminal_in_cwd";
+
+/// Bulk mode takes only settled terminal jobs; otherwise the reason for skipping.
+fn verdict(standing: &Standing) -> Result<(), &'static str> {
+    match standing {
+        Standing::Unreadable => Err("state_unreadable"),
+        Standing::Live(_) => Err("running"),
+        Standing::Settled(state) => match state.status() {
+            Status::Created => Err("created"),
+            Status::Running => Err("running"),
+            Status::Exited | Status::Killed | Status::Failed => Ok(()),
+        },
+    }
+}

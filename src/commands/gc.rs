@@ -1,0 +1,187 @@
+//! `gc`: age-based removal of finished jobs over the whole root (CONTRACT §8.10,
+//! DECISIONS OP-18, OP-19). Meta files are never read: age comes from `state.json`
+//! alone, and the safety rules (live processes, the lock) come from `prune`.
+
+use super::prune::{Removal, Standing, dir_size, remove_if};
+use crate::cli::Args;
+use crate::error::{Error, Result};
+use crate::jobstore::{Root, is_job_dir};
+use crate::time;
+use crate::wire::{GcBody, GcEntry, Reply, State, Status};
+
+const DEFAULT_OLDER_THAN: &str = "30d";
+
+/// The earliest instant `time::format` renders with a four-digit year: an older cutoff
+/// would not compare correctly as text, and nothing can be older than it anyway.
+const EARLIEST_CUTOFF: i64 = -62_167_219_200;
+
+#[derive(Debug, PartialEq, Eq)]
+enum BadDuration {
+    /// Not in the contract's syntax: `internal_error`, as 0.1.18 answers.
+    Syntax,
+    /// Well-formed but too large to compute with: a usage error (DECISIONS OP-18).
+    Overflow,
+}
+
+/// Seconds in `<digits>[dhms]`, surrounding whitespace ignored.
+fn parse_duration(raw: &str) -> Result<u64, BadDuration> {
+    let text = raw.trim();
+    let (digits, unit) = match text.as_bytes().last() {
+        Some(b'd') => (&text[..text.len() - 1], 86_400),
+        Some(b'h') => (&text[..text.len() - 1], 3_600),
+        Some(b'm') => (&text[..text.len() - 1], 60),
+        Some(b's') => (&text[..text.len() - 1], 1),
+        _ => (text, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadDuration::Syntax);
+    }
+    let count: u64 = digits.parse().map_err(|_| BadDuration::Overflow)?;
+    count.checked_mul(unit).filter(|secs| i64::try_from(*secs).is_ok()).ok_or(BadDuration::Overflow)
+}
+
+pub fn gc(args: &Args, root: &Root) -> Result<Reply> {
+    let (older_than, source) = match args.value("older-than") {
+        Some(value) => (value, "flag"),
+        None => (DEFAULT_OLDER_THAN, "default"),
+    };
+    let secs = match parse_duration(older_than) {
+        Ok(secs) => secs as i64,
+        Err(BadDuration::Syntax) => {
+            return Err(Error::internal(format!(
+                "invalid duration: {older_than}; expected formats: 30d, 24h, 60m, 3600s"
+            )));
+        }
+        Err(BadDuration::Overflow) => {
+            return Err(Error::usage(format!(
+                "invalid value '{older_than}' for '--older-than': duration is too large"
+            )));
+        }
+    };
+    let cutoff = time::format(time::unix_now().saturating_sub(secs).max(EARLIEST_CUTOFF));
+    let dry_run = args.has("dry-run");
+    let older_reason = format!("older_than_{older_than}");
+
+    let mut names = root.dir_names()?.unwrap_or_default();
+    names.sort();
+    let mut body = GcBody {
+        root: root.display(),
+        dry_run,
+        older_than: older_than.to_string(),
+        older_than_source: source,
+        deleted: 0,
+        skipped: 0,
+        freed_bytes: 0,
+        jobs: Vec::new(),
+    };
+    for name in names {
+        let job = root.job(&name);
+        // Directories that are not jobs are none of gc's business (OP-18).
+        if !is_job_dir(&job.path) {
+            continue;
+        }
+        let mut standing = Standing::read(&job);
+        let mut bytes = 0;
+        let (action, reason) = match verdict(&standing, &cutoff) {
+            Err(reason) => ("skipped", reason.to_string()),
+            Ok(()) => {
+                bytes = dir_size(&job.path);
+                if dry_run {
+                    ("would_delete", older_reason.clone())
+                } else {
+                    match remove_if(&job, |now| verdict(now, &cutoff).is_ok()) {
+                        Removal::Removed => ("deleted", older_reason.clone()),
+                        Removal::Kept(now) => {
+                            let reason = verdict(&now, &cutoff).err().unwrap_or("running").to_string();
+                            standing = *now;
+                            bytes = 0;
+                            ("skipped", reason)
+                        }
+                        Removal::Failed(e) => ("skipped", format!("delete_failed: {e}")),
+                    }
+                }
+            }
+        };
+        match action {
+            "deleted" => body.deleted += 1,
+            "skipped" => body.skipped += 1,
+            _ => {}
+        }
+        if matches!(action, "deleted" | "would_delete") {
+            body.freed_bytes = body.freed_bytes.saturating_add(bytes);
+        }
+        body.jobs.push(GcEntry { job_id: name, state: standing.state_name().to_string(), action, reason, bytes });
+    }
+    Ok(Reply::new("gc", &body))
+}
+
+/// gc takes settled terminal jobs whose GC timestamp is strictly older than the cutoff;
+/// otherwise the reason for skipping.
+fn verdict(standing: &Standing, cutoff: &str) -> Result<(), &'static str> {
+    let state = match standing {
+        Standing::Unreadable => return Err("state_unreadable"),
+        Standing::Live(_) => return Err("running"),
+        Standing::Settled(state) => state,
+    };
+    match state.status() {
+        Status::Running => return Err("running"),
+        Status::Created => return Err("non_terminal_status"),
+        Status::Exited | Status::Killed | Status::Failed => {}
+    }
+    let stamp = gc_timestamp(state);
+    if stamp.is_empty() {
+        return Err("no_timestamp");
+    }
+    if first_19(stamp) < first_19(cutoff) { Ok(()) } else { Err("too_recent") }
+}
+
+/// `finished_at`, else `updated_at` (CONTRACT §8.10).
+fn gc_timestamp(state: &State) -> &str {
+    state.finished_at.as_deref().unwrap_or(&state.updated_at)
+}
+
+/// The first 19 bytes (`YYYY-MM-DDTHH:MM:SS`), or the whole text if shorter; bytes, so
+/// an odd non-ASCII value cannot split a character.
+fn first_19(text: &str) -> &[u8] {
+    &text.as_bytes()[..text.len().min(19)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30d"), Ok(30 * 86_400));
+        assert_eq!(parse_duration(" 24h "), Ok(86_400));
+        assert_eq!(parse_duration("60m"), Ok(3_600));
+        assert_eq!(parse_duration("0s"), Ok(0));
+        assert_eq!(parse_duration("42"), Ok(42));
+        for bad in ["", " ", "d", "1h30m", "1.5h", "-1s", "+1s", "1D", "1w", "1 d", "１s", "s1"] {
+            assert_eq!(parse_duration(bad), Err(BadDuration::Syntax), "{bad:?}");
+        }
+        assert_eq!(parse_duration("99999999999999999999"), Err(BadDuration::Overflow));
+        assert_eq!(parse_duration("999999999999999999d"), Err(BadDuration::Overflow));
+        assert_eq!(parse_duration("9223372036854775807s"), Ok(i64::MAX as u64));
+    }
+
+    #[test]
+    fn earliest_cutoff_has_a_four_digit_year() {
+        assert_eq!(time::format(EARLIEST_CUTOFF), "0000-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn age_compares_the_first_19_characters_strictly() {
+        let mut state = State::new("X", Status::Exited, "2026-01-01T00:00:00Z".to_string());
+        let settled = |s: &State| Standing::Settled(s.clone());
+        assert_eq!(verdict(&settled(&state), "2026-01-01T00:00:01Z"), Ok(()));
+        assert_eq!(verdict(&settled(&state), "2026-01-01T00:00:00Z"), Err("too_recent"));
+        state.finished_at = Some("2026-01-01T00:00:05Z".to_string());
+        assert_eq!(verdict(&settled(&state), "2026-01-01T00:00:01Z"), Err("too_recent"));
+        state.finished_at = None;
+        state.updated_at = String::new();
+        assert_eq!(verdict(&settled(&state), "2026-01-01T00:00:01Z"), Err("no_timestamp"));
+        state.job.status = Status::Created;
+        assert_eq!(verdict(&settled(&state), "2026-01-01T00:00:01Z"), Err("non_terminal_status"));
+    }
+}

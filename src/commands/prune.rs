@@ -1,0 +1,142 @@
+//! What `delete` and `gc` share: judging whether a job may go, measuring it, and
+//! removing it without racing the processes that still own it (DECISIONS OP-12, OP-19).
+//!
+//! Each command decides *which* jobs it wants from its own rules; this module only
+//! guarantees that a job whose supervisor or job process is alive is never removed, and
+//! that the decision is taken again under the job lock right before the removal, so a
+//! concurrent `start` cannot launch a job into a directory that is being deleted.
+
+use std::fs;
+use std::path::Path;
+
+use crate::jobstore::{JobDir, liveness};
+use crate::time;
+use crate::wire::{JobResult, State, Status};
+
+/// A job's condition as far as removal is concerned.
+#[derive(Debug, Clone)]
+pub enum Standing {
+    /// `state.json` is missing or invalid; liveness cannot be judged.
+    Unreadable,
+    /// A process of the job is alive: never removable.
+    Live(State),
+    /// No process of the job is alive; a `running` record has been turned into the
+    /// `failed` "supervisor lost" record every reader reports (DECISIONS OP-1).
+    Settled(State),
+}
+
+impl Standing {
+    /// Reads the state as every reader does, persisting the lost-supervisor repair.
+    /// Must not be called while holding the job lock: the repair takes it.
+    pub fn read(job: &JobDir) -> Standing {
+        match job.read_state() {
+            Ok(state) => Standing::of(liveness::refresh(job, state)),
+            Err(_) => Standing::Unreadable,
+        }
+    }
+
+    /// The same judgement from the raw file, for use under the job lock; the repair is
+    /// applied in memory only, since the directory is about to go.
+    fn read_locked(job: &JobDir) -> Standing {
+        match job.read_state() {
+            Ok(state) => Standing::of(state),
+            Err(_) => Standing::Unreadable,
+        }
+    }
+
+    fn of(mut state: State) -> Standing {
+        if liveness::is_live(&state) {
+            return Standing::Live(state);
+        }
+        if state.status() == Status::Running {
+            let reason = Some(liveness::SUPERVISOR_LOST.to_string());
+            state.finish(Status::Failed, JobResult::default(), reason, time::now());
+        }
+        Standing::Settled(state)
+    }
+
+    /// The `state` reported in delete/gc entries.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            Standing::Unreadable => "unknown",
+            Standing::Live(state) | Standing::Settled(state) => state.status().as_str(),
+        }
+    }
+}
+
+pub enum Removal {
+    Removed,
+    /// Under the lock the job no longer qualified; this is what it looks like now.
+    Kept(Box<Standing>),
+    /// The OS refused; the directory may be partly removed.
+    Failed(std::io::Error),
+}
+
+/// Removes the job directory if `still_wanted` holds for its standing re-read under the
+/// job lock. Removing a directory whose `.lock` we hold is fine on Linux, and a `start`
+/// waiting for that lock then finds the directory gone instead of launching into it.
+pub fn remove_if(job: &JobDir, still_wanted: impl Fn(&Standing) -> bool) -> Removal {
+    let _lock = match job.lock() {
+        Ok(lock) => lock,
+        Err(e) => return Removal::Failed(std::io::Error::other(e.message)),
+    };
+    let standing = Standing::read_locked(job);
+    if !still_wanted(&standing) {
+        return Removal::Kept(Box::new(standing));
+    }
+    match fs::remove_dir_all(&job.path) {
+        Ok(()) => Removal::Removed,
+        Err(e) => Removal::Failed(e),
+    }
+}
+
+/// Bytes of the regular files below `path`, never following symlinks (DECISIONS OP-18):
+/// a link to a large tree elsewhere is not what deleting the job frees. Unreadable
+/// entries count as zero; the figure is informative.
+pub fn dir_size(path: &Path) -> u64 {
+    let Ok(metadata) = fs::symlink_metadata(path) else { return 0 };
+    if metadata.is_file() {
+        return metadata.len();
+    }
+    if !metadata.is_dir() {
+        return 0;
+    }
+    let Ok(entries) = fs::read_dir(path) else { return 0 };
+    entries.flatten().map(|entry| dir_size(&entry.path())).fold(0, u64::saturating_add)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_counts_regular_files_and_ignores_symlinks() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        let sub = dir.path().join("a/b");
+        fs::create_dir_all(&sub).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(dir.path().join("x"), [0u8; 10]).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(sub.join("y"), [0u8; 5]).unwrap_or_else(|e| panic!("{e}"));
+        let outside = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+        fs::write(outside.path().join("big"), [0u8; 1000]).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link-dir")).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink(outside.path().join("big"), dir.path().join("link-file"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(dir_size(dir.path()), 15);
+        assert_eq!(dir_size(&dir.path().join("missing")), 0);
+    }
+
+    #[test]
+    fn a_running_record_without_a_live_process_is_settled_as_failed() {
+        let mut state = State::new("X", Status::Running, time::now());
+        state.supervisor_pid = Some(std::process::id());
+        state.supervisor_pid_start = liveness::start_time(std::process::id()).map(|s| s + 1);
+        match Standing::of(state) {
+            Standing::Settled(s) => assert_eq!(s.status(), Status::Failed),
+            other => panic!("{other:?}"),
+        }
+        let mut exited = State::new("X", Status::Exited, time::now());
+        exited.supervisor_pid = Some(std::process::id());
+        exited.supervisor_pid_start = liveness::start_time(std::process::id());
+        assert!(matches!(Standing::of(exited), Standing::Live(_)));
+    }
+}

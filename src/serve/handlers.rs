@@ -1,0 +1,204 @@
+//! The endpoints (CONTRACT §11 with DECISIONS OP-6, OP-7). Each handler turns a request
+//! into one `Answer`; `mod.rs` is the only place that writes it to the socket. The work is
+//! done by the same functions as the CLI's (`commands::*`), so a job launched by
+//! `POST /exec` goes through the same supervisor path as `run`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::routes::{Route, query_param};
+use crate::commands::define::{Definition, create_job};
+use crate::commands::launch::{Observe, hand_over, initial_state, observe, run_body};
+use crate::commands::{signal_job, status_body, tail_body, wait_body};
+use crate::config;
+use crate::error::{Code, Error, Result};
+use crate::jobstore::{self, Root};
+use crate::signals;
+use crate::wire::{self, Empty, KillBody, Reply};
+
+/// `/wait` and `/exec` with `wait: true`: the default bound and the most a client may ask
+/// for (DECISIONS OP-6).
+pub const DEFAULT_WAIT_MS: u64 = 30_000;
+pub const MAX_WAIT_MS: u64 = 600_000;
+const WAIT_POLL: Duration = Duration::from_millis(200);
+/// `/tail` and the `final_snapshot` of `/exec` use fixed tail parameters (CONTRACT §11).
+const TAIL_LINES: u64 = 50;
+const TAIL_BYTES: u64 = 65_536;
+
+/// One HTTP answer: status, JSON text with lexicographically sorted keys (CONTRACT §2.2),
+/// and the extra header some statuses need.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub json: String,
+    pub header: Option<(&'static str, String)>,
+}
+
+impl Answer {
+    fn ok(reply: Reply) -> Answer {
+        Answer { status: 200, json: sorted(&reply.json), header: None }
+    }
+
+    pub fn error(err: &Error) -> Answer {
+        let status = match err.code {
+            Code::JobNotFound => 404,
+            Code::AmbiguousJobId | Code::InvalidState | Code::InvalidRequest | Code::Usage | Code::InvalidTag => 400,
+            Code::Unauthorized => 401,
+            Code::UnknownSourceScheme | Code::Internal => 500,
+        };
+        let header = (status == 401).then(|| ("WWW-Authenticate", "Bearer".to_string()));
+        Answer { status, json: sorted(&wire::error_json(err)), header }
+    }
+}
+
+/// Re-serializes through `serde_json::Value`, whose map is ordered by key.
+fn sorted(json: &str) -> String {
+    serde_json::from_str::<Value>(json).map_or_else(|_| json.to_string(), |value| value.to_string())
+}
+
+/// What a handler gets to see of the request.
+pub struct Incoming<'a> {
+    pub target: &'a str,
+    pub body: &'a mut dyn FnMut() -> Result<Vec<u8>>,
+}
+
+pub fn handle(route: Route, root: &Root, incoming: Incoming) -> Answer {
+    let result = match route {
+        Route::Health => Ok(Reply::new("health", &Empty {})),
+        Route::Exec => (incoming.body)().and_then(|body| exec(root, &body)),
+        Route::Status(id) => root.lookup(&id).and_then(|job| Ok(Reply::new("status", &status_body(&job)?))),
+        Route::Tail(id) => root.lookup(&id).map(|job| {
+            let body = tail_body(&job, job.id.clone(), TAIL_LINES, TAIL_BYTES);
+            Reply::new("tail", &body)
+        }),
+        Route::Wait(id) => wait(root, &id, incoming.target),
+        Route::Kill(id) => kill(root, &id, incoming.target),
+        Route::NoSuchJob(id) => Err(Error::not_found(&id)),
+        Route::NotFound => {
+            let mut answer = Answer::error(&Error::new(Code::InvalidRequest, "no such route"));
+            answer.status = 404;
+            return answer;
+        }
+        Route::WrongMethod(allow) => {
+            let message = format!("method not allowed (allowed: {allow})");
+            let mut answer = Answer::error(&Error::new(Code::InvalidRequest, message));
+            answer.status = 405;
+            answer.header = Some(("Allow", allow.to_string()));
+            return answer;
+        }
+    };
+    match result {
+        Ok(reply) => Answer::ok(reply),
+        Err(err) => Answer::error(&err),
+    }
+}
+
+/// `?until=MS`, default 30 s, clamped to 10 min; an unreadable value is a client error,
+/// not silently the default.
+fn wait(root: &Root, id: &str, target: &str) -> Result<Reply> {
+    let until_ms = match query_param(target, "until") {
+        None => DEFAULT_WAIT_MS,
+        Some(Ok(text)) => text
+            .parse::<u64>()
+            .map_err(|_| Error::new(Code::InvalidRequest, format!("invalid until '{text}': expected milliseconds")))?,
+        Some(Err(())) => return Err(Error::new(Code::InvalidRequest, "invalid until: bad percent-encoding")),
+    };
+    let job = root.lookup(id)?;
+    let until = Duration::from_millis(until_ms.min(MAX_WAIT_MS));
+    Ok(Reply::new("wait", &wait_body(&job, job.id.clone(), Some(until), WAIT_POLL)?))
+}
+
+/// Like CLI `kill` (OP-7): `?signal=NAME` (default TERM) and the `killed` record.
+fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
+    let name = match query_param(target, "signal") {
+        None => "TERM".to_string(),
+        Some(Ok(name)) => name,
+        Some(Err(())) => return Err(Error::new(Code::InvalidRequest, "invalid signal: bad percent-encoding")),
+    };
+    let requested = signals::parse(&name).map_err(|message| Error::new(Code::InvalidRequest, message))?;
+    let job = root.lookup(id)?;
+    signal_job(&job, &job.id, &requested, true)?;
+    Ok(Reply::new("kill", &KillBody { job_id: job.id.clone(), signal: requested.echo }))
+}
+
+/// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as
+/// absent. `until_ms` is our addition: the bound for `wait: true` (default 30000, at
+/// most 600000, like `/wait`).
+#[derive(Deserialize)]
+struct ExecRequest {
+    command: Option<Vec<String>>,
+    cwd: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+    timeout_ms: Option<u64>,
+    wait: Option<bool>,
+    until_ms: Option<u64>,
+}
+
+fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
+    let since = Instant::now();
+    let invalid = |message: String| Error::new(Code::InvalidRequest, message);
+    if body.is_empty() {
+        return Err(invalid("request body is required".into()));
+    }
+    let request: ExecRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let command = request.command.filter(|c| !c.is_empty());
+    let Some(command) = command else {
+        return Err(invalid("command field is required and must be non-empty".into()));
+    };
+    let definition = Definition {
+        command,
+        env: request.env.unwrap_or_default().into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        env_files: Vec::new(),
+        inherit_env: true,
+        mask: Vec::new(),
+        tags: Vec::new(),
+        timeout_ms: request.timeout_ms.unwrap_or(0),
+        kill_after_ms: 0,
+        progress_every_ms: 0,
+        notification: None,
+        // OP-7: the wrapper comes from config.toml like `run` without --shell-wrapper.
+        wrapper: config::resolve_wrapper(None, None)?,
+        cwd: request.cwd,
+    };
+    let id = jobstore::new_id();
+    let job = create_job(root, &definition.meta(&id, root, false, None), &initial_state(&id))?;
+    hand_over(&job, &definition.spec(definition.cwd.clone(), job.file(jobstore::FULL_LOG)))?;
+    let options = Observe {
+        snapshot_after_ms: 0,
+        tail_lines: TAIL_LINES,
+        max_bytes: TAIL_BYTES,
+        wait: request.wait.unwrap_or(false),
+        poll_ms: WAIT_POLL.as_millis() as u64,
+        until_ms: Some(request.until_ms.unwrap_or(DEFAULT_WAIT_MS).min(MAX_WAIT_MS)),
+    };
+    let observed = observe(&job, &options);
+    Ok(Reply::new("run", &run_body(&job, observed, Vec::new(), None, since)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_have_sorted_keys() {
+        let answer = Answer::error(&Error::not_found("x"));
+        assert_eq!(answer.status, 404);
+        assert_eq!(
+            answer.json,
+            r#"{"error":{"code":"job_not_found","message":"job not found: x","retryable":false},"ok":false,"schema_version":"0.1","type":"error"}"#
+        );
+    }
+
+    #[test]
+    fn status_codes() {
+        let code = |c| Answer::error(&Error::new(c, "m")).status;
+        assert_eq!(code(Code::AmbiguousJobId), 400);
+        assert_eq!(code(Code::InvalidState), 400);
+        assert_eq!(code(Code::InvalidRequest), 400);
+        assert_eq!(code(Code::Unauthorized), 401);
+        assert_eq!(code(Code::Internal), 500);
+    }
+}

@@ -1,0 +1,152 @@
+//! `agent-exec serve` resource bounds over real HTTP: the request cap, idle clients,
+//! bounded `/wait`, graceful shutdown, and no zombies after many `/exec` calls.
+
+mod common;
+mod serve_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{Env, alive, eventually};
+use serve_support::{Server, request};
+
+#[test]
+fn idle_connections_do_not_starve_real_requests() {
+    let env = Env::new();
+    let server = Server::start(&env, &["--max-connections", "2"]);
+    let mut idle = Vec::new();
+    for i in 0..300 {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect idle");
+        // Some send nothing, some a partial request head.
+        if i % 2 == 0 {
+            stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").expect("partial head");
+        }
+        idle.push(stream);
+    }
+    let t0 = Instant::now();
+    assert_eq!(server.get("/health").status, 200);
+    let id = server.exec(r#"{"command":["true"]}"#);
+    assert_eq!(server.get(&format!("/status/{id}")).status, 200);
+    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+}
+
+#[test]
+fn requests_beyond_the_cap_wait_for_a_slot() {
+    let env = Env::new();
+    let server = Server::start(&env, &["--max-connections", "1"]);
+    let id = server.exec(r#"{"command":["sleep","30"]}"#);
+    let port = server.port;
+    let path = format!("/wait/{id}?until=1500");
+    assert!(eventually(Duration::from_secs(5), || request_threads(server.pid()) == 0));
+    let t0 = Instant::now();
+    let blocker = std::thread::spawn(move || request(port, "GET", &path, &[], b"").status);
+    // The blocker holds the only slot; the next request queues behind it.
+    assert!(eventually(Duration::from_secs(5), || request_threads(server.pid()) == 1));
+    assert_eq!(server.get("/health").status, 200);
+    assert!(t0.elapsed() >= Duration::from_millis(1400), "health answered after {:?}", t0.elapsed());
+    assert_eq!(blocker.join().expect("join"), 200);
+}
+
+#[test]
+fn silent_connections_are_closed() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let t0 = Instant::now();
+    let mut buf = [0u8; 64];
+    // EOF (0) or a reset: either way the server hung up on us.
+    let n = stream.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(t0.elapsed() < Duration::from_secs(20), "closed after {:?}", t0.elapsed());
+    assert_eq!(server.get("/health").status, 200, "still serving after its idle timeout");
+}
+
+#[test]
+fn wait_is_bounded_server_side() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let id = server.exec(r#"{"command":["sleep","30"]}"#);
+    let t0 = Instant::now();
+    let value = server.get(&format!("/wait/{id}?until=250")).json();
+    assert_eq!(value["state"], "running");
+    assert!(t0.elapsed() >= Duration::from_millis(240) && t0.elapsed() < Duration::from_secs(5));
+    server.get(&format!("/wait/{id}?until=soon")).assert_error(400, "invalid_request");
+    let value = server.post("/exec", r#"{"command":["sleep","30"],"wait":true,"until_ms":200}"#).json();
+    assert_eq!(value["state"], "running");
+    assert!(value.get("final_snapshot").is_none());
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_exits_zero() {
+    let env = Env::new();
+    let mut server = Server::start(&env, &[]);
+    let id = server.exec(r#"{"command":["sleep","30"]}"#);
+    let port = server.port;
+    let path = format!("/wait/{id}?until=1000");
+    let in_flight = std::thread::spawn(move || request(port, "GET", &path, &[], b""));
+    // The wait must be in progress before the signal: a request thread exists.
+    assert!(eventually(Duration::from_secs(5), || request_threads(server.pid()) > 0));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+    let reply = in_flight.join().expect("join");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.json()["state"], "running");
+    let mut status = None;
+    assert!(eventually(Duration::from_secs(10), || {
+        status = server.child.try_wait().expect("try_wait");
+        status.is_some()
+    }));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    let mut stdout = String::new();
+    server.child.stdout.take().expect("stdout").read_to_string(&mut stdout).expect("read");
+    assert_eq!(stdout, "", "serve prints nothing on stdout");
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "no longer accepting");
+    // The job has its own supervisor and keeps running.
+    let state = env.read_json(&id, "state.json");
+    assert_eq!(env.ok(&["status", &id])["state"], "running", "{state}");
+    let pid = state["pid"].as_u64().expect("pid");
+    assert!(alive(pid));
+    env.ok(&["kill", "--signal", "KILL", &id]);
+}
+
+#[test]
+fn many_execs_leave_no_zombies() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    for _ in 0..500 {
+        server.exec(r#"{"command":["true"]}"#);
+    }
+    let zombies = zombie_children(server.pid());
+    assert!(zombies.is_empty(), "zombie children of the server: {zombies:?}");
+    assert!(eventually(Duration::from_secs(5), || thread_count(server.pid()) < 64), "threads leaked");
+}
+
+/// Pids whose parent is `parent` and whose state is `Z`, from /proc/*/stat.
+fn zombie_children(parent: u32) -> Vec<u32> {
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            zombies.push(pid);
+        }
+    }
+    zombies
+}
+
+fn thread_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// Threads of the server that are handling a request (they are named "request").
+fn request_threads(pid: u32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "request"))
+        .count()
+}

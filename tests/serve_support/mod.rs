@@ -1,0 +1,137 @@
+//! Shared by tests/serve.rs and tests/serve_limits.rs: a running `agent-exec serve` child
+//! process on a free loopback port (killed on drop), and raw HTTP/1.1 over `TcpStream`,
+//! so that malformed and hostile requests can be written byte for byte.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::{Env, eventually};
+
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    /// Starts `serve` with extra flags on a port picked by binding port 0; another
+    /// process may grab the port in between, so a server that exits early is retried.
+    pub fn start(env: &Env, extra: &[&str]) -> Server {
+        Self::start_with(env, extra, Stdio::null)
+    }
+
+    pub fn start_with(env: &Env, extra: &[&str], stderr: impl Fn() -> Stdio) -> Server {
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0").expect("bind probe").local_addr().expect("addr").port();
+            let port_text = port.to_string();
+            let mut args = vec!["serve", "--port", &port_text];
+            args.extend_from_slice(extra);
+            let child = env.command(&args).stdout(Stdio::piped()).stderr(stderr()).spawn().expect("spawn serve");
+            let mut server = Server { child, port };
+            let up = eventually(Duration::from_secs(10), || {
+                matches!(server.child.try_wait(), Ok(Some(_))) || TcpStream::connect(("127.0.0.1", port)).is_ok()
+            });
+            if up && matches!(server.child.try_wait(), Ok(None)) {
+                return server;
+            }
+        }
+        panic!("could not start agent-exec serve");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn get(&self, path: &str) -> Reply {
+        request(self.port, "GET", path, &[], b"")
+    }
+
+    pub fn post(&self, path: &str, body: &str) -> Reply {
+        request(self.port, "POST", path, &[], body.as_bytes())
+    }
+
+    /// `POST /exec` that must succeed; returns the job id.
+    pub fn exec(&self, body: &str) -> String {
+        let reply = self.post("/exec", body);
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.json()["job_id"].as_str().expect("job_id").to_string()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {self:?}"))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// Asserts an error envelope with this status and code.
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "{self:?}");
+        let value = self.json();
+        assert_eq!(value["ok"], false, "{self:?}");
+        assert_eq!(value["type"], "error");
+        assert_eq!(value["schema_version"], "0.1");
+        assert_eq!(value["error"]["code"], code, "{self:?}");
+        assert_eq!(value["error"]["retryable"], false);
+        assert_eq!(self.header("content-type"), Some("application/json"));
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), with a 30 s bound.
+pub fn request(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if !body.is_empty() || method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut raw = head.into_bytes();
+    raw.extend_from_slice(body);
+    raw_request(port, &raw).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// Sends bytes as they are and parses the answer.
+pub fn raw_request(port: u16, raw: &[u8]) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(raw)?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes)?;
+    parse(&bytes).ok_or_else(|| std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&bytes))))
+}
+
+fn parse(bytes: &[u8]) -> Option<Reply> {
+    let text = String::from_utf8_lossy(bytes);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Some(Reply { status, headers, body: body.to_string() })
+}

@@ -1,0 +1,118 @@
+//! Storage faults: a root that cannot be created or is a file, a write limit hit while
+//! creating a job, a job directory deleted under a running job, and garbage state files.
+//! Each must give a clear JSON error, leave no torn or half-created files, and leave the
+//! other jobs alone.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+use common::{Env, alive, eventually, single_json};
+
+#[test]
+fn a_root_that_cannot_be_created_is_an_internal_error() {
+    let env = Env::new().with_env("AGENT_EXEC_ROOT", "/proc/agent-exec-test/jobs");
+    let error = env.err(&["run", "--", "true"], "internal_error");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("/proc/agent-exec-test/jobs")));
+    env.err(&["status", "01ABC"], "job_not_found");
+    assert_eq!(env.ok(&["list"])["jobs"], serde_json::json!([]));
+}
+
+#[test]
+fn a_root_that_is_a_file() {
+    let env = Env::new();
+    std::fs::write(&env.root, "not a directory").expect("write");
+    env.err(&["run", "--", "true"], "internal_error");
+    env.err(&["list"], "internal_error");
+    env.err(&["status", "01ABC"], "job_not_found");
+    assert_eq!(std::fs::read_to_string(&env.root).expect("read"), "not a directory");
+}
+
+#[test]
+fn a_write_limit_while_creating_a_job_leaves_nothing_behind() {
+    let env = Env::new();
+    std::fs::create_dir_all(&env.root).expect("mkdir");
+    let mut command = env.command(&["run", "--", "true"]);
+    // SAFETY: setrlimit between fork and exec only affects the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            Ok(())
+        });
+    }
+    let out = command.output().expect("spawn");
+    let value = single_json(&["run"], &out);
+    assert_eq!(out.status.code(), Some(1), "{}", common::describe(&["run"], &out));
+    assert_eq!(value["error"]["code"], "internal_error");
+    let leftovers: Vec<_> = std::fs::read_dir(&env.root).expect("read root").flatten().collect();
+    assert!(leftovers.is_empty(), "left behind: {:?}", leftovers.iter().map(|e| e.file_name()).collect::<Vec<_>>());
+    // The store still works for everyone else.
+    assert_eq!(env.ok(&["run", "--wait", "--", "true"])["state"], "exited");
+}
+
+#[test]
+fn a_job_directory_deleted_under_a_running_job() {
+    let env = Env::new();
+    let other = env.start_job(&["sleep", "0.2"]);
+    let id = env.start_job(&["sleep", "0.5"]);
+    let supervisor = env.read_json(&id, "state.json")["supervisor_pid"].as_u64().expect("pid");
+    std::fs::remove_dir_all(env.job_dir(&id)).expect("rm");
+    env.err(&["status", &id], "job_not_found");
+    env.err(&["wait", &id], "job_not_found");
+    // The supervisor finds nowhere to record the end, and exits instead of hanging.
+    assert!(eventually(Duration::from_secs(10), || !alive(supervisor)), "supervisor hung");
+    assert!(!env.job_dir(&id).exists(), "the directory was recreated");
+    assert_eq!(env.wait_job(&other)["state"], "exited");
+}
+
+#[test]
+fn garbage_state_files_are_reported_per_job() {
+    let env = Env::new();
+    let good = env.start_job(&["true"]);
+    let bad_state = env.start_job(&["true"]);
+    let bad_meta = env.start_job(&["true"]);
+    for id in [&good, &bad_state, &bad_meta] {
+        env.wait_job(id);
+    }
+    std::fs::write(env.job_dir(&bad_state).join("state.json"), "{\"job\": {\"id\": \"x\", \"sta").expect("write");
+    std::fs::write(env.job_dir(&bad_meta).join("meta.json"), "").expect("write");
+    let error = env.err(&["status", &bad_state], "internal_error");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("state.json")));
+    env.err(&["status", &bad_meta], "internal_error");
+    env.err(&["wait", &bad_state], "internal_error");
+    let list = env.ok(&["list"]);
+    assert_eq!(list["skipped"], 1);
+    let jobs = list["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 2);
+    let unknown = jobs.iter().find(|j| j["job_id"] == bad_state.as_str()).expect("bad-state job listed");
+    assert_eq!(unknown["state"], "unknown");
+    assert!(unknown.get("updated_at").is_none());
+    assert_eq!(env.ok(&["list", "--state", "unknown"])["jobs"].as_array().map(Vec::len), Some(1));
+    // tail needs neither file.
+    env.ok(&["tail", &bad_state]);
+}
+
+#[test]
+fn a_job_whose_output_hits_the_write_limit_still_records_its_end() {
+    let env = Env::new();
+    let mut command = env.command(&["run", "--wait", "--", "sh", "-c", "head -c 100000 /dev/zero; echo after; exit 4"]);
+    // The limit is inherited by the supervisor: its log writes fail past 20 kB while the
+    // small state files still fit.
+    // SAFETY: setrlimit between fork and exec only affects the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 20_000, rlim_max: 20_000 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            Ok(())
+        });
+    }
+    let out = command.output().expect("spawn");
+    let value = single_json(&["run"], &out);
+    assert_eq!(value["state"], "exited", "{value}");
+    assert_eq!(value["exit_code"], 4);
+    let id = value["job_id"].as_str().expect("id");
+    let size = std::fs::metadata(env.job_dir(id).join("stdout.log")).expect("stat").len();
+    assert!(size <= 20_000);
+}

@@ -1,0 +1,176 @@
+//! Supervision under faults: the supervisor is detached from the caller, survives the
+//! caller's death, and a dead supervisor is never reported as a running job.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{Env, alive, eventually};
+
+fn pid_of(value: &serde_json::Value) -> i32 {
+    value.as_u64().and_then(|p| i32::try_from(p).ok()).expect("pid")
+}
+
+#[test]
+fn supervisor_is_detached_in_its_own_session_and_the_job_leads_its_group() {
+    let env = Env::new();
+    let id = env.start_job(&["sleep", "30"]);
+    let state = env.read_json(&id, "state.json");
+    let supervisor = pid_of(&state["supervisor_pid"]);
+    let job = pid_of(&state["pid"]);
+    // SAFETY: getsid/getpgid only query.
+    let (sup_sid, job_sid, job_pgid) = unsafe { (libc::getsid(supervisor), libc::getsid(job), libc::getpgid(job)) };
+    let my_sid = unsafe { libc::getsid(0) };
+    assert_ne!(sup_sid, my_sid, "supervisor shares the caller's session");
+    assert_eq!((job_sid, job_pgid), (job, job), "job is not a session and group leader");
+    let stat = std::fs::read_to_string(format!("/proc/{supervisor}/status")).expect("status");
+    assert!(stat.lines().any(|l| l == "Threads:\t1"), "supervisor is not single-threaded");
+    env.ok(&["kill", "--signal", "KILL", &id]);
+}
+
+#[test]
+fn sigkill_of_the_supervisor_is_reported_as_failed_and_wait_returns() {
+    let env = Env::new();
+    let id = env.start_job(&["sleep", "30"]);
+    let state = env.read_json(&id, "state.json");
+    let supervisor = pid_of(&state["supervisor_pid"]);
+    let job = pid_of(&state["pid"]);
+    // SAFETY: signalling processes this test started.
+    unsafe { libc::kill(supervisor, libc::SIGKILL) };
+    assert!(eventually(Duration::from_secs(5), || !alive(supervisor as u64)));
+    let value = env.ok(&["wait", "--forever", &id]);
+    assert_eq!(value["state"], "failed");
+    assert_eq!(value["error"], "supervisor lost");
+    let status = env.ok(&["status", &id]);
+    assert_eq!(status["state"], "failed");
+    // The repair is persisted, so the answer never changes back.
+    assert_eq!(env.read_json(&id, "state.json")["job"]["status"], "failed");
+    let listed = env.ok(&["list"]);
+    assert_eq!(listed["jobs"][0]["state"], "failed");
+    // The orphaned job is not signalled by kill: its record is terminal.
+    env.ok(&["kill", &id]);
+    assert!(alive(job as u64));
+    // SAFETY: clean up the orphan this test created.
+    unsafe { libc::kill(-job, libc::SIGKILL) };
+}
+
+#[test]
+fn a_reused_pid_is_never_signalled() {
+    let env = Env::new();
+    let id = env.start_job(&["sleep", "30"]);
+    let job_dir = env.job_dir(&id);
+    let mut state = env.read_json(&id, "state.json");
+    let job = pid_of(&state["pid"]);
+    // Pretend the recorded job started at another time: it is then someone else's pid.
+    state["pid_start"] = serde_json::json!(1);
+    std::fs::write(job_dir.join("state.json"), serde_json::to_vec_pretty(&state).expect("json")).expect("write");
+    env.ok(&["kill", "--signal", "KILL", &id]);
+    assert!(alive(job as u64), "kill signalled a pid whose start time differs");
+    // SAFETY: clean up.
+    unsafe { libc::kill(-job, libc::SIGKILL) };
+    env.wait_job(&id);
+}
+
+/// Starts `run` in its own process group and returns it.
+fn spawn_caller(env: &Env, command: &[&str]) -> std::process::Child {
+    let mut args = vec!["run", "--"];
+    args.extend_from_slice(command);
+    env.command(&args).process_group(0).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn run")
+}
+
+fn only_job(env: &Env) -> Option<String> {
+    let list = env.ok(&["list", "--all"]);
+    list["jobs"].as_array().and_then(|jobs| jobs.first()).and_then(|j| j["job_id"].as_str()).map(str::to_string)
+}
+
+#[test]
+fn killing_the_callers_group_after_launch_leaves_the_job_running_to_completion() {
+    let env = Env::new();
+    let marker = env.cwd.join("finished");
+    let script = format!("sleep 0.5; touch {}; exit 3", marker.display());
+    let mut caller = spawn_caller(&env, &["sh", "-c", &script]);
+    let caller_pid = caller.id();
+    let mut id = None;
+    assert!(eventually(Duration::from_secs(10), || {
+        id = only_job(&env);
+        id.as_ref().is_some_and(|id| {
+            let state = env.read_json(id, "state.json");
+            state["supervisor_pid"].as_u64().is_some_and(|p| p != u64::from(caller_pid)) && state["pid"].is_u64()
+        })
+    }));
+    // SAFETY: the caller leads its own group (process_group(0)).
+    unsafe { libc::kill(-(caller_pid as i32), libc::SIGKILL) };
+    let _ = caller.wait();
+    let id = id.expect("job id");
+    let value = env.wait_job(&id);
+    assert_eq!(value["state"], "exited");
+    assert_eq!(value["exit_code"], 3);
+    assert!(marker.exists());
+}
+
+#[test]
+fn killing_the_caller_at_any_moment_never_leaves_a_job_running_forever() {
+    let env = Env::new();
+    for delay_ms in [0u64, 1, 2, 5, 10, 20] {
+        let mut caller = spawn_caller(&env, &["true"]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SAFETY: the caller leads its own group.
+        unsafe { libc::kill(-(caller.id() as i32), libc::SIGKILL) };
+        let _ = caller.wait();
+    }
+    let list = env.ok(&["list", "--all"]);
+    for job in list["jobs"].as_array().expect("jobs") {
+        let id = job["job_id"].as_str().expect("id");
+        let value = env.ok(&["wait", "--until", "10000", id]);
+        assert!(["exited", "failed"].contains(&value["state"].as_str().unwrap_or("")), "{id}: {value}");
+    }
+}
+
+#[test]
+fn fifty_concurrent_runs_are_all_recorded() {
+    let env = Env::new();
+    let children: Vec<_> = (0..50)
+        .map(|i| {
+            env.command(&["run", "--snapshot-after", "0", "--", "sh", "-c", &format!("echo job{i}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn")
+        })
+        .collect();
+    let mut ids = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().expect("wait");
+        let value = common::single_json(&["run"], &out);
+        assert_eq!(value["ok"], true, "{}", common::describe(&["run"], &out));
+        ids.push(value["job_id"].as_str().expect("id").to_string());
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 50);
+    for id in &ids {
+        assert_eq!(env.wait_job(id)["state"], "exited");
+        let tail = env.ok(&["tail", id]);
+        assert!(tail["stdout_tail"].as_str().is_some_and(|t| t.starts_with("job")));
+    }
+    assert_eq!(env.ok(&["list"])["jobs"].as_array().map(Vec::len), Some(50));
+}
+
+#[test]
+fn lingering_descendants_do_not_delay_the_terminal_state() {
+    let env = Env::new();
+    let started = std::time::Instant::now();
+    let value = env.ok(&["run", "--wait", "--", "sh", "-c", "sleep 30 & echo parent done"]);
+    assert_eq!(value["state"], "exited");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(value["final_snapshot"]["stdout_tail"], "parent done");
+    let id = value["job_id"].as_str().expect("id");
+    // The supervisor gives up on the inherited pipe after the 2 s drain and exits.
+    let supervisor = env.read_json(id, "state.json")["supervisor_pid"].as_u64().expect("pid");
+    assert!(eventually(Duration::from_secs(10), || !alive(supervisor)), "supervisor outlived the drain bound");
+    let job = pid_of(&env.read_json(id, "state.json")["pid"]);
+    // SAFETY: clean up the background sleep this test left in the job's group.
+    unsafe { libc::kill(-job, libc::SIGKILL) };
+}
