@@ -1,21 +1,38 @@
-# agent-exec — build, demo, test, lint. `make help` lists the targets.
+# agent-exec — build, demo, test, lint, install. `make help` lists the targets.
 
 CARGO ?= cargo
 PREFIX ?= /usr/local
 DESTDIR ?=
-BIN := target/release/agent-exec
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BIN ?= $(TARGET_DIR)/release/agent-exec
+STATIC_BIN := $(TARGET_DIR)/static/agent-exec
+MUSL := x86_64-unknown-linux-musl
+GNU := x86_64-unknown-linux-gnu
 
-.PHONY: help build release demo test unit lint fmt bench soak clean
+BINDIR := $(PREFIX)/bin
+MANDIR := $(PREFIX)/share/man
+BASHDIR := $(PREFIX)/share/bash-completion/completions
+ZSHDIR := $(PREFIX)/share/zsh/site-functions
+FISHDIR := $(PREFIX)/share/fish/vendor_completions.d
+MAN1 := $(wildcard man/*.1)
+MAN5 := $(wildcard man/*.5)
+
+.PHONY: help build release static demo test test-static unit lint docs fmt bench soak clean install uninstall
 
 help:
-	@echo "make build    debug build"
-	@echo "make release  optimised build ($(BIN))"
-	@echo "make demo     build, then run a real job and show what agent-exec answers"
-	@echo "make test     lint, then the whole test suite"
-	@echo "make lint     cargo fmt --check and clippy -D warnings"
-	@echo "make fmt      format the code"
-	@echo "make bench    benchmark against agent-exec 0.1.18 (bench/RESULTS.md)"
-	@echo "make soak     long fault and load runs"
+	@echo "make build        debug build"
+	@echo "make release      optimised build ($(BIN))"
+	@echo "make static       fully static build ($(STATIC_BIN)): musl if its target is installed, else glibc"
+	@echo "make demo         build, then run a real job and show what agent-exec answers"
+	@echo "make test         lint, the whole test suite, then the static-binary checks"
+	@echo "make test-static  build the static binary, check it is static and runs a job in an empty root"
+	@echo "make lint         cargo fmt --check, clippy -D warnings, groff lint of the man pages"
+	@echo "make docs         regenerate man/ from the flag table (UPDATE_DOCS=1 cargo test)"
+	@echo "make fmt          format the code"
+	@echo "make bench        benchmark against agent-exec 0.1.18 (bench/RESULTS.md)"
+	@echo "make install      install binary, man pages, completions (PREFIX=$(PREFIX) DESTDIR=)"
+	@echo "make uninstall    remove what make install installed"
+	@echo "make soak         long fault and load runs"
 
 build:
 	$(CARGO) build
@@ -23,15 +40,45 @@ build:
 release:
 	$(CARGO) build --release
 
+# musl gives a static binary with a working getpwuid; without the musl target (it
+# cannot be downloaded offline) glibc's crt-static is the fallback. In that build
+# getpwuid_r cannot load NSS modules, which only matters when HOME is unset, and the
+# getrandom crate must call getrandom(2) directly: its default finds the function with
+# dlsym, which fails in a static binary, and falls back to /dev/urandom, which an empty
+# chroot does not have.
+static:
+	@mkdir -p $(dir $(STATIC_BIN))
+	@if rustup target list --installed 2>/dev/null | grep -qx $(MUSL) || \
+	    timeout 60 rustup target add $(MUSL) >/dev/null 2>&1; then \
+		echo "make static: musl ($(MUSL))"; \
+		$(CARGO) build --release --target $(MUSL) && \
+		cp $(TARGET_DIR)/$(MUSL)/release/agent-exec $(STATIC_BIN); \
+	else \
+		echo "make static: musl target unavailable, glibc with crt-static ($(GNU))"; \
+		RUSTFLAGS='-C target-feature=+crt-static --cfg getrandom_backend="linux_getrandom"' $(CARGO) build --release --target $(GNU) && \
+		cp $(TARGET_DIR)/$(GNU)/release/agent-exec $(STATIC_BIN); \
+	fi
+	@echo "make static: $(STATIC_BIN), $$(stat -c %s $(STATIC_BIN)) bytes"
+
 demo: release
 	@bash scripts/demo.sh $(BIN)
 
 test: lint
 	$(CARGO) test --all-targets
+	$(MAKE) test-static
+
+test-static: static
+	bash scripts/test-static.sh $(STATIC_BIN)
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	@if command -v groff >/dev/null 2>&1; then \
+		for page in $(MAN1) $(MAN5); do groff -man -ww -z $$page || exit 1; done; \
+	else echo "lint: groff not installed, man pages not linted"; fi
+
+docs:
+	UPDATE_DOCS=1 $(CARGO) test --bin agent-exec man
 
 fmt:
 	$(CARGO) fmt --all
@@ -46,3 +93,20 @@ soak:
 
 clean:
 	$(CARGO) clean
+
+# NO_BUILD=1 installs an existing $(BIN) without running cargo (used by the tests).
+install: $(if $(NO_BUILD),,release)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR) $(DESTDIR)$(FISHDIR)
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/agent-exec
+	install -m 0644 $(MAN1) $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(BIN) completions bash > $(DESTDIR)$(BASHDIR)/agent-exec
+	$(BIN) completions zsh > $(DESTDIR)$(ZSHDIR)/_agent-exec
+	$(BIN) completions fish > $(DESTDIR)$(FISHDIR)/agent-exec.fish
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/agent-exec
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
+	rm -f $(DESTDIR)$(BASHDIR)/agent-exec $(DESTDIR)$(ZSHDIR)/_agent-exec $(DESTDIR)$(FISHDIR)/agent-exec.fish

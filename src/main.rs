@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod completions;
 mod config;
 mod error;
 mod jobstore;
@@ -54,6 +55,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Parsed::Usage(message, usage) => return usage_error(&message, &usage),
+        // The one command whose answer is a script, not a JSON object (CONTRACT §2.1).
+        Parsed::Run(args) if args.command.name == "completions" => match completions::script(args.job_id()) {
+            Some(script) => output::print_text(&script),
+            None => return usage_error("unsupported shell", &format!("agent-exec {}", args.command.usage)),
+        },
         Parsed::Run(args) => {
             log::init(args.verbose);
             scrub::hide_from_argv(&masked_entries(&args));

@@ -7,6 +7,8 @@
 //! state the machine is in.
 
 mod help;
+#[cfg(test)]
+mod man;
 pub mod table;
 
 use std::ffi::OsString;

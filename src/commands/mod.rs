@@ -6,12 +6,14 @@ mod create;
 pub mod define;
 mod delete;
 mod gc;
+mod install_skills;
 mod kill;
 pub mod launch;
 mod list;
 mod notify;
 mod prune;
 mod run;
+pub mod schema;
 mod start;
 mod status;
 mod tag;
@@ -43,6 +45,8 @@ pub fn dispatch(args: &Args) -> Result<Reply> {
         "gc" => gc::gc(args, &root),
         "tag set" => tag::tag_set(args, &root),
         "notify set" => notify::notify_set(args, &root),
+        "schema" => schema::schema(),
+        "install-skills" => install_skills::install_skills(args),
         "serve" => crate::serve::serve(args, root.clone()),
         other => Err(Error::internal(format!("'{other}' is not available in this build"))),
     }

@@ -1,0 +1,144 @@
+//! `schema` and the document it prints: it works from a lone binary in an empty
+//! directory, and the real output of every command validates against it (a JSON Schema
+//! draft-07 validator, so the document cannot drift from the responses).
+
+mod common;
+
+use serde_json::Value;
+
+use common::Env;
+
+struct Checker {
+    env: Env,
+    validator: jsonschema::Validator,
+}
+
+impl Checker {
+    fn new() -> Checker {
+        let env = Env::new();
+        let reply = env.ok(&["schema"]);
+        assert_eq!(reply["type"], "schema");
+        assert_eq!(reply["schema_format"], "json-schema-draft-07");
+        assert_eq!(reply["generated_at"], "2026-02-19T00:00:00Z");
+        let validator = jsonschema::draft7::new(&reply["schema"]).expect("the schema compiles");
+        let checker = Checker { env, validator };
+        checker.check(&reply);
+        checker
+    }
+
+    fn check(&self, value: &Value) {
+        let errors: Vec<String> =
+            self.validator.iter_errors(value).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "response does not match the schema:\n{value}\n{}", errors.join("\n"));
+    }
+
+    fn ok(&self, args: &[&str]) -> Value {
+        let value = self.env.ok(args);
+        self.check(&value);
+        value
+    }
+
+    fn err(&self, args: &[&str], code: &str) -> Value {
+        let value = self.env.err(args, code);
+        self.check(&value);
+        value
+    }
+}
+
+#[test]
+fn schema_works_from_a_lone_binary_in_an_empty_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bin = dir.path().join("agent-exec");
+    std::fs::copy(common::BIN, &bin).expect("copy binary");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let out = std::process::Command::new(&bin)
+        .arg("schema")
+        .current_dir(&empty)
+        .env_clear()
+        .env("HOME", &empty)
+        .output()
+        .expect("run");
+    let value = common::single_json(&["schema"], &out);
+    assert_eq!(value["ok"], true);
+    assert_eq!(value["schema"]["title"], "agent-exec CLI response schema");
+    assert_eq!(std::fs::read_dir(&empty).expect("read").count(), 0, "schema wrote files");
+}
+
+#[test]
+fn job_command_outputs_match_the_schema() {
+    let c = Checker::new();
+    let run = c.ok(&["run", "--env", "A=1", "--mask", "A", "--tag", "t1", "--", "sh", "-c", "echo out; echo err >&2"]);
+    let id = run["job_id"].as_str().expect("job_id").to_string();
+    c.ok(&["run", "--wait", "--", "sh", "-c", "exit 3"]);
+    c.ok(&["run", "--wait", "--cwd", "/nonexistent/dir", "--", "true"]);
+    let created = c.ok(&["create", "--tag", "later", "--", "true"]);
+    let created_id = created["job_id"].as_str().expect("job_id").to_string();
+    c.ok(&["status", &created_id]);
+    c.ok(&["list", "--all"]);
+    c.ok(&["start", "--wait", &created_id]);
+    c.ok(&["wait", &id]);
+    c.ok(&["status", &id]);
+    c.ok(&["tail", &id]);
+    c.ok(&["kill", &id]);
+    c.ok(&["list"]);
+    c.ok(&["list", "--all", "--state", "exited", "--limit", "1"]);
+    c.ok(&["tag", "set", &id, "--tag", "a", "--tag", "b.c"]);
+    c.ok(&["notify", "set", &id, "--command", "true", "--output-pattern", "x", "--output-match-type", "regex"]);
+    c.ok(&["notify", "set", &id, "--output-pattern", ""]);
+    let running = c.env.start_job(&["sleep", "30"]);
+    c.ok(&["run", "--snapshot-after", "0", "--", "true"]);
+    c.ok(&["wait", "--until", "0", &running]);
+    c.ok(&["kill", &running]);
+    c.ok(&["wait", &running]);
+}
+
+#[test]
+fn error_outputs_match_the_schema() {
+    let c = Checker::new();
+    c.err(&["status", "0000000000000000000000000Z"], "job_not_found");
+    c.err(&["status", ".."], "job_not_found");
+    let created = c.ok(&["create", "--", "true"]);
+    let id = created["job_id"].as_str().expect("job_id");
+    c.err(&["kill", id], "invalid_state");
+    c.err(&["install-skills", "--source", "git:x"], "unknown_source_scheme");
+    c.err(&["install-skills", "--source", "local:/nonexistent/skill"], "internal_error");
+}
+
+#[test]
+fn install_skills_output_matches_the_schema() {
+    let c = Checker::new();
+    c.ok(&["install-skills"]);
+    c.ok(&["install-skills", "--global"]);
+}
+
+#[test]
+fn delete_and_gc_outputs_match_the_schema() {
+    let c = Checker::new();
+    let id = c.env.start_job(&["true"]);
+    c.env.wait_job(&id);
+    let running = c.env.start_job(&["sleep", "30"]);
+    c.ok(&["gc", "--dry-run"]);
+    c.ok(&["gc", "--older-than", "0s", "--dry-run"]);
+    c.ok(&["delete", "--all", "--dry-run"]);
+    c.err(&["delete", &running], "invalid_state");
+    c.ok(&["delete", &id]);
+    c.ok(&["kill", &running]);
+    c.env.wait_job(&running);
+    c.ok(&["gc", "--older-than", "0s"]);
+}
+
+#[test]
+fn the_schema_rejects_what_the_contract_forbids() {
+    let c = Checker::new();
+    for bad in [
+        r#"{"schema_version":"0.1","ok":true,"type":"run"}"#,
+        r#"{"schema_version":"0.2","ok":true,"type":"kill","job_id":"X","signal":"TERM"}"#,
+        r#"{"schema_version":"0.1","ok":true,"type":"status","job_id":"X","state":"sleeping"}"#,
+        r#"{"schema_version":"0.1","ok":true,"type":"frobnicate"}"#,
+        r#"{"schema_version":"0.1","ok":false,"type":"error","error":{"code":"job_not_found"}}"#,
+    ] {
+        let value: Value = serde_json::from_str(bad).expect("test JSON");
+        assert!(!c.validator.is_valid(&value), "accepted: {bad}");
+    }
+}
