@@ -13,7 +13,6 @@ pub enum Code {
     JobNotFound,
     AmbiguousJobId,
     InvalidState,
-    InvalidTag,
     UnknownSourceScheme,
     InvalidRequest,
     Unauthorized,
@@ -27,7 +26,6 @@ impl Code {
             Code::JobNotFound => "job_not_found",
             Code::AmbiguousJobId => "ambiguous_job_id",
             Code::InvalidState => "invalid_state",
-            Code::InvalidTag => "invalid_tag",
             Code::UnknownSourceScheme => "unknown_source_scheme",
             Code::InvalidRequest => "invalid_request",
             Code::Unauthorized => "unauthorized",
@@ -65,12 +63,6 @@ impl Error {
     /// `: `" message style.
     pub fn io(what: impl fmt::Display, err: std::io::Error) -> Error {
         Error::internal(format!("{what}: {err}"))
-    }
-
-    /// Prefixes the message with outer context, outermost first.
-    pub fn context(mut self, what: impl fmt::Display) -> Error {
-        self.message = format!("{what}: {}", self.message);
-        self
     }
 }
 

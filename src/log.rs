@@ -7,21 +7,17 @@ static LEVEL: AtomicU8 = AtomicU8::new(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
-    Error = 0,
     Warn = 1,
     Info = 2,
     Debug = 3,
-    Trace = 4,
 }
 
 impl Level {
     fn name(self) -> &'static str {
         match self {
-            Level::Error => "ERROR",
             Level::Warn => "WARN",
             Level::Info => "INFO",
             Level::Debug => "DEBUG",
-            Level::Trace => "TRACE",
         }
     }
 }
@@ -31,6 +27,8 @@ pub fn init(verbose: u8) {
     LEVEL.store(from_env.unwrap_or(1 + verbose.min(3)), Ordering::Relaxed);
 }
 
+/// Levels are numbers here (0 error .. 4 trace) because `-vvv` and `RUST_LOG=trace`
+/// must be accepted even though we only write warn, info and debug lines.
 /// Understands `level` and `agent_exec=level` (the last directive that applies wins);
 /// anything else is ignored, as the contract asks of an invalid filter.
 fn parse_filter(filter: &str) -> Option<u8> {

@@ -43,7 +43,7 @@ fn delay_for(round: usize, max_us: u64) -> Duration {
 fn killing_the_supervisor_at_any_moment_never_leaves_a_running_job() {
     let env = Env::new();
     for round in 0..rounds(12, 300) {
-        let mut caller = env
+        let caller = env
             .command(&[
                 "run",
                 "--snapshot-after",

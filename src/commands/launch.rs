@@ -30,7 +30,9 @@ pub fn initial_state(id: &str) -> State {
 /// Launches the supervisor and waits for its start handshake. A supervisor that died
 /// before answering, or could not be launched at all, leaves a `failed` record.
 pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
-    match supervisor::launch(job, spec) {
+    let handshake = supervisor::launch(job, spec);
+    crate::debug!("job {}: supervisor handshake {handshake:?}", job.id);
+    match handshake {
         Ok(Handshake::Started | Handshake::Failed(_)) => Ok(()),
         Ok(Handshake::Lost) => {
             record_failure(job, "supervisor exited before starting the job");

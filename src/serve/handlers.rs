@@ -45,7 +45,7 @@ impl Answer {
     pub fn error(err: &Error) -> Answer {
         let status = match err.code {
             Code::JobNotFound => 404,
-            Code::AmbiguousJobId | Code::InvalidState | Code::InvalidRequest | Code::Usage | Code::InvalidTag => 400,
+            Code::AmbiguousJobId | Code::InvalidState | Code::InvalidRequest | Code::Usage => 400,
             Code::Unauthorized => 401,
             Code::UnknownSourceScheme | Code::Internal => 500,
         };

@@ -37,7 +37,6 @@ struct ErrorDetail<'a> {
 /// and the HTTP layer free of per-command types.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    pub kind: &'static str,
     pub json: String,
 }
 
@@ -49,7 +48,7 @@ impl Reply {
             // if it ever did the client must still get one well-formed object.
             error_json(&Error::internal(format!("serialize response: {e}")))
         });
-        Reply { kind, json }
+        Reply { json }
     }
 }
 
