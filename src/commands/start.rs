@@ -16,7 +16,8 @@ pub fn start(args: &Args, root: &Root) -> Result<Reply> {
     {
         // The created → running transition happens under the job lock, so of two
         // concurrent starts exactly one wins (DECISIONS OP-12).
-        let _lock = job.lock()?;
+        // A job deleted since the lookup has no directory left to lock.
+        let _lock = job.lock().map_err(|e| if job.path.exists() { e } else { Error::not_found(given) })?;
         let state = job.read_state()?;
         if state.status() != Status::Created {
             return Err(Error::new(
