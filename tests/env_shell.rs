@@ -141,19 +141,13 @@ fn environment_layers_and_env_files() {
     assert!(value["error"].as_str().is_some_and(|e| e.contains("/nonexistent/vars.env")));
 }
 
-/// Command lines of every process that mentions `needle` (our jobs root) or `secret`.
+/// Command lines of agent-exec processes that show `secret`.
 fn cmdlines_with(secret: &str) -> Vec<String> {
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
-                .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-                .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-                .filter(|c| c.contains("agent-exec") && c.contains(secret))
-                .collect()
-        })
-        .unwrap_or_default()
+    common::all_pids()
+        .into_iter()
+        .map(common::cmdline)
+        .filter(|argv| argv.contains("agent-exec") && argv.contains(secret))
+        .collect()
 }
 
 #[test]

@@ -17,20 +17,13 @@ fn rounds(normal: usize, soak: usize) -> usize {
 /// Pids of supervisors whose argv names a job directory under `root`.
 fn supervisors_under(root: &std::path::Path) -> Vec<i32> {
     let needle = root.to_string_lossy().into_owned();
-    std::fs::read_dir("/proc")
-        .map(|entries| {
-            entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-                .filter(|pid| {
-                    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                        let c = String::from_utf8_lossy(&c);
-                        c.contains("__supervise") && c.contains(&needle)
-                    })
-                })
-                .collect()
+    common::all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            let argv = common::cmdline(pid);
+            argv.contains("__supervise") && argv.contains(&needle)
         })
-        .unwrap_or_default()
+        .collect()
 }
 
 /// A cheap pseudo-random sequence, so a failing round can be replayed from its number.
@@ -112,20 +105,15 @@ fn many_short_jobs_leave_no_supervisor_or_zombie_behind() {
     // exist for an instant (here or in a test running beside this one); one that is
     // still a zombie seconds later was never reaped.
     let zombies = || -> Vec<i32> {
-        std::fs::read_dir("/proc")
-            .map(|entries| {
-                entries
-                    .flatten()
-                    .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()))
-                    .filter(|pid| {
-                        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                            s.contains("(agent-exec)")
-                                && s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-                        })
-                    })
-                    .collect()
+        common::all_pids()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    s.contains("(agent-exec)")
+                        && s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+                })
             })
-            .unwrap_or_default()
+            .collect()
     };
     let seen = zombies();
     let lasting = |pid: &i32| zombies().contains(pid);

@@ -3,7 +3,7 @@
 use crate::cli::Args;
 use crate::error::Result;
 use crate::jobstore::{self, JobDir, Root};
-use crate::tail::tail_file;
+use crate::tail::snapshot;
 use crate::wire::{Reply, TailBody};
 
 pub fn tail(args: &Args, root: &Root) -> Result<Reply> {
@@ -11,23 +11,23 @@ pub fn tail(args: &Args, root: &Root) -> Result<Reply> {
     Ok(Reply::new("tail", &tail_body(&job, job.id.clone(), args.num("tail-lines"), args.num("max-bytes"))))
 }
 
-/// Also used by HTTP `/tail`, which echoes the id as given.
+/// Also used by HTTP `/tail`, which echoes the id as given. The same numbers as a
+/// snapshot, flattened, with the log paths.
 pub fn tail_body(job: &JobDir, job_id: String, tail_lines: u64, max_bytes: u64) -> TailBody {
     let stdout_path = job.file(jobstore::STDOUT_LOG);
     let stderr_path = job.file(jobstore::STDERR_LOG);
-    let out = tail_file(&stdout_path, tail_lines, max_bytes);
-    let err = tail_file(&stderr_path, tail_lines, max_bytes);
+    let shot = snapshot(&stdout_path, &stderr_path, tail_lines, max_bytes);
     TailBody {
         job_id,
-        truncated: out.truncated || err.truncated,
-        encoding: "utf-8-lossy",
+        stdout_tail: shot.stdout_tail,
+        stderr_tail: shot.stderr_tail,
+        truncated: shot.truncated,
+        encoding: shot.encoding,
         stdout_log_path: stdout_path.to_string_lossy().into_owned(),
         stderr_log_path: stderr_path.to_string_lossy().into_owned(),
-        stdout_observed_bytes: out.observed_bytes,
-        stderr_observed_bytes: err.observed_bytes,
-        stdout_included_bytes: out.included_bytes,
-        stderr_included_bytes: err.included_bytes,
-        stdout_tail: out.text,
-        stderr_tail: err.text,
+        stdout_observed_bytes: shot.stdout_observed_bytes,
+        stderr_observed_bytes: shot.stderr_observed_bytes,
+        stdout_included_bytes: shot.stdout_included_bytes,
+        stderr_included_bytes: shot.stderr_included_bytes,
     }
 }

@@ -186,3 +186,17 @@ impl Env {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
 }
+
+/// Every pid in /proc, for tests that look for processes by their argv or state.
+pub fn all_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .map(|entries| entries.flatten().filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok())).collect())
+        .unwrap_or_default()
+}
+
+/// The argv of a process, NULs shown as spaces ("" if it is gone).
+pub fn cmdline(pid: i32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .unwrap_or_default()
+}
