@@ -28,12 +28,13 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
 }
 
 /// Does any of `tags` satisfy `pattern`? `x.*` matches `x` itself and anything below it.
-pub fn matches(pattern: &str, tags: &[String]) -> bool {
+pub fn matches<T: AsRef<str>>(pattern: &str, tags: &[T]) -> bool {
+    let mut tags = tags.iter().map(AsRef::as_ref);
     match pattern.strip_suffix(".*") {
-        Some(prefix) => tags.iter().any(|t| {
+        Some(prefix) => tags.any(|t| {
             t == prefix || (t.len() > prefix.len() && t.starts_with(prefix) && t.as_bytes()[prefix.len()] == b'.')
         }),
-        None => tags.iter().any(|t| t == pattern),
+        None => tags.any(|t| t == pattern),
     }
 }
 

@@ -52,13 +52,27 @@ fn schema_works_from_a_lone_binary_in_an_empty_directory() {
     std::fs::copy(common::BIN, &bin).expect("copy binary");
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).expect("mkdir");
-    let out = std::process::Command::new(&bin)
-        .arg("schema")
-        .current_dir(&empty)
-        .env_clear()
-        .env("HOME", &empty)
-        .output()
-        .expect("run");
+    // Another test thread forking while the copy was open for writing keeps a writable
+    // descriptor alive in its child until that child execs: exec then fails with
+    // ETXTBSY for a moment. That is the test harness, not the binary, so retry.
+    let mut out = None;
+    assert!(common::eventually(std::time::Duration::from_secs(10), || {
+        match std::process::Command::new(&bin)
+            .arg("schema")
+            .current_dir(&empty)
+            .env_clear()
+            .env("HOME", &empty)
+            .output()
+        {
+            Ok(output) => {
+                out = Some(output);
+                true
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => false,
+            Err(e) => panic!("run the copied binary: {e}"),
+        }
+    }));
+    let out = out.expect("ran");
     let value = common::single_json(&["schema"], &out);
     assert_eq!(value["ok"], true);
     assert_eq!(value["schema"]["title"], "agent-exec CLI response schema");

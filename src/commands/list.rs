@@ -6,7 +6,14 @@ use crate::error::Result;
 use crate::jobstore::scan::{Scan, par_map};
 use crate::jobstore::{self, Root, liveness};
 use crate::tags;
-use crate::wire::{JobSummary, ListBody, Meta, Reply, State};
+use crate::wire::{JobSummary, ListBody, MetaView, Reply, State};
+
+/// What `list` keeps of a `meta.json` that passed the filters.
+struct Listing {
+    job_id: String,
+    created_at: String,
+    tags: Vec<String>,
+}
 
 /// What one directory of the root contributes.
 enum Entry {
@@ -26,14 +33,23 @@ pub fn list(args: &Args, root: &Root) -> Result<Reply> {
     let scan = Scan::open(root);
     let entries = par_map(&names, |name| {
         let Some(scan) = &scan else { return Entry::Unreadable };
-        let Some(meta) = scan.read(name, jobstore::META).and_then(|b| serde_json::from_slice::<Meta>(&b).ok()) else {
-            return Entry::Unreadable;
+        let listed = scan.with_file(name, jobstore::META, |bytes| {
+            let meta = serde_json::from_slice::<MetaView>(bytes).ok()?;
+            let wanted = (cwd_filter.is_none() || meta.cwd.as_deref() == cwd_filter.as_deref())
+                && patterns.iter().all(|p| tags::matches(p, &meta.tags));
+            Some(wanted.then(|| Listing {
+                job_id: meta.job.id.into_owned(),
+                created_at: meta.created_at.into_owned(),
+                tags: meta.tags.iter().map(|t| t.to_string()).collect(),
+            }))
+        });
+        let listing = match listed.flatten() {
+            None => return Entry::Unreadable,
+            Some(None) => return Entry::Filtered,
+            Some(Some(listing)) => listing,
         };
-        if (cwd_filter.is_some() && meta.cwd != cwd_filter) || !patterns.iter().all(|p| tags::matches(p, &meta.tags)) {
-            return Entry::Filtered;
-        }
-        let state = scan.read(name, jobstore::STATE).and_then(|b| serde_json::from_slice::<State>(&b).ok());
-        let summary = summarize(root, name, meta, state);
+        let state = scan.with_file(name, jobstore::STATE, |b| serde_json::from_slice::<State>(b).ok()).flatten();
+        let summary = summarize(root, name, listing, state);
         if state_filter.is_some_and(|s| s != summary.state) { Entry::Filtered } else { Entry::Listed(summary) }
     });
     let skipped = entries.iter().filter(|e| matches!(e, Entry::Unreadable)).count() as u64;
@@ -51,29 +67,30 @@ pub fn list(args: &Args, root: &Root) -> Result<Reply> {
 }
 
 /// A job with an unreadable `state.json` is listed as `unknown` (CONTRACT §5.9).
-fn summarize(root: &Root, name: &str, meta: Meta, state: Option<State>) -> JobSummary {
+fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) -> JobSummary {
+    let Listing { job_id, created_at, tags } = listing;
     let Some(state) = state else {
         return JobSummary {
-            job_id: meta.job.id,
-            state: "unknown".to_string(),
+            job_id,
+            state: "unknown",
             exit_code: None,
-            created_at: meta.created_at,
+            created_at,
             started_at: None,
             finished_at: None,
             updated_at: None,
-            tags: meta.tags,
+            tags,
         };
     };
     let state = liveness::refresh(&root.job(name), state);
     let terminal = state.status().is_terminal();
     JobSummary {
-        job_id: meta.job.id,
-        state: state.status().as_str().to_string(),
+        job_id,
+        state: state.status().as_str(),
         exit_code: state.result.exit_code,
-        created_at: meta.created_at,
+        created_at,
         started_at: state.job.started_at,
         finished_at: state.finished_at.filter(|_| terminal),
         updated_at: Some(state.updated_at),
-        tags: meta.tags,
+        tags,
     }
 }

@@ -3,6 +3,7 @@
 //! path per file), files are read without a size query, and large roots are split
 //! across threads. At 20,000 jobs this is what `list` spends its time on.
 
+use std::cell::RefCell;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -23,36 +24,74 @@ impl Scan {
         (fd >= 0).then(|| Scan { root: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
-    /// The content of `<root>/<job>/<file>`, or `None` if it cannot be read.
-    pub fn read(&self, job: &str, file: &str) -> Option<Vec<u8>> {
-        let relative = CString::new(format!("{job}/{file}")).ok()?;
-        // SAFETY: a NUL-terminated relative path under a directory descriptor we own.
+    /// Calls `use_bytes` with the content of `<root>/<job>/<file>`, or returns `None` if
+    /// it cannot be read. The bytes live in a buffer kept per thread, so reading
+    /// thousands of files allocates nothing (musl's allocator, in the static build, is
+    /// slow and takes a global lock).
+    pub fn with_file<T>(&self, job: &str, file: &str, use_bytes: impl FnOnce(&[u8]) -> T) -> Option<T> {
+        thread_local! {
+            static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(8192));
+        }
+        // `<job>/<file>\0` on the stack: job ids are short, and a heap path per file is
+        // an allocation per file. Longer names (any directory can sit in the root) take
+        // the heap.
+        let mut stack = [0u8; 96];
+        let heap;
+        let length = job.len() + 1 + file.len();
+        let path: &[u8] = if length < stack.len() {
+            stack[..job.len()].copy_from_slice(job.as_bytes());
+            stack[job.len()] = b'/';
+            stack[job.len() + 1..length].copy_from_slice(file.as_bytes());
+            &stack[..=length]
+        } else {
+            heap = CString::new(format!("{job}/{file}")).ok()?;
+            heap.as_bytes_with_nul()
+        };
+        if path[..length].contains(&0) {
+            return None;
+        }
+        // SAFETY: `path` is NUL-terminated with no interior NUL, relative to a directory
+        // descriptor we own.
         let fd = unsafe {
-            libc::openat(self.root.as_raw_fd(), relative.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            libc::openat(
+                self.root.as_raw_fd(),
+                path.as_ptr().cast(),
+                libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+            )
         };
         if fd < 0 {
             return None;
         }
         // SAFETY: fresh descriptor, owned from here on.
         let file = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut content: Vec<u8> = Vec::with_capacity(4096);
-        loop {
-            let spare = content.capacity() - content.len();
-            // SAFETY: reading into the spare capacity of `content`, then extending its length
-            // by exactly what the kernel wrote.
-            let n = unsafe { libc::read(file.as_raw_fd(), content.as_mut_ptr().add(content.len()).cast(), spare) };
-            match n {
-                n if n < 0 => return None,
-                0 => return Some(content),
-                n => {
-                    let n = n as usize;
-                    unsafe { content.set_len(content.len() + n) };
-                    // A short read of a regular file means end of file: skip the extra
-                    // read that would only confirm it.
-                    if n < spare {
-                        return Some(content);
-                    }
-                    content.reserve(content.capacity());
+        BUFFER.with(|buffer| {
+            let mut content = buffer.borrow_mut();
+            content.clear();
+            read_all(&file, &mut content)?;
+            Some(use_bytes(&content))
+        })
+    }
+}
+
+fn read_all(file: &OwnedFd, content: &mut Vec<u8>) -> Option<()> {
+    loop {
+        if content.capacity() == content.len() {
+            content.reserve(content.capacity().max(4096));
+        }
+        let spare = content.capacity() - content.len();
+        // SAFETY: reading into the spare capacity of `content`, then extending its length by
+        // exactly what the kernel wrote.
+        let n = unsafe { libc::read(file.as_raw_fd(), content.as_mut_ptr().add(content.len()).cast(), spare) };
+        match n {
+            n if n < 0 => return None,
+            0 => return Some(()),
+            n => {
+                let n = n as usize;
+                unsafe { content.set_len(content.len() + n) };
+                // A short read of a regular file means end of file: skip the extra read
+                // that would only confirm it.
+                if n < spare {
+                    return Some(());
                 }
             }
         }

@@ -161,7 +161,7 @@ pub struct KillBody {
 #[derive(Debug, Serialize)]
 pub struct JobSummary {
     pub job_id: String,
-    pub state: String,
+    pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     pub created_at: String,

@@ -1,5 +1,7 @@
 //! `meta.json`, `state.json` and the notification events (CONTRACT §5, §10).
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 fn yes() -> bool {
@@ -194,6 +196,35 @@ impl State {
         self.finished_at = Some(now.clone());
         self.updated_at = now;
     }
+}
+
+/// `meta.json` as `list` reads it: the same required keys as `Meta` (so the same files
+/// count as readable), but borrowed from the file's bytes and without the fields `list`
+/// never shows, because at 20,000 jobs the allocations of a full parse dominate.
+#[derive(Debug, Deserialize)]
+pub struct MetaView<'a> {
+    #[serde(borrow)]
+    pub job: JobRefView<'a>,
+    #[serde(borrow, rename = "schema_version")]
+    _schema_version: Cow<'a, str>,
+    #[serde(borrow, rename = "command")]
+    _command: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub created_at: Cow<'a, str>,
+    #[serde(borrow, rename = "root")]
+    _root: Cow<'a, str>,
+    #[serde(borrow, rename = "env_keys")]
+    _env_keys: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub cwd: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub tags: Vec<Cow<'a, str>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct JobRefView<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
 }
 
 /// The `job.finished` event (CONTRACT §10.2); `completion_event.json` adds
