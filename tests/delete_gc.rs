@@ -323,3 +323,28 @@ fn dir_size(path: &Path) -> u64 {
     }
     std::fs::read_dir(path).expect("read_dir").map(|e| dir_size(&e.expect("entry").path())).sum()
 }
+
+#[test]
+fn gc_removes_abandoned_staging_directories_only_when_old() {
+    let env = Env::new();
+    env.wait_job(&env.start_job(&["true"]));
+    let old = env.root.join(".new-01OLDSTAGING");
+    let fresh = env.root.join(".new-01FRESHSTAGING");
+    for dir in [&old, &fresh] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        std::fs::write(dir.join("meta.json"), "{}").expect("write");
+    }
+    let status = std::process::Command::new("touch").args(["-d", "2 hours ago"]).arg(&old).status().expect("touch");
+    assert!(status.success());
+    let dry = env.ok(&["gc", "--dry-run"]);
+    assert!(old.exists(), "dry-run removed a staging directory");
+    let value = env.ok(&["gc"]);
+    assert!(!old.exists(), "an abandoned staging directory survived gc");
+    assert!(fresh.exists(), "gc removed a staging directory that may still be in use");
+    // Staging directories are never reported as jobs.
+    for report in [dry, value] {
+        let ids: Vec<&str> =
+            report["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["job_id"].as_str()).collect();
+        assert!(ids.iter().all(|id| !id.starts_with('.')), "{ids:?}");
+    }
+}

@@ -112,7 +112,24 @@ pub fn gc(args: &Args, root: &Root) -> Result<Reply> {
         }
         body.jobs.push(GcEntry { job_id: name, state: standing.state_name().to_string(), action, reason, bytes });
     }
+    if !dry_run {
+        remove_abandoned_staging(root);
+    }
     Ok(Reply::new("gc", &body))
+}
+
+/// A front-end killed while creating a job leaves its `.new-<id>` staging directory
+/// behind (no reader ever sees it). After an hour nobody can still be filling it.
+fn remove_abandoned_staging(root: &Root) {
+    let Ok(entries) = std::fs::read_dir(&root.path) else { return };
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in entries.flatten() {
+        let abandoned = entry.file_name().to_string_lossy().starts_with(".new-")
+            && entry.metadata().is_ok_and(|m| m.is_dir() && m.modified().is_ok_and(|t| t < hour_ago));
+        if abandoned {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// gc takes settled terminal jobs whose GC timestamp is strictly older than the cutoff;
