@@ -137,17 +137,23 @@ struct ExecRequest {
     until_ms: Option<u64>,
 }
 
-fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
-    let since = Instant::now();
+/// The pure part of `POST /exec`: the body's checks of CONTRACT §11.2, in their order.
+/// Returns the request and its non-empty command.
+fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
     let invalid = |message: String| Error::new(Code::InvalidRequest, message);
     if body.is_empty() {
         return Err(invalid("request body is required".into()));
     }
-    let request: ExecRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
-    let command = request.command.filter(|c| !c.is_empty());
-    let Some(command) = command else {
-        return Err(invalid("command field is required and must be non-empty".into()));
-    };
+    let mut request: ExecRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    match request.command.take().filter(|c| !c.is_empty()) {
+        Some(command) => Ok((request, command)),
+        None => Err(invalid("command field is required and must be non-empty".into())),
+    }
+}
+
+fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
+    let since = Instant::now();
+    let (request, command) = parse_exec(body)?;
     let definition = Definition {
         command,
         env: request.env.unwrap_or_default().into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -190,6 +196,51 @@ mod tests {
             answer.json,
             r#"{"error":{"code":"job_not_found","message":"job not found: x","retryable":false},"ok":false,"schema_version":"0.1","type":"error"}"#
         );
+    }
+
+    /// Fuzz cases: a few hundred in the normal suite, many under `AGENT_EXEC_SOAK`.
+    fn fuzz_config() -> proptest::prelude::ProptestConfig {
+        let cases = if std::env::var_os("AGENT_EXEC_SOAK").is_some() { 200_000 } else { 1000 };
+        proptest::prelude::ProptestConfig { cases, ..proptest::prelude::ProptestConfig::default() }
+    }
+
+    /// Bodies: raw bytes, or JSON-ish objects built from the keys and the wrong types.
+    fn body() -> impl proptest::prelude::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let value = r#"(\[("[a-z ]{0,3}",?|1,?|null,?){0,3}\]|null|"x"|-?[0-9]{1,21}|true|\{"[A-Z]{0,2}":("v"|1)\}|[0-9.e+-]{1,6})"#;
+        let key = r#""(command|cwd|env|timeout_ms|wait|until_ms|x)""#;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::string::string_regex(&format!(r#"\{{({key}:{value},?){{0,5}}\}}?"#))
+                .unwrap_or_else(|e| panic!("bad regex: {e}"))
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(fuzz_config())]
+
+        /// Fuzz: any body yields a non-empty command or one of the three
+        /// `invalid_request` messages of CONTRACT §11.2; never a panic.
+        #[test]
+        fn exec_body_parsing(body in body()) {
+            match parse_exec(&body) {
+                Ok((request, command)) => {
+                    proptest::prop_assert!(!command.is_empty());
+                    proptest::prop_assert!(request.command.is_none());
+                }
+                Err(err) => {
+                    proptest::prop_assert_eq!(err.code, Code::InvalidRequest);
+                    let message = err.message.as_str();
+                    proptest::prop_assert!(
+                        message == "request body is required"
+                            || message == "command field is required and must be non-empty"
+                            || message.starts_with("invalid JSON: "),
+                        "{}", message
+                    );
+                }
+            }
+        }
     }
 
     #[test]

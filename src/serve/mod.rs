@@ -18,7 +18,8 @@
 //! accepted socket: a connection silent for `IDLE_TIMEOUT` (10 s) is closed by tiny_http,
 //! which bounds the pool threads idle clients can hold. The same option bounds the
 //! listener's own `accept`, and tiny_http's accept thread stops at its first error, so:
-//! a keep-alive thread connects to the server every few seconds to keep `accept` busy,
+//! a keep-alive thread connects to the server five times a second to keep `accept` busy
+//! (which also frees connections tiny_http's pool strands, see `spawn_keepalive`),
 //! and if the accept thread stops anyway (timeout, `EMFILE`) the loop starts a new
 //! tiny_http server on the same socket and drains the old one's queue for a while.
 //!
@@ -53,6 +54,8 @@ use routes::Route;
 
 /// How often the loop looks at the shutdown flag.
 const TICK: Duration = Duration::from_millis(100);
+/// How often the keep-alive thread connects to the server (see `spawn_keepalive`).
+const NUDGE: Duration = Duration::from_millis(200);
 /// How long in-flight requests get after SIGINT/SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -165,8 +168,17 @@ fn drain_old(old: Server, shared: &Arc<Shared>) {
     }
 }
 
-/// Connects to the server every quarter of `IDLE_TIMEOUT` so that the listener's
-/// `accept` never sits idle long enough to time out.
+/// Connects to the server every `NUDGE` (and hangs up at once), for two reasons:
+///
+/// - the listener's `accept` never sits idle long enough to time out (`IDLE_TIMEOUT`);
+/// - tiny_http 0.12's connection pool can strand a connection: when two connections
+///   arrive while one pool thread is idle, both are queued for that one thread (its
+///   idle count is only lowered after it wakes up), which takes the first and serves it
+///   until it closes; the second waits for some pool thread to come free, which with
+///   keep-alive clients can take until their idle timeout. Our empty connection finds
+///   no idle thread either, so the pool starts a fresh thread for it, which finishes it
+///   at once and then takes the stranded connection off the queue. The stall is thus
+///   bounded by `NUDGE` instead of by other clients' behaviour.
 fn spawn_keepalive(local: SocketAddr, stop: Arc<AtomicBool>) {
     let target = match local.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), local.port()),
@@ -177,7 +189,7 @@ fn spawn_keepalive(local: SocketAddr, stop: Arc<AtomicBool>) {
         let mut last = Instant::now();
         while !stop.load(Ordering::Relaxed) {
             thread::sleep(TICK);
-            if last.elapsed() >= IDLE_TIMEOUT / 4 {
+            if last.elapsed() >= NUDGE {
                 let _ = TcpStream::connect_timeout(&target, Duration::from_secs(1));
                 last = Instant::now();
             }

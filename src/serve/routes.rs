@@ -156,6 +156,93 @@ mod tests {
         assert!(matches!(route("GET", &overlong), Route::NoSuchJob(_)));
     }
 
+    /// Fuzz cases: a few thousand in the normal suite, many under `AGENT_EXEC_SOAK`.
+    fn fuzz_config() -> proptest::prelude::ProptestConfig {
+        let cases = if std::env::var_os("AGENT_EXEC_SOAK").is_some() { 200_000 } else { 2000 };
+        proptest::prelude::ProptestConfig { cases, ..proptest::prelude::ProptestConfig::default() }
+    }
+
+    /// Request targets built from the route words, escapes and arbitrary text.
+    fn target() -> impl proptest::prelude::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let piece = prop_oneof![
+            proptest::sample::select(vec![
+                "/",
+                "/health",
+                "/exec",
+                "/status/",
+                "/tail/",
+                "/wait/",
+                "/kill/",
+                "..",
+                ".",
+                "%",
+                "%2",
+                "%2F",
+                "%2f",
+                "%2e",
+                "%00",
+                "%25",
+                "%ff",
+                "%C3%A9",
+                "?",
+                "&",
+                "=",
+                "until=",
+                "signal=",
+                "01J9ZK3M8E5PQ",
+                "a",
+                "Z",
+                "9",
+            ])
+            .prop_map(str::to_string),
+            ".{0,4}",
+        ];
+        proptest::collection::vec(piece, 0..10).prop_map(|pieces| pieces.concat())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(fuzz_config())]
+
+        /// Fuzz: routing never panics, only hands out ids valid per OP-5, and is
+        /// consistent with `percent_decode`.
+        #[test]
+        fn routing_is_total_and_ids_are_valid(
+            method in proptest::sample::select(vec!["GET", "POST", "PUT", "get", "", "DELETE"]),
+            target in target(),
+        ) {
+            match route(method, &target) {
+                Route::Status(id) | Route::Tail(id) | Route::Wait(id) | Route::Kill(id) => {
+                    proptest::prop_assert!(valid_id(&id), "{:?} -> {:?}", target, id);
+                    proptest::prop_assert!(!id.contains(['/', '.', '%', '\0']));
+                }
+                Route::NoSuchJob(id) => proptest::prop_assert!(!valid_id(&id), "{:?} -> {:?}", target, id),
+                Route::Health | Route::Exec | Route::NotFound | Route::WrongMethod(_) => {}
+            }
+            if let Some(decoded) = percent_decode(&target) {
+                // Decoding only shrinks, and plain text decodes to itself.
+                proptest::prop_assert!(decoded.len() <= target.len());
+                if !target.contains('%') {
+                    proptest::prop_assert_eq!(decoded, target.clone());
+                }
+            }
+            for name in ["until", "signal", ""] {
+                if let Some(Ok(value)) = query_param(&target, name) {
+                    proptest::prop_assert!(value.len() <= target.len());
+                }
+            }
+        }
+
+        /// Fuzz: arbitrary (also non-ASCII) text never panics the decoder, and every
+        /// byte value survives an encode/decode round trip.
+        #[test]
+        fn percent_decoding_round_trips(text in ".{0,40}", bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40)) {
+            let _ = percent_decode(&text);
+            let encoded: String = bytes.iter().map(|b| format!("%{b:02X}")).collect();
+            proptest::prop_assert_eq!(percent_decode(&encoded), String::from_utf8(bytes).ok());
+        }
+    }
+
     #[test]
     fn decoding_and_queries() {
         assert_eq!(percent_decode("a%2Fb"), Some("a/b".into()));

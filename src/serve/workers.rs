@@ -56,7 +56,11 @@ impl Workers {
                 };
                 let Ok(task) = task else { break };
                 idle.fetch_sub(1, Ordering::AcqRel);
-                task();
+                // A panicking request must not take its thread down: `total` would keep
+                // counting it, and once every thread had died that way tasks would queue
+                // with no thread left to run them (each holding its slot). Its request
+                // was dropped during the unwind, which tiny_http answers with a 500.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
                 idle.fetch_add(1, Ordering::AcqRel);
             }
         });
@@ -73,6 +77,21 @@ mod tests {
     use super::*;
     use std::sync::mpsc::channel;
     use std::time::Duration;
+
+    #[test]
+    fn a_panicking_task_does_not_lose_its_thread() {
+        let workers = Workers::new(1);
+        for _ in 0..3 {
+            let task: Task = Box::new(|| panic!("handler bug"));
+            assert!(workers.run(task).is_ok());
+        }
+        let (done, result) = channel();
+        let task: Task = Box::new(move || {
+            let _ = done.send(());
+        });
+        assert!(workers.run(task).is_ok());
+        assert!(result.recv_timeout(Duration::from_secs(5)).is_ok(), "no thread left after panics");
+    }
 
     #[test]
     fn runs_every_task_and_reuses_threads() {

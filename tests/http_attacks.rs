@@ -1,0 +1,642 @@
+//! Hostile HTTP against a real `agent-exec serve` child (issue 7): random bytes, cut
+//! requests, huge heads, absurd `Content-Length`s, chunked bodies, slow clients,
+//! traversal in every `{id}` endpoint, odd methods and versions, pipelining.
+//!
+//! After each attack the server must still be alive and answer `GET /health` with 200
+//! promptly, must not answer an id problem with 500, and must not have created anything
+//! outside its jobs root. Resource bounds over many jobs are at the end of the file.
+
+mod common;
+mod serve_support;
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{Env, eventually};
+use serve_support::{Server, request};
+
+/// How long a healthy server may take to answer `/health` on a loaded machine.
+const PROMPT: Duration = Duration::from_secs(5);
+/// How long the server may take to hang up once the client has sent EOF.
+const HANG_UP: Duration = Duration::from_secs(10);
+
+/// A server plus the state needed to judge it after an attack.
+struct Target {
+    env: Env,
+    server: Server,
+    /// Everything in the temp dir outside the jobs root, before any attack.
+    outside: BTreeSet<PathBuf>,
+}
+
+impl Target {
+    fn start(extra: &[&str]) -> Target {
+        let env = Env::new();
+        let server = Server::start(&env, extra);
+        // The server creates the root lazily; make it exist so the snapshot is stable.
+        std::fs::create_dir_all(&env.root).expect("create root");
+        let outside = tree_outside(env.dir.path(), &env.root);
+        Target { env, server, outside }
+    }
+
+    fn port(&self) -> u16 {
+        self.server.port
+    }
+
+    /// The server is alive, answers `/health` with 200 within `PROMPT`, and nothing
+    /// appeared outside the root; every root entry is a job directory.
+    fn assert_healthy(&mut self, after: &str) {
+        assert!(matches!(self.server.child.try_wait(), Ok(None)), "server died after {after}");
+        let t0 = Instant::now();
+        let reply = health(self.port());
+        assert_eq!(reply.as_ref().map(|(status, _)| *status).ok(), Some(200), "after {after}: {reply:?}");
+        assert!(t0.elapsed() < PROMPT, "/health took {:?} after {after}", t0.elapsed());
+        assert_eq!(tree_outside(self.env.dir.path(), &self.env.root), self.outside, "files appeared after {after}");
+        for entry in std::fs::read_dir(&self.env.root).expect("read root").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_job = name.len() == 26 && name.bytes().all(|b| b.is_ascii_alphanumeric());
+            assert!(is_job && entry.path().join("meta.json").is_file(), "stray root entry {name} after {after}");
+        }
+    }
+}
+
+/// `GET /health` on a fresh connection with a bounded read.
+fn health(port: u16) -> std::io::Result<(u16, String)> {
+    let replies = exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", PROMPT)?;
+    replies.into_iter().next().ok_or_else(|| std::io::Error::other("no answer"))
+}
+
+/// Every path below `dir`, except the jobs root and what is inside it.
+fn tree_outside(dir: &Path, root: &Path) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path == root {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path.clone());
+            }
+            found.insert(path);
+        }
+    }
+    found
+}
+
+/// Writes `raw`, half-closes, and reads until the server hangs up (at most `limit`).
+/// Returns the responses found, in order; an empty list if the server closed without
+/// answering. Write errors are ignored: the server may hang up before reading it all.
+fn exchange(port: u16, raw: &[u8], limit: Duration) -> std::io::Result<Vec<(u16, String)>> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    let reader = stream.try_clone()?;
+    let owned = raw.to_vec();
+    // A separate writer, so that a server answering early never deadlocks us.
+    let writer = std::thread::spawn(move || {
+        let _ = stream.write_all(&owned);
+        let _ = stream.shutdown(Shutdown::Write);
+    });
+    let bytes = read_until_close(reader, limit)?;
+    let _ = writer.join();
+    Ok(parse_responses(&bytes))
+}
+
+fn read_until_close(mut stream: TcpStream, limit: Duration) -> std::io::Result<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero());
+        let Some(left) = left else {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "server did not hang up"));
+        };
+        stream.set_read_timeout(Some(left))?;
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            // A reset after the answer (unread request bytes) is a hang-up too.
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(bytes),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "server did not hang up"));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Splits a byte stream into responses (status, body) using `Content-Length`; a
+/// response without one ends the stream.
+fn parse_responses(mut bytes: &[u8]) -> Vec<(u16, String)> {
+    let mut out = Vec::new();
+    while let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let Some(status) = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()) else {
+            break;
+        };
+        let length = lines
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+        let rest = &bytes[end + 4..];
+        let length = length.unwrap_or(rest.len()).min(rest.len());
+        out.push((status, String::from_utf8_lossy(&rest[..length]).into_owned()));
+        bytes = &rest[length..];
+        if status == 100 {
+            continue;
+        }
+    }
+    out
+}
+
+/// A tiny deterministic PRNG (xorshift64*), so failures replay from the printed seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("AGENT_EXEC_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_1234_ABCD_0001)
+}
+
+fn soak() -> bool {
+    std::env::var_os("AGENT_EXEC_SOAK").is_some()
+}
+
+const VALID_EXEC: &[u8] =
+    b"POST /exec HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 21\r\n\r\n{\"command\":[\"true\"]}\n";
+
+/// Requests the fuzzer starts from; none can start a long job or a long wait.
+const SEEDS: &[&[u8]] = &[
+    b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /status/01ZZZZZZ HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /wait/01ZZZZZZ?until=0 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST /kill/01ZZZZZZ?signal=TERM HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    b"POST /exec HTTP/1.1\r\nContent-Length: 14\r\n\r\n{\"command\":[]}",
+    b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n1\r\n}\r\n0\r\n\r\n",
+];
+
+#[test]
+fn random_and_mutated_bytes() {
+    let mut target = Target::start(&[]);
+    let seed = seed();
+    let mut rng = Rng(seed);
+    let cases = if soak() { 3000 } else { 300 };
+    for case in 0..cases {
+        let raw: Vec<u8> = match rng.below(3) {
+            // Pure noise, sometimes behind a plausible request line.
+            0 => {
+                let mut raw = if rng.below(2) == 0 { b"GET /".to_vec() } else { Vec::new() };
+                raw.extend((0..rng.below(600)).map(|_| rng.next() as u8));
+                raw
+            }
+            // A known request with a few bytes flipped, dropped or inserted.
+            _ => {
+                let mut raw = SEEDS[rng.below(SEEDS.len())].to_vec();
+                for _ in 0..=rng.below(4) {
+                    let at = rng.below(raw.len());
+                    match rng.below(3) {
+                        0 => raw[at] = rng.next() as u8,
+                        1 => {
+                            raw.remove(at);
+                        }
+                        _ => raw.insert(at, b"\r\n%/:\x00 0123456789"[rng.below(15)]),
+                    }
+                }
+                raw
+            }
+        };
+        // See `methods_versions_and_pipelining`: tiny_http never hangs up on these.
+        let parks = [&b"HTTP/2.0"[..], b"HTTP/3.0"].iter().any(|v| raw.windows(v.len()).any(|w| w == *v));
+        let replies = match exchange(target.port(), &raw, if parks { Duration::from_secs(1) } else { HANG_UP }) {
+            Err(e) if parks && e.kind() == std::io::ErrorKind::TimedOut => Vec::new(),
+            other => other.unwrap_or_else(|e| {
+                panic!("seed {seed} case {case}: {e}; request {:?}", String::from_utf8_lossy(&raw))
+            }),
+        };
+        for (status, body) in &replies {
+            assert!(
+                *status != 500 || raw.starts_with(b"POST /exec"),
+                "seed {seed} case {case}: 500 {body} for {:?}",
+                String::from_utf8_lossy(&raw)
+            );
+        }
+        if case % 50 == 49 {
+            target.assert_healthy(&format!("random case {case} (seed {seed})"));
+        }
+    }
+    target.assert_healthy("random bytes");
+}
+
+#[test]
+fn truncated_requests() {
+    let mut target = Target::start(&[]);
+    // Every cut of the head and the body: the server sees EOF mid-request and hangs up.
+    for cut in 0..VALID_EXEC.len() {
+        let replies =
+            exchange(target.port(), &VALID_EXEC[..cut], HANG_UP).unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        // A head that happens to end at a line break may be answered (400 for the
+        // request line, or 400 for a missing body); never anything else.
+        for (status, body) in replies {
+            assert!(status == 400, "cut at {cut}: {status} {body}");
+        }
+    }
+    // The whole request still works, and a cut one never left a job behind.
+    assert_eq!(std::fs::read_dir(&target.env.root).expect("root").count(), 0, "a cut request started a job");
+    let replies = exchange(target.port(), VALID_EXEC, HANG_UP).expect("full request");
+    assert_eq!(replies.first().map(|r| r.0), Some(200), "{replies:?}");
+    target.assert_healthy("truncated requests");
+}
+
+#[test]
+fn huge_heads() {
+    let mut target = Target::start(&[]);
+    let long_value = "a".repeat(1024 * 1024);
+    let raw = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Long: {long_value}\r\nConnection: close\r\n\r\n");
+    let replies = exchange(target.port(), raw.as_bytes(), HANG_UP).expect("1 MiB header");
+    assert!(replies.iter().all(|r| r.0 == 200 || r.0 == 400 || r.0 == 431), "{replies:?}");
+    target.assert_healthy("a 1 MiB header line");
+
+    let mut raw = String::from("GET /status/01ZZZZ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    for i in 0..10_000 {
+        raw.push_str(&format!("X-H{i}: {i}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let replies = exchange(target.port(), raw.as_bytes(), HANG_UP).expect("10,000 headers");
+    assert!(replies.iter().all(|r| r.0 == 404 || r.0 == 400 || r.0 == 431), "{replies:?}");
+    target.assert_healthy("10,000 headers");
+
+    let raw = format!("GET /status/{} HTTP/1.1\r\nConnection: close\r\n\r\n", "A".repeat(1024 * 1024));
+    let replies = exchange(target.port(), raw.as_bytes(), HANG_UP).expect("1 MiB path");
+    assert!(replies.iter().all(|r| r.0 == 404 || r.0 == 400), "{replies:?}");
+    target.assert_healthy("a 1 MiB request target");
+}
+
+#[test]
+fn absurd_content_lengths() {
+    let mut target = Target::start(&[]);
+    // Declared far beyond memory (and beyond isize::MAX): never allocated. The server
+    // may leave such a request unanswered, so these connections are not read.
+    let mut parked = Vec::new();
+    for length in ["100000000000000", "9223372036854775808", "18446744073709551615"] {
+        for path in ["/exec", "/health"] {
+            let mut stream = TcpStream::connect(("127.0.0.1", target.port())).expect("connect");
+            let raw = format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{\"command\":[\"true\"]}}"
+            );
+            stream.write_all(raw.as_bytes()).expect("write");
+            parked.push(stream);
+            target.assert_healthy(&format!("Content-Length {length} on {path}"));
+        }
+    }
+    // Unparseable lengths mean "no body": the request is answered, the leftover bytes
+    // are a bad next request. Duplicates: the first one counts.
+    let unparseable = ["18446744073709551616", "-1", "1e3", " 12 ", "0x10", "99999999999999999999999999999999999999"];
+    for length in unparseable {
+        let raw =
+            format!("POST /exec HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{\"command\":[\"true\"]}}");
+        let replies = exchange(target.port(), raw.as_bytes(), HANG_UP).unwrap_or_else(|e| panic!("{length}: {e}"));
+        assert!(!replies.is_empty() && replies.iter().all(|r| r.0 == 400), "{length}: {replies:?}");
+        target.assert_healthy(&format!("Content-Length {length:?}"));
+    }
+    let raw = b"POST /exec HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 100000000000000\r\n\r\n{}";
+    let replies = exchange(target.port(), raw, HANG_UP).expect("duplicate");
+    assert_eq!(replies.first().map(|r| r.0), Some(400), "{replies:?}");
+    target.assert_healthy("duplicate Content-Length");
+
+    // Above the body limit but below the drain bound, with the client hanging up early.
+    let raw = b"POST /exec HTTP/1.1\r\nContent-Length: 60000000\r\n\r\n{\"command\":";
+    let replies = exchange(target.port(), raw, HANG_UP).expect("60 MB declared");
+    assert_eq!(replies.first().map(|r| r.0), Some(400), "{replies:?}");
+    target.assert_healthy("60 MB declared, 11 bytes sent");
+
+    // Chunked: over 1 MiB in total, a chunk size beyond usize, a malformed size, and
+    // `Transfer-Encoding` beside an absurd `Content-Length` (which must then be ignored).
+    let mut big = b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..40 {
+        big.extend_from_slice(format!("{:x}\r\n", 64 * 1024).as_bytes());
+        big.extend(std::iter::repeat_n(b' ', 64 * 1024));
+        big.extend_from_slice(b"\r\n");
+    }
+    big.extend_from_slice(b"0\r\n\r\n");
+    let replies = exchange(target.port(), &big, HANG_UP).expect("chunked 2.5 MiB");
+    assert!(replies.first().is_some_and(|r| r.0 == 400 && r.1.contains("failed to read request body")), "{replies:?}");
+    target.assert_healthy("a 2.5 MiB chunked body");
+    for raw in [
+        &b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n{}"[..],
+        b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n7FFFFFFFFFFFFFFF\r\n{}",
+        b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 100000000000000\r\n\r\n0\r\n\r\n",
+    ] {
+        let replies = exchange(target.port(), raw, HANG_UP).unwrap_or_else(|e| panic!("{e}"));
+        assert!(replies.iter().all(|r| r.0 == 400), "{}: {replies:?}", String::from_utf8_lossy(raw));
+        target.assert_healthy(&format!("chunked {:?}", String::from_utf8_lossy(raw)));
+    }
+    assert!(matches!(target.server.child.try_wait(), Ok(None)), "server died");
+    drop(parked);
+    target.assert_healthy("closing the parked connections");
+}
+
+#[test]
+fn slow_clients_do_not_block_real_requests() {
+    let mut target = Target::start(&["--max-connections", "4"]);
+    let port = target.port();
+    // More slow heads than request slots, trickled a byte every 100 ms: they cost
+    // tiny_http pool threads, not slots. Plus two slow bodies (declared bigger than the
+    // 1 KiB tiny_http buffers itself), which are read by our request threads and hold a
+    // slot each while they trickle; fewer of them than slots.
+    let slow: Vec<_> = (0..10)
+        .map(|i| {
+            std::thread::spawn(move || {
+                // (sent at once, trickled, sent at once after the trickle)
+                let (fast, slow, rest) = if i < 8 {
+                    (Vec::new(), b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), Vec::new())
+                } else {
+                    let body = format!(r#"{{"command":["true"],"pad":"{}"}}"#, " ".repeat(1100));
+                    let head = format!("POST /exec HTTP/1.1\r\nContent-Length: {}\r\n\r\n", body.len());
+                    (head.into_bytes(), body.as_bytes()[..30].to_vec(), body.as_bytes()[30..].to_vec())
+                };
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect slow");
+                stream.write_all(&fast).expect("head");
+                for byte in &slow {
+                    stream.write_all(std::slice::from_ref(byte)).expect("slow byte");
+                    // Pacing the attacker, not synchronisation.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                stream.write_all(&rest).expect("rest");
+                read_until_close(stream, Duration::from_secs(30)).map(|b| parse_responses(&b))
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut checks = 0;
+    while !slow.iter().all(|t| t.is_finished()) && t0.elapsed() < Duration::from_secs(30) {
+        let started = Instant::now();
+        assert_eq!(health(port).map(|r| r.0).ok(), Some(200), "health during slow clients");
+        let id = target.server.exec(r#"{"command":["true"]}"#);
+        assert_eq!(target.server.get(&format!("/status/{id}")).status, 200);
+        assert!(started.elapsed() < PROMPT, "real requests took {:?} beside slow clients", started.elapsed());
+        checks += 1;
+    }
+    assert!(checks > 0);
+    for (i, handle) in slow.into_iter().enumerate() {
+        let replies = handle.join().expect("join slow client").expect("slow client answered");
+        assert_eq!(replies.first().map(|r| r.0), Some(200), "slow client {i}: {replies:?}");
+    }
+    target.assert_healthy("slow clients");
+}
+
+#[test]
+fn traversal_in_every_id_endpoint() {
+    let mut target = Target::start(&[]);
+    let id = target.server.exec(r#"{"command":["true"]}"#);
+    // Job-like directories beside and above the root: nothing may reach them.
+    let outside_job = target.env.dir.path().join("evil");
+    common::write_file(&outside_job.join("meta.json"), "{}");
+    common::write_file(&outside_job.join("state.json"), r#"{"state":"running","pid":1}"#);
+    target.outside = tree_outside(target.env.dir.path(), &target.env.root);
+    let ids: Vec<String> = [
+        "..",
+        ".",
+        "%2e%2e",
+        "%2E%2E",
+        "%2e%2e%2fevil",
+        "..%2Fevil",
+        "..%2fevil",
+        "../evil",
+        "..%5Cevil",
+        "%252e%252e%252fevil",
+        "%252F",
+        "%2F",
+        "%2Fetc%2Fpasswd",
+        "/etc/passwd",
+        "%00",
+        "a%00b",
+        "%2500",
+        "%",
+        "%2",
+        "%zz",
+        "%ff%fe",
+        "%C0%AE%C0%AE",
+        "%E2%80%AE",
+        "%C3%A9",
+        "%F0%9F%92%A3",
+        "%20",
+        "+",
+        "*",
+        "01J9ZK3M8E5PQRSTVWYZ12ABCDE",
+        &"A".repeat(27),
+        &"A".repeat(5000),
+        &format!("{id}/"),
+        &format!("{id}%2F..%2F..%2Fevil"),
+        &format!("{id}/..%2F..%2Fevil"),
+        &format!("{id}%00"),
+        &format!("{}%2e", &id[..10]),
+        "~",
+        "~root",
+        "$HOME",
+        "evil",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let endpoints = [("GET", "status", ""), ("GET", "tail", ""), ("GET", "wait", "?until=0"), ("POST", "kill", "")];
+    for raw_id in &ids {
+        for (method, endpoint, query) in endpoints {
+            let path = format!("/{endpoint}/{raw_id}{query}");
+            let reply = request(target.port(), method, &path, &[], b"");
+            // "evil" is a valid id that matches no job (the directory is not in the root).
+            reply.assert_error(404, "job_not_found");
+        }
+    }
+    target.assert_healthy("traversal ids");
+    let state = std::fs::read_to_string(outside_job.join("state.json")).expect("read");
+    assert_eq!(state, r#"{"state":"running","pid":1}"#, "a kill reached a directory outside the root");
+
+    // Non-UTF-8 and control bytes in the request target: tiny_http refuses a head that
+    // is not ASCII; whatever answer comes, it is never a 500 and never a job lookup.
+    for bad in [&b"\xff\xfe"[..], b"\xc0\xae\xc0\xae", b"..\x00", b"\x7f", b"a\tb"] {
+        for endpoint in ["status", "tail", "wait", "kill"] {
+            let mut raw = format!("GET /{endpoint}/").into_bytes();
+            raw.extend_from_slice(bad);
+            raw.extend_from_slice(b" HTTP/1.1\r\nConnection: close\r\n\r\n");
+            let replies = exchange(target.port(), &raw, HANG_UP).expect("non-UTF-8 path");
+            assert!(replies.iter().all(|r| r.0 == 400 || r.0 == 404 || r.0 == 405), "{bad:?}: {replies:?}");
+        }
+    }
+    target.assert_healthy("non-UTF-8 paths");
+    // The real job is still there and reachable.
+    assert_eq!(target.server.get(&format!("/status/{id}")).status, 200);
+}
+
+#[test]
+fn methods_versions_and_pipelining() {
+    let mut target = Target::start(&[]);
+    let cases: &[(&[u8], &[u16])] = &[
+        (b"FOO /health HTTP/1.1\r\n\r\n", &[405]),
+        (b"get /health HTTP/1.1\r\n\r\n", &[405]),
+        (b"G\x01T /health HTTP/1.1\r\n\r\n", &[400, 405]),
+        (b"HEAD /health HTTP/1.1\r\n\r\n", &[405]),
+        (b"OPTIONS * HTTP/1.1\r\n\r\n", &[404]),
+        (b"CONNECT 127.0.0.1:1 HTTP/1.1\r\n\r\n", &[404]),
+        (b" /health HTTP/1.1\r\n\r\n", &[400, 404, 405]),
+        (b"GET  /health HTTP/1.1\r\n\r\n", &[400]),
+        (b"GET /health HTTP/1.1 extra\r\n\r\n", &[200, 400]),
+        (b"GET /health\r\n\r\n", &[400]),
+        (b"GET /health\n\n", &[]),
+        (b"GET\r\n\r\n", &[400]),
+        (b"\r\n\r\n", &[400]),
+        (b"GET /health HTTP/1.0\r\n\r\n", &[200]),
+        (b"GET /health HTTP/0.9\r\n\r\n", &[200]),
+        (b"GET /health HTTP/9.9\r\n\r\n", &[400]),
+        (b"GET /health HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", &[200]),
+        (b"POST /exec HTTP/1.1\r\nExpect: nonsense\r\nContent-Length: 2\r\n\r\n{}", &[417]),
+        (b"GET /health HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", &[200]),
+        (b"GET /health HTTP/1.1\r\nNoColonHere\r\n\r\n", &[400]),
+        (b"GET http://127.0.0.1/health HTTP/1.1\r\n\r\n", &[404]),
+    ];
+    for (raw, allowed) in cases {
+        let replies =
+            exchange(target.port(), raw, HANG_UP).unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(raw)));
+        let statuses: Vec<u16> = replies.iter().map(|r| r.0).filter(|s| *s != 100).collect();
+        assert!(
+            statuses.iter().all(|s| allowed.contains(s)) && (allowed.is_empty() || !statuses.is_empty()),
+            "{:?}: {statuses:?} (allowed {allowed:?})",
+            String::from_utf8_lossy(raw)
+        );
+        target.assert_healthy(&format!("{:?}", String::from_utf8_lossy(raw)));
+    }
+
+    // HTTP/2.0 and 3.0 heads: tiny_http 0.12 deadlocks writing its own 505 (the new
+    // writer waits for the request it has not dropped yet), so the connection and one
+    // of its pool threads stay parked until exit. Nothing reaches our code; the server
+    // must stay healthy, whatever the client sees.
+    for raw in [&b"GET /health HTTP/2.0\r\n\r\n"[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"GET / HTTP/3.0\r\n\r\n"] {
+        match exchange(target.port(), raw, Duration::from_secs(1)) {
+            Ok(replies) => assert!(replies.iter().all(|r| r.0 == 505), "{replies:?}"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut),
+        }
+        target.assert_healthy(&format!("{:?}", String::from_utf8_lossy(raw)));
+    }
+
+    // Pipelined on one connection: answered in order.
+    let mut raw = Vec::new();
+    raw.extend_from_slice(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    raw.extend_from_slice(b"GET /status/..%2F HTTP/1.1\r\nHost: x\r\n\r\n");
+    raw.extend_from_slice(b"POST /exec HTTP/1.1\r\nContent-Length: 20\r\n\r\n{\"command\":[\"true\"]}");
+    raw.extend_from_slice(b"GET /nope HTTP/1.1\r\n\r\n");
+    raw.extend_from_slice(b"POST /exec HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    raw.extend_from_slice(b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    raw.extend_from_slice(b"GET /health HTTP/1.1\r\n\r\n");
+    let replies = exchange(target.port(), &raw, HANG_UP).expect("pipelined");
+    let statuses: Vec<u16> = replies.iter().map(|r| r.0).collect();
+    assert_eq!(statuses, [200, 404, 200, 404, 400, 200], "{replies:?}");
+    assert!(replies[2].1.contains("\"type\":\"run\""), "{replies:?}");
+
+    // Many pipelined at once, more than the request cap.
+    let raw: Vec<u8> =
+        (0..200).flat_map(|i| format!("GET /status/{i:05} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes()).collect();
+    let replies = exchange(target.port(), &raw, HANG_UP).expect("200 pipelined");
+    assert_eq!(replies.len(), 200);
+    assert!(replies.iter().all(|r| r.0 == 404));
+    target.assert_healthy("pipelining");
+}
+
+// ---- resource bounds (issue 7 item 6) -------------------------------------------------
+
+/// `AGENT_EXEC_SOAK` runs 1,000 jobs; the normal suite 200.
+#[test]
+fn many_jobs_leave_no_zombies_fds_or_memory() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let pid = server.pid();
+    let total = if soak() { 1000 } else { 200 };
+    let checkpoint = total / 5;
+    // Warm up: the first requests create the request threads and tiny_http's pool.
+    for _ in 0..10 {
+        run_batch(&server, 1);
+    }
+    let fds_before = fd_count(pid);
+    let mut rss_at_checkpoint = None;
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < total {
+        let batch = 20.min(total - done);
+        run_batch(&server, batch);
+        done += batch;
+        if done == checkpoint {
+            rss_at_checkpoint = Some(rss_kib(pid));
+        }
+    }
+    let elapsed = t0.elapsed();
+    let zombies = zombie_children(pid);
+    assert!(zombies.is_empty(), "zombie children of the server: {zombies:?}");
+    // The keep-alive self-connection and tiny_http's closing sockets come and go.
+    assert!(
+        eventually(Duration::from_secs(15), || fd_count(pid) <= fds_before + 4),
+        "descriptors: {fds_before} before, {} after {total} jobs: {:?}",
+        fd_count(pid),
+        fd_targets(pid)
+    );
+    let growth = rss_kib(pid).saturating_sub(rss_at_checkpoint.unwrap_or(0));
+    assert!(growth < 20 * 1024, "RSS grew by {growth} KiB between job {checkpoint} and job {total}");
+    assert!(std::fs::read_dir(&env.root).expect("root").count() == total + 10);
+    eprintln!("{total} jobs in {elapsed:?}, RSS growth {growth} KiB");
+}
+
+/// Starts `n` jobs over HTTP without waiting, then waits for all of them with `/wait`.
+fn run_batch(server: &Server, n: usize) {
+    let ids: Vec<String> = (0..n).map(|_| server.exec(r#"{"command":["true"]}"#)).collect();
+    for id in ids {
+        let reply = server.get(&format!("/wait/{id}?until=30000"));
+        assert_eq!(reply.json()["state"], "exited", "{reply:?}");
+    }
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn fd_targets(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()).map(|t| t.display().to_string()).collect()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Pids whose parent is `parent` and whose state is `Z`.
+fn zombie_children(parent: u32) -> Vec<u32> {
+    let mut zombies = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.first() == Some(&"Z") && fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
+            zombies.push(pid);
+        }
+    }
+    zombies
+}
