@@ -87,9 +87,12 @@ bench:
 	bash bench/run.sh
 
 # Long variants of the fault and load suites (a few minutes): many more rounds of
-# supervisor kills at random moments and 1,000 short jobs.
+# supervisor kills at random moments, 1,000 short jobs (CLI and HTTP), 3,000 random or
+# mutated HTTP requests, and 200,000 cases of the HTTP routing and body fuzzers.
 soak:
-	AGENT_EXEC_SOAK=1 $(CARGO) test --release --test process_faults --test concurrency --test supervision -- --test-threads=1
+	AGENT_EXEC_SOAK=1 $(CARGO) test --release --test process_faults --test concurrency --test supervision \
+		--test http_attacks -- --test-threads=1
+	AGENT_EXEC_SOAK=1 $(CARGO) test --release --bin agent-exec serve::
 
 clean:
 	$(CARGO) clean
