@@ -583,7 +583,7 @@ fn many_jobs_leave_no_zombies_fds_or_memory() {
         }
     }
     let elapsed = t0.elapsed();
-    let zombies = zombie_children(pid);
+    let zombies = common::zombie_children(pid);
     assert!(zombies.is_empty(), "zombie children of the server: {zombies:?}");
     // The keep-alive self-connection and tiny_http's closing sockets come and go.
     assert!(
@@ -624,19 +624,4 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
-}
-
-/// Pids whose parent is `parent` and whose state is `Z`.
-fn zombie_children(parent: u32) -> Vec<u32> {
-    let mut zombies = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z") && fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
-            zombies.push(pid);
-        }
-    }
-    zombies
 }

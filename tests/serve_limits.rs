@@ -118,24 +118,9 @@ fn many_execs_leave_no_zombies() {
     for _ in 0..500 {
         server.exec(r#"{"command":["true"]}"#);
     }
-    let zombies = zombie_children(server.pid());
+    let zombies = common::zombie_children(server.pid());
     assert!(zombies.is_empty(), "zombie children of the server: {zombies:?}");
     assert!(eventually(Duration::from_secs(5), || thread_count(server.pid()) < 64), "threads leaked");
-}
-
-/// Pids whose parent is `parent` and whose state is `Z`, from /proc/*/stat.
-fn zombie_children(parent: u32) -> Vec<u32> {
-    let mut zombies = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let Some((_, rest)) = stat.rsplit_once(')') else { continue };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.first() == Some(&"Z") && fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(parent) {
-            zombies.push(pid);
-        }
-    }
-    zombies
 }
 
 fn thread_count(pid: u32) -> usize {

@@ -200,3 +200,24 @@ pub fn cmdline(pid: i32) -> String {
         .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
         .unwrap_or_default()
 }
+
+/// The fields of `/proc/PID/stat` after the command name (state first, then ppid...).
+fn stat_fields(pid: i32) -> Vec<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect()))
+        .unwrap_or_default()
+}
+
+/// Zombie children of `parent`: processes it never reaped.
+pub fn zombie_children(parent: u32) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            let fields = stat_fields(pid);
+            fields.first().map(String::as_str) == Some("Z")
+                && fields.get(1).and_then(|p| p.parse().ok()) == Some(parent)
+        })
+        .filter_map(|pid| u32::try_from(pid).ok())
+        .collect()
+}
