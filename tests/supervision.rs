@@ -174,3 +174,19 @@ fn lingering_descendants_do_not_delay_the_terminal_state() {
     // SAFETY: clean up the background sleep this test left in the job's group.
     unsafe { libc::kill(-job, libc::SIGKILL) };
 }
+
+#[test]
+fn a_job_whose_process_name_is_not_utf8_can_still_be_killed() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    // A copy of sleep whose file name (and so its /proc comm) is not UTF-8.
+    let odd = env.cwd.join(std::ffi::OsStr::from_bytes(b"\xff)x ("));
+    std::fs::copy("/bin/sleep", &odd).expect("copy sleep");
+    let id = env.start_job(&["exec \"$(printf './\\377)x (')\" 30"]);
+    let pid = env.read_json(&id, "state.json")["pid"].as_i64().expect("pid");
+    let renamed = || std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|c| c.starts_with(b"\xff"));
+    assert!(eventually(Duration::from_secs(5), renamed), "the job never exec'd the oddly named program");
+    env.ok(&["kill", &id]);
+    assert!(eventually(Duration::from_secs(5), || !alive(pid as u64)), "kill did not reach the job");
+    assert_eq!(env.wait_job(&id)["state"], "killed");
+}

@@ -11,9 +11,15 @@ pub const SUPERVISOR_LOST: &str = "supervisor lost";
 /// The start time (clock ticks since boot, field 22 of `/proc/PID/stat`) of a live
 /// process; `None` if it does not exist or is a zombie.
 pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: skip past its end.
-    let rest = &stat[stat.rfind(')')? + 1..];
+    // One read into a stack buffer: the file is a few hundred bytes, and this runs on
+    // every read of a running job and twice per launch.
+    let mut buffer = [0u8; 1024];
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let n = std::io::Read::read(&mut file, &mut buffer).ok()?;
+    // The command name (field 2) may contain spaces, parentheses and any bytes: parse
+    // only what follows its closing parenthesis.
+    let close = buffer[..n].iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(&buffer[close + 1..n]).ok()?;
     let mut fields = rest.split_ascii_whitespace();
     let process_state = fields.next()?;
     if process_state == "Z" || process_state == "X" {
