@@ -41,8 +41,10 @@ pub fn hide_from_argv(entries: &[String]) {
 
 /// `arg_start` and `arg_end` (fields 48 and 49 of `/proc/self/stat`).
 fn argv_area() -> Option<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
+    // Parsed as bytes: our process name (field 2) need not be UTF-8.
+    let stat = std::fs::read("/proc/self/stat").ok()?;
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
     // `rest` starts at field 3, so field N is at index N - 3.
     let start = fields.get(45)?.parse().ok()?;
