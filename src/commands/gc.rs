@@ -76,11 +76,12 @@ pub fn gc(args: &Args, root: &Root) -> Result<Reply> {
     };
     for name in names {
         let job = root.job(&name);
-        // Directories that are not jobs are none of gc's business (OP-18).
-        if !is_job_dir(&job.path) {
+        let mut standing = Standing::read(&job);
+        // Directories that are not jobs are none of gc's business (OP-18). A readable
+        // state.json already proves a job, so only the rest pay for the check.
+        if matches!(standing, Standing::Unreadable) && !is_job_dir(&job.path) {
             continue;
         }
-        let mut standing = Standing::read(&job);
         let mut bytes = 0;
         let (action, reason) = match verdict(&standing, &cutoff) {
             Err(reason) => ("skipped", reason.to_string()),

@@ -94,15 +94,25 @@ pub fn remove_if(job: &JobDir, still_wanted: impl Fn(&Standing) -> bool) -> Remo
 /// a link to a large tree elsewhere is not what deleting the job frees. Unreadable
 /// entries count as zero; the figure is informative.
 pub fn dir_size(path: &Path) -> u64 {
-    let Ok(metadata) = fs::symlink_metadata(path) else { return 0 };
-    if metadata.is_file() {
-        return metadata.len();
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_file() => metadata.len(),
+        Ok(metadata) if metadata.is_dir() => contents_size(path),
+        _ => 0,
     }
-    if !metadata.is_dir() {
-        return 0;
-    }
-    let Ok(entries) = fs::read_dir(path) else { return 0 };
-    entries.flatten().map(|entry| dir_size(&entry.path())).fold(0, u64::saturating_add)
+}
+
+/// Entry types come from the directory listing itself, so only regular files cost a
+/// `stat` (for their size); symlinks are never followed.
+fn contents_size(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_file() => entry.metadata().map_or(0, |m| m.len()),
+            Ok(kind) if kind.is_dir() => contents_size(&entry.path()),
+            _ => 0,
+        })
+        .fold(0, u64::saturating_add)
 }
 
 #[cfg(test)]
