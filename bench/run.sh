@@ -11,7 +11,8 @@
 #                                  once into bench/.peer by `cargo install`)
 #          BENCH_N=15              iterations per side (alternating ours, theirs)
 #          BENCH_QUICK=1           fewer iterations, smaller job counts (~1 minute)
-#          OURS_STATIC=path        also report the size of a static build of ours
+#          OURS_STATIC=path        a static build of ours: its size, and a second full
+#                                  timing report (BENCH_SKIP_STATIC=1 skips the timing)
 #          BENCH_LIST_DIR=dir      where the cloned list roots go (default /dev/shm)
 #          BENCH_KEEP=1            keep the scratch directory under bench/.work
 # Timings never fail: the script exits 0 unless the harness itself is broken.
@@ -76,9 +77,20 @@ main() {
     trap 'kill -TERM "$PY" 2>/dev/null; wait "$PY" 2>/dev/null; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$WORK"' EXIT
     trap 'exit 130' INT TERM
 
+    run_bench "$OURS" bench/RESULTS.md || return
+    # The static build is the container artifact: time it too, as a second report
+    # appended to the first, so the cost of its allocator is visible (see build_ours).
+    if [ -n "${OURS_STATIC:-}" ] && [ "${OURS_STATIC}" != "$OURS" ] && [ -z "${BENCH_SKIP_STATIC:-}" ]; then
+        log "timing the static build too"
+        run_bench "$OURS_STATIC" bench/.work/static-report.md &&
+            { printf '\n---\n\n## The static build, timed the same way\n\n'; sed "1d" bench/.work/static-report.md; } >>bench/RESULTS.md
+    fi
+}
+
+run_bench() {
     # Hard cap so the run can never hang; bench.py cleans up on SIGTERM.
-    timeout -k 10 1800 python3 bench/bench.py --ours "$OURS" --theirs "$THEIRS" \
-        --work "$WORK" --out bench/RESULTS.md &
+    timeout -k 10 1800 python3 bench/bench.py --ours "$1" --theirs "$THEIRS" \
+        --work "$WORK" --out "$2" &
     PY=$!
     wait "$PY"
     rc=$?
