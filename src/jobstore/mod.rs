@@ -95,7 +95,10 @@ pub fn is_job_dir(path: &Path) -> bool {
 }
 
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = fs::read(path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+    let context = |e| Error::io(format!("read {}", path.display()), e);
+    let file = fs::File::open(path).map_err(context)?;
+    let mut bytes = Vec::with_capacity(4096);
+    scan::read_all(&file, &mut bytes).map_err(context)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("parse {}: {e}", path.display())))
 }
 

@@ -67,13 +67,15 @@ impl Scan {
         BUFFER.with(|buffer| {
             let mut content = buffer.borrow_mut();
             content.clear();
-            read_all(&file, &mut content)?;
+            read_all(&file, &mut content).ok()?;
             Some(use_bytes(&content))
         })
     }
 }
 
-fn read_all(file: &OwnedFd, content: &mut Vec<u8>) -> Option<()> {
+/// Reads a small regular file to its end into `content`: no size query, and no extra
+/// read to confirm the end after a short one (a short read of a regular file is the end).
+pub fn read_all(file: &impl AsRawFd, content: &mut Vec<u8>) -> std::io::Result<()> {
     loop {
         if content.capacity() == content.len() {
             content.reserve(content.capacity().max(4096));
@@ -82,18 +84,18 @@ fn read_all(file: &OwnedFd, content: &mut Vec<u8>) -> Option<()> {
         // SAFETY: reading into the spare capacity of `content`, then extending its length by
         // exactly what the kernel wrote.
         let n = unsafe { libc::read(file.as_raw_fd(), content.as_mut_ptr().add(content.len()).cast(), spare) };
-        match n {
-            n if n < 0 => return None,
-            0 => return Some(()),
-            n => {
-                let n = n as usize;
-                unsafe { content.set_len(content.len() + n) };
-                // A short read of a regular file means end of file: skip the extra read
-                // that would only confirm it.
-                if n < spare {
-                    return Some(());
-                }
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
             }
+            return Err(err);
+        }
+        let n = n as usize;
+        // SAFETY: the kernel initialised `n` bytes of the spare capacity.
+        unsafe { content.set_len(content.len() + n) };
+        if n < spare {
+            return Ok(());
         }
     }
 }

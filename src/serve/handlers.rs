@@ -39,7 +39,7 @@ pub struct Answer {
 
 impl Answer {
     fn ok(reply: Reply) -> Answer {
-        Answer { status: 200, json: sorted(&reply.json), header: None }
+        Answer { status: 200, json: reply.json, header: None }
     }
 
     pub fn error(err: &Error) -> Answer {
@@ -67,12 +67,12 @@ pub struct Incoming<'a> {
 
 pub fn handle(route: Route, root: &Root, incoming: Incoming) -> Answer {
     let result = match route {
-        Route::Health => Ok(Reply::new("health", &Empty {})),
+        Route::Health => Ok(Reply::sorted("health", &Empty {})),
         Route::Exec => (incoming.body)().and_then(|body| exec(root, &body)),
-        Route::Status(id) => root.lookup(&id).and_then(|job| Ok(Reply::new("status", &status_body(&job)?))),
+        Route::Status(id) => root.lookup(&id).and_then(|job| Ok(Reply::sorted("status", &status_body(&job)?))),
         Route::Tail(id) => root.lookup(&id).map(|job| {
             let body = tail_body(&job, job.id.clone(), TAIL_LINES, TAIL_BYTES);
-            Reply::new("tail", &body)
+            Reply::sorted("tail", &body)
         }),
         Route::Wait(id) => wait(root, &id, incoming.target),
         Route::Kill(id) => kill(root, &id, incoming.target),
@@ -108,7 +108,7 @@ fn wait(root: &Root, id: &str, target: &str) -> Result<Reply> {
     };
     let job = root.lookup(id)?;
     let until = Duration::from_millis(until_ms.min(MAX_WAIT_MS));
-    Ok(Reply::new("wait", &wait_body(&job, job.id.clone(), Some(until), WAIT_POLL)?))
+    Ok(Reply::sorted("wait", &wait_body(&job, job.id.clone(), Some(until), WAIT_POLL)?))
 }
 
 /// Like CLI `kill` (OP-7): `?signal=NAME` (default TERM) and the `killed` record.
@@ -121,7 +121,7 @@ fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
     let requested = signals::parse(&name).map_err(|message| Error::new(Code::InvalidRequest, message))?;
     let job = root.lookup(id)?;
     signal_job(&job, &job.id, &requested, true)?;
-    Ok(Reply::new("kill", &KillBody { job_id: job.id.clone(), signal: requested.echo }))
+    Ok(Reply::sorted("kill", &KillBody { job_id: job.id.clone(), signal: requested.echo }))
 }
 
 /// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as
@@ -181,7 +181,7 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         until_ms: Some(request.until_ms.unwrap_or(DEFAULT_WAIT_MS).min(MAX_WAIT_MS)),
     };
     let observed = observe(&job, &options);
-    Ok(Reply::new("run", &run_body(&job, observed, Vec::new(), None, since)))
+    Ok(Reply::sorted("run", &run_body(&job, observed, Vec::new(), None, since)))
 }
 
 #[cfg(test)]

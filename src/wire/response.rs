@@ -52,6 +52,18 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The same envelope with its keys in lexicographic order, as HTTP answers list them
+    /// (CONTRACT §2.2): built through `serde_json::Value`, whose maps are sorted.
+    pub fn sorted<T: Serialize>(kind: &'static str, body: &T) -> Reply {
+        let envelope = Envelope { schema_version: SCHEMA_VERSION, ok: true, kind, body };
+        let json = serde_json::to_value(&envelope)
+            .map(|value| value.to_string())
+            .unwrap_or_else(|e| error_json(&Error::internal(format!("serialize response: {e}"))));
+        Reply { json }
+    }
+}
+
 pub fn error_json(err: &Error) -> String {
     let envelope = ErrorEnvelope {
         schema_version: SCHEMA_VERSION,
