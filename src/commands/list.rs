@@ -55,10 +55,10 @@ pub fn list(args: &Args, root: &Root) -> Result<Reply> {
     let skipped = entries.iter().filter(|e| matches!(e, Entry::Unreadable)).count() as u64;
     let mut jobs: Vec<JobSummary> =
         entries.into_iter().filter_map(|e| if let Entry::Listed(job) = e { Some(job) } else { None }).collect();
-    // Newest start first, jobs never started last, ties by id descending (OP-17).
-    jobs.sort_by(|a, b| {
-        (b.started_at.is_some(), &b.started_at, &b.job_id).cmp(&(a.started_at.is_some(), &a.started_at, &a.job_id))
-    });
+    // Newest first by `started_at`, or `created_at` for a job never started, ties by id
+    // descending (DECISIONS OP-17; the contract put never-started jobs last).
+    let key = |job: &JobSummary| (job.started_at.clone().unwrap_or_else(|| job.created_at.clone()), job.job_id.clone());
+    jobs.sort_by_cached_key(|job| std::cmp::Reverse(key(job)));
     let truncated = limit > 0 && jobs.len() > limit;
     if truncated {
         jobs.truncate(limit);
