@@ -1,5 +1,6 @@
 //! `agent-exec serve` resource bounds over real HTTP: the request cap, idle clients,
-//! bounded `/wait`, graceful shutdown, and no zombies after many `/exec` calls.
+//! bounded `/wait`, graceful shutdown, and no zombies, leaked descriptors or growing
+//! memory after many `/exec` calls (`AGENT_EXEC_SOAK` runs 1,000 jobs).
 
 mod common;
 mod serve_support;
@@ -135,4 +136,72 @@ fn waits_in_flight(pid: u32) -> usize {
     fds.flatten()
         .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.to_string_lossy().contains("inotify")))
         .count()
+}
+
+/// `AGENT_EXEC_SOAK` runs 1,000 jobs; the normal suite 200.
+#[test]
+fn many_jobs_leave_no_zombies_fds_or_memory() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let pid = server.pid();
+    let total = if std::env::var_os("AGENT_EXEC_SOAK").is_some() { 1000 } else { 200 };
+    let checkpoint = total / 5;
+    // Warm up: the first requests create the request threads and tiny_http's pool.
+    for _ in 0..10 {
+        run_batch(&server, 1);
+    }
+    let fds_before = fd_count(pid);
+    let mut rss_at_checkpoint = None;
+    let t0 = Instant::now();
+    let mut done = 0;
+    while done < total {
+        let batch = 20.min(total - done);
+        run_batch(&server, batch);
+        done += batch;
+        if done == checkpoint {
+            rss_at_checkpoint = Some(rss_kib(pid));
+        }
+    }
+    let elapsed = t0.elapsed();
+    let zombies = common::zombie_children(pid);
+    assert!(zombies.is_empty(), "zombie children of the server: {zombies:?}");
+    // The keep-alive self-connection and tiny_http's closing sockets come and go.
+    assert!(
+        eventually(Duration::from_secs(15), || fd_count(pid) <= fds_before + 4),
+        "descriptors: {fds_before} before, {} after {total} jobs: {:?}",
+        fd_count(pid),
+        fd_targets(pid)
+    );
+    let growth = rss_kib(pid).saturating_sub(rss_at_checkpoint.unwrap_or(0));
+    assert!(growth < 20 * 1024, "RSS grew by {growth} KiB between job {checkpoint} and job {total}");
+    assert!(std::fs::read_dir(&env.root).expect("root").count() == total + 10);
+    eprintln!("{total} jobs in {elapsed:?}, RSS growth {growth} KiB");
+}
+
+/// Starts `n` jobs over HTTP without waiting, then waits for all of them with `/wait`.
+fn run_batch(server: &Server, n: usize) {
+    let ids: Vec<String> = (0..n).map(|_| server.exec(r#"{"command":["true"]}"#)).collect();
+    for id in ids {
+        let reply = server.get(&format!("/wait/{id}?until=30000"));
+        assert_eq!(reply.json()["state"], "exited", "{reply:?}");
+    }
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+fn fd_targets(pid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
+    dir.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()).map(|t| t.display().to_string()).collect()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

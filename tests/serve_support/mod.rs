@@ -27,7 +27,7 @@ impl Server {
 
     pub fn start_with(env: &Env, extra: &[&str], stderr: impl Fn() -> Stdio) -> Server {
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0").expect("bind probe").local_addr().expect("addr").port();
+            let port = fresh_port();
             let port_text = port.to_string();
             let mut args = vec!["serve", "--port", &port_text];
             args.extend_from_slice(extra);
@@ -134,4 +134,19 @@ fn parse(bytes: &[u8]) -> Option<Reply> {
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
     Some(Reply { status, headers, body: body.to_string() })
+}
+
+/// A free port never handed out before in this test process. Tests run in parallel
+/// threads, and the kernel may give two probes the same free port: a second server
+/// would then fail to bind while its test talks to the first one.
+fn fresh_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").expect("bind probe").local_addr().expect("addr").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
