@@ -277,7 +277,7 @@ fn non_loopback_bind_needs_a_token() {
     // With a token file it starts (and then demands the token).
     let token_file = env.dir.path().join("token");
     std::fs::write(&token_file, "file-token\n").expect("write token");
-    let port = std::net::TcpListener::bind("0.0.0.0:0").expect("probe").local_addr().expect("addr").port();
+    let port = serve_support::fresh_port();
     let bind = format!("0.0.0.0:{port}");
     let mut child = env
         .command(&["serve", "--bind", &bind, "--token-file", token_file.to_str().expect("utf8")])

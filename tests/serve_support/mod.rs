@@ -139,7 +139,7 @@ fn parse(bytes: &[u8]) -> Option<Reply> {
 /// A free port never handed out before in this test process. Tests run in parallel
 /// threads, and the kernel may give two probes the same free port: a second server
 /// would then fail to bind while its test talks to the first one.
-fn fresh_port() -> u16 {
+pub fn fresh_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     loop {
