@@ -34,14 +34,7 @@ fn a_write_limit_while_creating_a_job_leaves_nothing_behind() {
     let env = Env::new();
     std::fs::create_dir_all(&env.root).expect("mkdir");
     let mut command = env.command(&["run", "--", "true"]);
-    // SAFETY: setrlimit between fork and exec only affects the child.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: 64, rlim_max: 64 };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
-            Ok(())
-        });
-    }
+    limit_file_size(&mut command, 64);
     let out = command.output().expect("spawn");
     let value = single_json(&["run"], &out);
     assert_eq!(out.status.code(), Some(1), "{}", common::describe(&["run"], &out));
@@ -100,14 +93,7 @@ fn a_job_whose_output_hits_the_write_limit_still_records_its_end() {
     let mut command = env.command(&["run", "--wait", "--", "sh", "-c", "head -c 100000 /dev/zero; echo after; exit 4"]);
     // The limit is inherited by the supervisor: its log writes fail past 20 kB while the
     // small state files still fit.
-    // SAFETY: setrlimit between fork and exec only affects the child.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: 20_000, rlim_max: 20_000 };
-            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
-            Ok(())
-        });
-    }
+    limit_file_size(&mut command, 20_000);
     let out = command.output().expect("spawn");
     let value = single_json(&["run"], &out);
     assert_eq!(value["state"], "exited", "{value}");
@@ -115,4 +101,17 @@ fn a_job_whose_output_hits_the_write_limit_still_records_its_end() {
     let id = value["job_id"].as_str().expect("id");
     let size = std::fs::metadata(env.job_dir(id).join("stdout.log")).expect("stat").len();
     assert!(size <= 20_000);
+}
+
+/// Runs `command` under RLIMIT_FSIZE: writes past `bytes` fail with EFBIG (a full disk,
+/// as far as the writer can tell).
+fn limit_file_size(command: &mut std::process::Command, bytes: u64) {
+    // SAFETY: setrlimit between fork and exec only affects the child.
+    unsafe {
+        command.pre_exec(move || {
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            Ok(())
+        });
+    }
 }

@@ -52,11 +52,7 @@ pub fn command_help(command: &Command) -> String {
 }
 
 fn write_flag(out: &mut String, flag: &Flag) {
-    let short = match flag.long {
-        "verbose" => "-v, ",
-        "help" => "-h, ",
-        _ => "",
-    };
+    let short = flag.short().map_or(String::new(), |c| format!("-{c}, "));
     let mut name = format!("{short}--{}", flag.long);
     if let Some(value) = flag.value {
         let _ = write!(name, " <{value}>");

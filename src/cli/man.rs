@@ -104,11 +104,7 @@ fn synopsis(usage: &str) -> String {
 }
 
 fn write_flag(out: &mut String, flag: &Flag) {
-    let short = match flag.long {
-        "verbose" => "\\-v, ",
-        "help" => "\\-h, ",
-        _ => "",
-    };
+    let short = flag.short().map_or(String::new(), |c| format!("\\-{c}, "));
     let name = format!("{short}\\-\\-{}", escape(flag.long));
     match flag.value {
         Some(value) => {

@@ -52,6 +52,17 @@ pub struct Command {
     pub requires: &'static [(&'static str, &'static str)],
 }
 
+impl Flag {
+    /// The one-letter form, which only the global `-v` and `-h` have (CONTRACT §3.3).
+    pub fn short(&self) -> Option<char> {
+        match self.long {
+            "verbose" => Some('v'),
+            "help" => Some('h'),
+            _ => None,
+        }
+    }
+}
+
 impl Command {
     pub fn all_flags(&self) -> impl Iterator<Item = &'static Flag> {
         self.flags.iter().flat_map(|group| group.iter())

@@ -87,8 +87,11 @@ pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
 }
 
 fn parse_ack(answer: &str) -> Handshake {
-    match answer.trim_end().split_once('\t') {
-        _ if answer.trim_end() == "ok" => Handshake::Started,
+    let answer = answer.trim_end();
+    if answer == "ok" {
+        return Handshake::Started;
+    }
+    match answer.split_once('\t') {
         Some(("failed", reason)) => Handshake::Failed(reason.to_string()),
         _ => Handshake::Lost,
     }
