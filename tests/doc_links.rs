@@ -16,8 +16,8 @@ use regex_lite::Regex;
 /// no longer in the README, so the list cannot outlive its reason.
 const README_LINKS_AWAITING_REWRITE: &[&str] = &["../shared/spec/CONTRACT.md", "../shared/spec/DECISIONS.md"];
 
-const COMPATIBILITY: &str = "docs/compatibility.md";
-const DECISIONS_FILE: &str = "docs/decisions.md";
+const COMPATIBILITY_DOC: &str = "docs/compatibility.md";
+const OPEN_POINTS_DOC: &str = "docs/decisions.md";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -244,9 +244,10 @@ fn citing_files(root: &Path) -> Vec<PathBuf> {
 fn cited_anchors(text: &str) -> Vec<String> {
     let more = r"(?:,\s*(?://[/!]?\s*)?";
     let section = r"§[0-9]+(?:\.[0-9]+)?";
-    let sections = Regex::new(&format!(r"{} {section}{more}{section})*", regex_lite::escape(COMPATIBILITY))).unwrap();
+    let sections =
+        Regex::new(&format!(r"{} {section}{more}{section})*", regex_lite::escape(COMPATIBILITY_DOC))).unwrap();
     let open_points =
-        Regex::new(&format!(r"{} OP-[0-9]+{more}OP-[0-9]+)*", regex_lite::escape(DECISIONS_FILE))).unwrap();
+        Regex::new(&format!(r"{} OP-[0-9]+{more}OP-[0-9]+)*", regex_lite::escape(OPEN_POINTS_DOC))).unwrap();
     let number = Regex::new(r"(§|OP-)([0-9]+(?:\.[0-9]+)?)").unwrap();
     let mut cited = Vec::new();
     for citation in sections.find_iter(text).chain(open_points.find_iter(text)) {
@@ -261,8 +262,8 @@ fn cited_anchors(text: &str) -> Vec<String> {
 #[test]
 fn every_cited_section_and_open_point_has_its_anchor() {
     let root = repo();
-    let sections = anchors(&read(&root.join(COMPATIBILITY)));
-    let open_points = anchors(&read(&root.join(DECISIONS_FILE)));
+    let sections = anchors(&read(&root.join(COMPATIBILITY_DOC)));
+    let open_points = anchors(&read(&root.join(OPEN_POINTS_DOC)));
     let mut problems = Vec::new();
     for file in citing_files(&root) {
         let Ok(text) = std::fs::read_to_string(&file) else { continue };
@@ -308,7 +309,7 @@ fn headings_get_the_anchors_github_gives_them() {
 #[test]
 fn citations_are_read_with_their_continuations() {
     let code = format!(
-        "// ({COMPATIBILITY} §8.9, §8.10, {DECISIONS_FILE} OP-18, OP-19)\n//! x ({DECISIONS_FILE} OP-3,\n//! OP-8). ({COMPATIBILITY} §6)"
+        "// ({COMPATIBILITY_DOC} §8.9, §8.10, {OPEN_POINTS_DOC} OP-18, OP-19)\n//! x ({OPEN_POINTS_DOC} OP-3,\n//! OP-8). ({COMPATIBILITY_DOC} §6)"
     );
     assert_eq!(cited_anchors(&code), ["c-8-9", "c-8-10", "c-6", "op-18", "op-19", "op-3", "op-8"]);
 }
