@@ -30,7 +30,9 @@ use std::process::ExitCode;
 use cli::Parsed;
 use error::{Code, Error};
 
-const VERSION: &str = "agent-exec 0.1.18\n";
+/// Our own version, then the interface we keep byte-compatible and the response schema.
+const VERSION: &str =
+    concat!("agent-exec ", env!("CARGO_PKG_VERSION"), " (compatible with agent-exec 0.1.18, schema 0.1)\n");
 
 fn main() -> ExitCode {
     // A write past RLIMIT_FSIZE must fail with EFBIG and become a JSON error, not kill us.

@@ -75,7 +75,7 @@ fn help_and_version_go_to_stdout() {
     assert!(!top.contains("__supervise"));
     for args in [&["--version"][..], &["-V"]] {
         let out = env.run(args);
-        assert_eq!(out.stdout, b"agent-exec 0.1.18\n");
+        assert_eq!(out.stdout, b"agent-exec 0.2.0 (compatible with agent-exec 0.1.18, schema 0.1)\n");
         assert!(out.status.success());
     }
 }
