@@ -74,7 +74,7 @@ pub fn render(file: &str, command: Option<&Command>) -> String {
         for command in COMMANDS {
             let _ = writeln!(
                 out,
-                ".TP\n.B {}\n{}\nSee\n.BR {} (1).",
+                ".TP\n.B {}\n{}.\nSee\n.BR {} (1).",
                 escape(command.name),
                 escape(command.about),
                 escape(&page_stem(command))
