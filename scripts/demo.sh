@@ -6,7 +6,12 @@ bin=${1:-target/release/agent-exec}
 root=$(mktemp -d /tmp/agent-exec-demo.XXXXXX)
 trap 'rm -rf "$root"' EXIT
 export AGENT_EXEC_ROOT=$root
-say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# Bold command lines on a terminal only: a log or a pipe gets plain text.
+if [ -t 1 ]; then
+    say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+else
+    say() { printf '\n$ %s\n' "$*"; }
+fi
 
 say agent-exec run --snapshot-after 0 -- sh -c '"for i in 1 2 3; do echo step \$i; sleep 0.2; done; echo done >&2"'
 out=$("$bin" run --snapshot-after 0 -- sh -c 'for i in 1 2 3; do echo step $i; sleep 0.2; done; echo done >&2')

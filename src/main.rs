@@ -30,7 +30,9 @@ use std::process::ExitCode;
 use cli::Parsed;
 use error::{Code, Error};
 
-const VERSION: &str = "agent-exec 0.1.18\n";
+/// Our own version, then the interface we keep byte-compatible and the response schema.
+const VERSION: &str =
+    concat!("agent-exec ", env!("CARGO_PKG_VERSION"), " (compatible with agent-exec 0.1.18, schema 0.1)\n");
 
 fn main() -> ExitCode {
     // A write past RLIMIT_FSIZE must fail with EFBIG and become a JSON error, not kill us.
@@ -41,11 +43,16 @@ fn main() -> ExitCode {
         let code = argv.get(1).map_or(2, |dir| supervisor::main(std::path::Path::new(dir)));
         return ExitCode::from(code as u8);
     }
-    if std::env::var_os("COMPLETE").is_some_and(|v| !v.is_empty() && v != "0") {
-        eprintln!(
-            "agent-exec: the COMPLETE completion protocol is not supported; use 'agent-exec completions <shell>'"
-        );
-        return ExitCode::from(2);
+    // `COMPLETE=<shell>` hijacks the invocation for shell completion: no command runs
+    // (docs: the dynamic completion protocol).
+    if let Some(shell) = std::env::var_os("COMPLETE").filter(|v| !v.is_empty() && v != "0") {
+        let answer = completions::dynamic::answer(&shell.to_string_lossy(), &argv);
+        if answer.code == 0 {
+            output::print_text(&answer.text);
+        } else {
+            eprint!("{}", answer.text);
+        }
+        return ExitCode::from(answer.code);
     }
     match cli::parse(argv) {
         Parsed::Help(text) => output::print_text(&text),

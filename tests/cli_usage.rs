@@ -75,7 +75,7 @@ fn help_and_version_go_to_stdout() {
     assert!(!top.contains("__supervise"));
     for args in [&["--version"][..], &["-V"]] {
         let out = env.run(args);
-        assert_eq!(out.stdout, b"agent-exec 0.1.18\n");
+        assert_eq!(out.stdout, b"agent-exec 0.2.0 (compatible with agent-exec 0.1.18, schema 0.1)\n");
         assert!(out.status.success());
     }
 }
@@ -185,10 +185,12 @@ fn response_shapes_have_exactly_the_contract_fields_in_order() {
 
 #[test]
 fn complete_protocol_never_runs_a_command() {
+    // With `COMPLETE` set the binary only completes: words without `--` get the
+    // registration script, and nothing is run or created.
     let env = Env::new().with_env("COMPLETE", "bash");
     let out = env.run(&["run", "touch", "should-not-exist"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("complete -o bashdefault"));
     assert!(!env.cwd.join("should-not-exist").exists());
     assert!(!env.root.exists());
     let env = Env::new().with_env("COMPLETE", "0");

@@ -88,3 +88,18 @@ fn groff_reads_every_page_without_warnings() {
         assert!(out.status.success() && stderr.is_empty(), "groff warns about {}:\n{stderr}", page.display());
     }
 }
+
+/// `make demo`'s script prints plain text when its output is not a terminal (no ANSI
+/// escapes in a log or a pipe), and runs a real job to the end.
+#[test]
+fn demo_output_is_plain_when_piped() {
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh"))
+        .arg(common::BIN)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .output()
+        .expect("run demo.sh");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!out.stdout.contains(&0x1b), "ANSI escape in piped demo output");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"state\":\"exited\""));
+}

@@ -44,7 +44,10 @@ fn make_install_and_uninstall_into_a_destdir() {
     let prefix = dest.path().join("opt/ae");
     let binary = prefix.join("bin/agent-exec");
     let version = Command::new(&binary).arg("--version").output().expect("run installed binary");
-    assert_eq!(String::from_utf8_lossy(&version.stdout), "agent-exec 0.1.18\n");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout),
+        "agent-exec 0.2.0 (compatible with agent-exec 0.1.18, schema 0.1)\n"
+    );
     let man_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
     for entry in std::fs::read_dir(&man_dir).expect("man/") {
         let path = entry.expect("entry").path();

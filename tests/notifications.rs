@@ -327,7 +327,7 @@ fn invalid_regex_is_rejected_when_given() {
     let meta = env.read_json(&id, "meta.json");
     assert_eq!(meta["notification"]["on_output_match"]["match_type"], "contains");
     env.usage(&["notify", "set", &id, "--output-stream", "both"]);
-    env.usage(&["notify", "set", &id, "--notify-file", "x"]);
+    env.usage(&["notify", "set", &id, "--notify-files", "x"]);
     env.usage(&["notify", "set"]);
     env.err(&["notify", "set", "01NOSUCHJOB", "--command", "x"], "job_not_found");
 }
@@ -362,6 +362,10 @@ fn notify_set_merges_and_never_runs_a_sink() {
     let cleared = set(&["--output-pattern", ""]);
     assert!(cleared.get("on_output_match").is_none());
     assert_eq!(set(&["--command", ""])["notify_command"], "");
+    // `run`'s names work too, and the completion file can be changed.
+    assert_eq!(set(&["--notify-command", "c2"])["notify_command"], "c2");
+    assert_eq!(set(&["--notify-file", "/tmp/other.ndjson"])["notify_file"], "/tmp/other.ndjson");
+    assert_eq!(env.read_json(&id, "meta.json")["notification"]["notify_file"], "/tmp/other.ndjson");
     assert!(!Path::new(&marker).exists());
 
     // Nothing configured: `{}` in the answer, no key in meta.json.
@@ -370,6 +374,18 @@ fn notify_set_merges_and_never_runs_a_sink() {
     assert!(env.read_json(&bare, "meta.json").get("notification").is_none());
     std::fs::write(env.job_dir(&bare).join("meta.json"), "not json").expect("corrupt");
     env.err(&["notify", "set", &bare, "--command", "x"], "internal_error");
+}
+
+#[test]
+fn notify_and_tag_help_show_their_set_subcommand() {
+    let env = Env::new();
+    for (group, usage) in [("notify", "notify set <JOB_ID>"), ("tag", "tag set <JOB_ID>")] {
+        for flag in ["--help", "-h"] {
+            let out = env.run(&[group, flag]);
+            assert!(out.status.success(), "{}", common::describe(&[group, flag], &out));
+            assert!(String::from_utf8_lossy(&out.stdout).contains(usage));
+        }
+    }
 }
 
 #[test]

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use super::table::{COMMANDS, GLOBAL};
 use super::{Command, Flag};
-use crate::VERSION;
 
 const MARKER: &str = ".\\\" @OPTIONS@\n";
 
@@ -41,7 +40,7 @@ pub fn render(file: &str, command: Option<&Command>) -> String {
     let fragment_path = man_dir().join("src").join(format!("{stem}.roff"));
     let fragment =
         std::fs::read_to_string(&fragment_path).unwrap_or_else(|e| panic!("read {}: {e}", fragment_path.display()));
-    let version = VERSION.trim();
+    let version = concat!("agent-exec ", env!("CARGO_PKG_VERSION"));
     let mut out = format!(
         ".\\\" Generated from src/cli/table.rs and man/src/{stem}.roff by UPDATE_DOCS=1 cargo test; do not edit.\n\
          .TH {} {section} \"\" \"{version}\" \"agent-exec manual\"\n.SH NAME\n",
@@ -75,7 +74,7 @@ pub fn render(file: &str, command: Option<&Command>) -> String {
         for command in COMMANDS {
             let _ = writeln!(
                 out,
-                ".TP\n.B {}\n{}\nSee\n.BR {} (1).",
+                ".TP\n.B {}\n{}.\nSee\n.BR {} (1).",
                 escape(command.name),
                 escape(command.about),
                 escape(&page_stem(command))

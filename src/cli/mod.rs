@@ -158,7 +158,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
         return help_for(parser);
     }
     let command = match resolve_command(&name, &mut parser) {
-        Ok(command) => command,
+        Ok((command, true)) => return Parsed::Help(command_help(command)),
+        Ok((command, false)) => command,
         Err(message) => return Parsed::Usage(message, "agent-exec [OPTIONS] <COMMAND>".to_string()),
     };
     match parse_command(command, parser, state) {
@@ -199,15 +200,20 @@ fn parse_before(parser: &mut lexopt::Parser, state: &mut Globals) -> Result<Opti
     Ok(None)
 }
 
-fn resolve_command(name: &str, parser: &mut lexopt::Parser) -> Result<&'static Command, String> {
-    let full = match name {
+/// The command a name stands for, and whether help was asked for instead of a
+/// subcommand (`tag --help` and `notify --help` show the help of `tag set` and
+/// `notify set`, their only subcommands).
+fn resolve_command(name: &str, parser: &mut lexopt::Parser) -> Result<(&'static Command, bool), String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let (full, help) = match name {
         "tag" | "notify" => match parser.next().map_err(lex_error)? {
-            Some(lexopt::Arg::Value(sub)) if sub == "set" => format!("{name} set"),
+            Some(Value(sub)) if sub == "set" => (format!("{name} set"), false),
+            Some(Short('h') | Long("help")) => (format!("{name} set"), true),
             _ => return Err(format!("'{name}' requires the subcommand 'set' (agent-exec {name} set ...)")),
         },
-        other => other.to_string(),
+        other => (other.to_string(), false),
     };
-    table::find(&full).ok_or_else(|| format!("unrecognized subcommand '{name}'"))
+    table::find(&full).map(|c| (c, help)).ok_or_else(|| format!("unrecognized subcommand '{name}'"))
 }
 
 /// Returns `None` when the user asked for this command's help.

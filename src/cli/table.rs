@@ -157,7 +157,8 @@ const GC: &[Flag] = &[
 const TAG_SET: &[Flag] = &[opt("tag", "TAG", "The new tags; none clears them").repeat().check(tags::check_tag)];
 
 const NOTIFY_SET: &[Flag] = &[
-    opt("command", "CMD", "Completion command sink (replaces the current one)"),
+    opt("command", "CMD", "Completion command sink (replaces the current one)").alias("notify-command"),
+    opt("notify-file", "PATH", "Completion NDJSON file sink (replaces the current one)"),
     opt("output-pattern", "PAT", "Output-match pattern; an empty pattern removes output matching"),
     opt("output-match-type", "TYPE", "How the pattern matches").choices(MATCH_TYPES),
     opt("output-stream", "STREAM", "Which stream the pattern looks at").choices(STREAMS),

@@ -15,13 +15,17 @@ pub fn notify_set(args: &Args, root: &Root) -> Result<Reply> {
     Ok(Reply::new("notify.set", &NotifySetBody { job_id: job.id.clone(), notification: merged }))
 }
 
-/// The merge rules of CONTRACT §8.12: `--command` replaces the completion command,
-/// `notify_file` is kept, and the output-match block is overlaid field by field and
+/// The merge rules of CONTRACT §8.12: `--command` (alias `--notify-command`, as `run`
+/// names it) replaces the completion command, `--notify-file` the completion file (both
+/// are kept when not given), and the output-match block is overlaid field by field and
 /// removed when its pattern ends up empty. A regex is checked against the merged
 /// match type, so switching an existing pattern to regex is validated too.
 fn merge(mut notification: Notification, args: &Args) -> Result<Notification> {
     if let Some(command) = args.value("command") {
         notification.notify_command = Some(command.to_string());
+    }
+    if let Some(file) = args.value("notify-file") {
+        notification.notify_file = Some(file.to_string());
     }
     let output_flags = ["output-pattern", "output-match-type", "output-stream", "output-command", "output-file"];
     if output_flags.iter().any(|f| args.has(f)) {

@@ -9,6 +9,7 @@
 //! fixes the key order.
 
 mod bash;
+pub mod dynamic;
 mod fish;
 mod powershell;
 mod zsh;
