@@ -47,7 +47,7 @@ impl Answer {
             Code::JobNotFound => 404,
             Code::AmbiguousJobId | Code::InvalidState | Code::InvalidRequest | Code::Usage => 400,
             Code::Unauthorized => 401,
-            Code::UnknownSourceScheme | Code::Internal => 500,
+            Code::UnknownSourceScheme | Code::InsecureRoot | Code::Internal => 500,
         };
         let header = (status == 401).then(|| ("WWW-Authenticate", "Bearer".to_string()));
         Answer { status, json: sorted(&wire::error_json(err)), header }
