@@ -20,7 +20,7 @@ mod tag;
 mod tail;
 mod wait;
 
-pub use kill::signal_job;
+pub use kill::kill_body;
 pub use status::status_body;
 pub use tail::tail_body;
 pub use wait::wait_body;

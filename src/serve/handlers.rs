@@ -12,12 +12,12 @@ use serde_json::Value;
 use super::routes::{Route, query_param};
 use crate::commands::define::{Definition, create_job};
 use crate::commands::launch::{Observe, hand_over, initial_state, observe, run_body};
-use crate::commands::{signal_job, status_body, tail_body, wait_body};
+use crate::commands::{kill_body, status_body, tail_body, wait_body};
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{self, Root};
 use crate::signals;
-use crate::wire::{self, Empty, KillBody, Reply};
+use crate::wire::{self, Empty, Reply};
 
 /// `/wait` and `/exec` with `wait: true`: the default bound and the most a client may ask
 /// for (DECISIONS OP-6).
@@ -120,8 +120,7 @@ fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
     };
     let requested = signals::parse(&name).map_err(|message| Error::new(Code::InvalidRequest, message))?;
     let job = root.lookup(id)?;
-    signal_job(&job, &job.id, &requested, true)?;
-    Ok(Reply::sorted("kill", &KillBody { job_id: job.id.clone(), signal: requested.echo }))
+    Ok(Reply::sorted("kill", &kill_body(&job, &job.id, &requested)?))
 }
 
 /// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as

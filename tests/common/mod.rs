@@ -221,3 +221,35 @@ pub fn zombie_children(parent: u32) -> Vec<u32> {
         .filter_map(|pid| u32::try_from(pid).ok())
         .collect()
 }
+
+/// Whether a test that needs `what` (a tool, root) may run. Missing outside CI: the
+/// test says so and passes. Missing under `CI` (where `.ci/deps` installs every tool and
+/// tests run as root): the test fails, so a skip can never hide a regression there.
+pub fn available(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{what} is required under CI (see .ci/deps)");
+        eprintln!("skipped: {what} is not available");
+    }
+    ok
+}
+
+/// Is `tool` on the fixed PATH of the tests?
+pub fn has_tool(tool: &str) -> bool {
+    ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().any(|dir| Path::new(dir).join(tool).exists())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Live (not zombie) members of process group `pgid`.
+pub fn group_members(pgid: u64) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            let fields = stat_fields(pid);
+            fields.first().is_some_and(|s| s != "Z") && fields.get(2).and_then(|g| g.parse::<u64>().ok()) == Some(pgid)
+        })
+        .collect()
+}
