@@ -144,6 +144,12 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
         return Err(invalid("request body is required".into()));
     }
     let mut request: ExecRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    request
+        .env
+        .iter()
+        .flatten()
+        .try_for_each(|(key, value)| crate::supervisor::check_pair(key, value))
+        .map_err(invalid)?;
     match request.command.take().filter(|c| !c.is_empty()) {
         Some(command) => Ok((request, command)),
         None => Err(invalid("command field is required and must be non-empty".into())),
