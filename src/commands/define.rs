@@ -136,6 +136,7 @@ pub fn effective_cwd(raw: Option<&str>) -> String {
 /// `meta.json`, `state.json` and empty logs, whatever signal hits us midway.
 pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     root.create()?;
+    root.check_secure()?;
     let job = root.job(&meta.job.id);
     let staging = JobDir::new(&root.path, &format!(".new-{}", meta.job.id));
     DirBuilder::new()

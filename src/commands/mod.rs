@@ -32,6 +32,9 @@ use crate::wire::Reply;
 
 pub fn dispatch(args: &Args) -> Result<Reply> {
     let root = Root::resolve(args.root.as_deref());
+    if !matches!(args.command.name, "schema" | "install-skills") {
+        root.check_secure()?;
+    }
     match args.command.name {
         "run" => run::run(args, &root),
         "create" => create::create(args, &root),
