@@ -73,6 +73,13 @@ const DEFINITION: &[Flag] = &[
     switch("no-inherit-env", "Start the job from an empty environment instead of ours"),
     switch("inherit-env", "Start the job from our environment (the default)"),
     opt("mask", "KEY", "Show KEY's value as *** in every output").repeat().check(supervisor::check_key),
+    opt(
+        "secret-env",
+        "KEY",
+        "Give the job our environment variable KEY, masked like --mask KEY; unlike --env KEY=VALUE --mask KEY, the value is never on a command line",
+    )
+    .repeat()
+    .check(supervisor::check_key),
     opt("tag", "TAG", "Attach a tag (letters, digits, '-', dot-separated segments)").repeat().check(tags::check_tag),
     num(
         "progress-every",

@@ -58,12 +58,19 @@ impl Definition {
             notify_file: args.value("notify-file").map(str::to_string),
             on_output_match,
         };
+        let (mut env, mut mask) = (owned("env"), owned("mask"));
+        for key in args.values("secret-env") {
+            env.push(format!("{key}={}", secret_value(key)?));
+            if !mask.iter().any(|m| m == key) {
+                mask.push(key.to_string());
+            }
+        }
         Ok(Definition {
             command: args.job_command.clone(),
-            env: owned("env"),
+            env,
             env_files: owned("env-file"),
             inherit_env: !args.has("no-inherit-env"),
-            mask: owned("mask"),
+            mask,
             tags: tags::dedup(&args.values("tag")),
             timeout_ms: args.num("timeout"),
             kill_after_ms: args.num("kill-after"),
@@ -117,6 +124,21 @@ impl Definition {
             timeout_ms: self.timeout_ms,
             kill_after_ms: self.kill_after_ms,
             progress_every_ms: self.progress_every_ms,
+        }
+    }
+}
+
+/// The value of `--secret-env KEY`: our own variable, so that it never passes through
+/// a command line, where other local users can read it (issue 11).
+fn secret_value(key: &str) -> Result<String> {
+    match std::env::var(key) {
+        Ok(value) if !value.contains('\0') => Ok(value),
+        Ok(_) => Err(Error::usage(format!("--secret-env {key}: the value holds a NUL byte"))),
+        Err(std::env::VarError::NotPresent) => {
+            Err(Error::usage(format!("--secret-env {key}: the environment variable {key} is not set")))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::usage(format!("--secret-env {key}: the value of {key} is not valid UTF-8")))
         }
     }
 }
