@@ -6,6 +6,7 @@
 use std::ffi::CStr;
 use std::fmt;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 
 /// The most a JSON file of a job may hold: real ones are a few kilobytes.
 pub const JSON_CAP: usize = 4 << 20;
@@ -54,14 +55,20 @@ pub fn open_checked(dir: RawFd, path: &CStr) -> Result<OwnedFd, Refused> {
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Refused::NotRegular);
     }
-    // SAFETY: geteuid cannot fail.
-    if stat.st_uid != unsafe { libc::geteuid() } {
+    if stat.st_uid != effective_uid() {
         return Err(Refused::NotOurs { owner: stat.st_uid });
     }
     if usize::try_from(stat.st_size).map_or(true, |size| size > JSON_CAP) {
         return Err(Refused::TooLarge);
     }
     Ok(fd)
+}
+
+/// Our effective uid, asked once: `list` checks thousands of files.
+fn effective_uid() -> u32 {
+    static UID: OnceLock<u32> = OnceLock::new();
+    // SAFETY: geteuid cannot fail.
+    *UID.get_or_init(|| unsafe { libc::geteuid() })
 }
 
 /// Reads `file` to its end into `content`, refusing more than `cap` bytes (the size
