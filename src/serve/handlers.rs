@@ -149,7 +149,7 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
         .iter()
         .flatten()
         .try_for_each(|(key, value)| crate::supervisor::check_pair(key, value))
-        .map_err(invalid)?;
+        .map_err(|e| invalid(format!("invalid env: {e}")))?;
     match request.command.take().filter(|c| !c.is_empty()) {
         Some(command) => Ok((request, command)),
         None => Err(invalid("command field is required and must be non-empty".into())),
@@ -240,7 +240,8 @@ mod tests {
                     proptest::prop_assert!(
                         message == "request body is required"
                             || message == "command field is required and must be non-empty"
-                            || message.starts_with("invalid JSON: "),
+                            || message.starts_with("invalid JSON: ")
+                            || message.starts_with("invalid env: "),
                         "{}", message
                     );
                 }
