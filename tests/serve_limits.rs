@@ -37,11 +37,11 @@ fn requests_beyond_the_cap_wait_for_a_slot() {
     let id = server.exec(r#"{"command":["sleep","30"]}"#);
     let port = server.port;
     let path = format!("/wait/{id}?until=1500");
-    assert!(eventually(Duration::from_secs(5), || waits_in_flight(server.pid()) == 0));
+    assert!(eventually(Duration::from_secs(20), || waits_in_flight(server.pid()) == 0));
     let t0 = Instant::now();
     let blocker = std::thread::spawn(move || request(port, "GET", &path, &[], b"").status);
     // The blocker holds the only slot; the next request queues behind it.
-    assert!(eventually(Duration::from_secs(5), || waits_in_flight(server.pid()) == 1));
+    assert!(eventually(Duration::from_secs(20), || waits_in_flight(server.pid()) == 1));
     assert_eq!(server.get("/health").status, 200);
     assert!(t0.elapsed() >= Duration::from_millis(1400), "health answered after {:?}", t0.elapsed());
     assert_eq!(blocker.join().expect("join"), 200);
@@ -87,7 +87,7 @@ fn sigterm_finishes_in_flight_requests_and_exits_zero() {
     let path = format!("/wait/{id}?until=1000");
     let in_flight = std::thread::spawn(move || request(port, "GET", &path, &[], b""));
     // The wait must be in progress before the signal.
-    assert!(eventually(Duration::from_secs(5), || waits_in_flight(server.pid()) > 0));
+    assert!(eventually(Duration::from_secs(20), || waits_in_flight(server.pid()) > 0));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
     let reply = in_flight.join().expect("join");
