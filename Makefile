@@ -75,6 +75,7 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	@if command -v groff >/dev/null 2>&1; then \
 		for page in $(MAN1) $(MAN5); do groff -man -ww -z $$page || exit 1; done; \
+	elif [ -n "$$CI" ]; then echo "lint: groff is required under CI (.ci/deps installs it)"; exit 1; \
 	else echo "lint: groff not installed, man pages not linted"; fi
 
 docs:

@@ -16,6 +16,9 @@ pub enum Code {
     UnknownSourceScheme,
     InvalidRequest,
     Unauthorized,
+    /// The jobs root or a job's files belong to another user or are writable by others
+    /// (issue 11): nothing in them can be trusted.
+    InsecureRoot,
     Internal,
 }
 
@@ -29,6 +32,7 @@ impl Code {
             Code::UnknownSourceScheme => "unknown_source_scheme",
             Code::InvalidRequest => "invalid_request",
             Code::Unauthorized => "unauthorized",
+            Code::InsecureRoot => "insecure_root",
             Code::Internal => "internal_error",
         }
     }

@@ -17,10 +17,7 @@ fn script(env: &Env, shell: &str) -> String {
 
 fn have(shell: &str) -> bool {
     let found = Command::new(shell).arg("-c").arg("exit 0").output().is_ok_and(|o| o.status.success());
-    if !found {
-        println!("skipped: {shell} is not installed (.ci/deps installs it)");
-    }
-    found
+    common::available(found, &format!("{shell} (.ci/deps installs it)"))
 }
 
 fn shell_output(env: &Env, shell: &str, args: &[&str]) -> Output {

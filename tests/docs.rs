@@ -71,8 +71,10 @@ fn every_flag_the_binary_accepts_is_in_its_man_page() {
 
 #[test]
 fn groff_reads_every_page_without_warnings() {
-    if Command::new("groff").arg("--version").output().is_err() {
-        println!("skipped: groff is not installed (.ci/deps installs groff-base)");
+    if !common::available(
+        Command::new("groff").arg("--version").output().is_ok(),
+        "groff (.ci/deps installs groff-base)",
+    ) {
         return;
     }
     let mut pages: Vec<PathBuf> = std::fs::read_dir(man_dir())

@@ -106,7 +106,9 @@ fn status_tail_wait_kill() {
     assert_eq!(kill.status, 200, "{kill:?}");
     assert_eq!(
         kill.body,
-        format!(r#"{{"job_id":"{id}","ok":true,"schema_version":"0.1","signal":"INT","type":"kill"}}"#)
+        format!(
+            r#"{{"delivered":true,"job_id":"{id}","ok":true,"schema_version":"0.1","signal":"INT","type":"kill"}}"#
+        )
     );
     let ended = server.get(&format!("/wait/{id}?until=20000")).json();
     assert_eq!(ended["state"], "killed", "{ended}");

@@ -366,7 +366,12 @@ fn set_once(slot: &mut Option<String>, parser: &mut lexopt::Parser, name: &str) 
     if slot.is_some() {
         return Err(format!("the argument '{name}' cannot be used multiple times"));
     }
-    *slot = Some(utf8(parser.value().map_err(lex_error)?)?);
+    let value = utf8(parser.value().map_err(lex_error)?)?;
+    // An empty root would silently be the current directory.
+    if value.is_empty() {
+        return Err(format!("a value is required for '{name}' but an empty one was supplied"));
+    }
+    *slot = Some(value);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! drift apart. Order here is the order in the docs.
 
 use super::{Check, Command, Flag, Operand, check_u16, check_u64};
-use crate::{signals, tags};
+use crate::{signals, supervisor, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
     Flag { long, alias: None, value: None, default: None, repeatable: false, choices: &[], check: None, doc }
@@ -68,11 +68,18 @@ const DEFINITION: &[Flag] = &[
         "After a timeout's SIGTERM, wait MS milliseconds before SIGKILL; 0 sends SIGKILL at once",
     ),
     opt("cwd", "DIR", "Working directory of the job (default: the current directory)"),
-    opt("env", "KEY=VALUE", "Set an environment variable for the job").repeat(),
+    opt("env", "KEY=VALUE", "Set an environment variable for the job").repeat().check(supervisor::check_entry),
     opt("env-file", "FILE", "Read KEY=VALUE lines from FILE when the job starts").repeat(),
     switch("no-inherit-env", "Start the job from an empty environment instead of ours"),
     switch("inherit-env", "Start the job from our environment (the default)"),
-    opt("mask", "KEY", "Show KEY's value as *** in every output").repeat(),
+    opt("mask", "KEY", "Show KEY's value as *** in every output").repeat().check(supervisor::check_key),
+    opt(
+        "secret-env",
+        "KEY",
+        "Give the job our environment variable KEY, masked like --mask KEY; unlike --env KEY=VALUE --mask KEY, the value is never on a command line",
+    )
+    .repeat()
+    .check(supervisor::check_key),
     opt("tag", "TAG", "Attach a tag (letters, digits, '-', dot-separated segments)").repeat().check(tags::check_tag),
     num(
         "progress-every",

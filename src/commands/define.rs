@@ -58,12 +58,19 @@ impl Definition {
             notify_file: args.value("notify-file").map(str::to_string),
             on_output_match,
         };
+        let (mut env, mut mask) = (owned("env"), owned("mask"));
+        for key in args.values("secret-env") {
+            env.push(format!("{key}={}", secret_value(key)?));
+            if !mask.iter().any(|m| m == key) {
+                mask.push(key.to_string());
+            }
+        }
         Ok(Definition {
             command: args.job_command.clone(),
-            env: owned("env"),
+            env,
             env_files: owned("env-file"),
             inherit_env: !args.has("no-inherit-env"),
-            mask: owned("mask"),
+            mask,
             tags: tags::dedup(&args.values("tag")),
             timeout_ms: args.num("timeout"),
             kill_after_ms: args.num("kill-after"),
@@ -121,6 +128,21 @@ impl Definition {
     }
 }
 
+/// The value of `--secret-env KEY`: our own variable, so that it never passes through
+/// a command line, where other local users can read it (issue 11).
+fn secret_value(key: &str) -> Result<String> {
+    match std::env::var(key) {
+        Ok(value) if !value.contains('\0') => Ok(value),
+        Ok(_) => Err(Error::usage(format!("--secret-env {key}: the value holds a NUL byte"))),
+        Err(std::env::VarError::NotPresent) => {
+            Err(Error::usage(format!("--secret-env {key}: the environment variable {key} is not set")))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err(Error::usage(format!("--secret-env {key}: the value of {key} is not valid UTF-8")))
+        }
+    }
+}
+
 /// The effective working directory (CONTRACT §6.5): canonical if it exists, else made
 /// absolute with `..` removed lexically.
 pub fn effective_cwd(raw: Option<&str>) -> String {
@@ -136,6 +158,7 @@ pub fn effective_cwd(raw: Option<&str>) -> String {
 /// `meta.json`, `state.json` and empty logs, whatever signal hits us midway.
 pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     root.create()?;
+    root.check_secure()?;
     let job = root.job(&meta.job.id);
     let staging = JobDir::new(&root.path, &format!(".new-{}", meta.job.id));
     DirBuilder::new()

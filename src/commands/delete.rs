@@ -8,7 +8,7 @@ use super::define::effective_cwd;
 use super::prune::{Removal, Standing, remove_if};
 use crate::cli::Args;
 use crate::error::{Code, Error, Result};
-use crate::jobstore::{JobDir, Root};
+use crate::jobstore::{JobDir, Root, liveness};
 use crate::wire::{DeleteBody, DeleteEntry, Reply, Status};
 
 /// A job whose terminal state is recorded may still have its supervisor finishing up
@@ -32,8 +32,18 @@ fn delete_one(args: &Args, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<
     let given = args.job_id();
     let job = root.lookup(given)?;
     let standing = settle(&job);
-    if matches!(standing, Standing::Live(_)) {
-        return Err(still_running(given));
+    match &standing {
+        Standing::Live(state) if !liveness::checkable(state) => {
+            return Err(Error::new(
+                Code::InvalidState,
+                format!(
+                    "invalid job state: cannot delete job {given}: it was started in another PID namespace, where \
+                     its processes cannot be checked from here; delete it from inside that namespace"
+                ),
+            ));
+        }
+        Standing::Live(_) => return Err(still_running(given)),
+        _ => {}
     }
     let entry = |standing: &Standing, action| DeleteEntry {
         job_id: job.id.clone(),
@@ -60,7 +70,9 @@ fn settle(job: &JobDir) -> Standing {
     loop {
         let standing = Standing::read(job);
         match &standing {
-            Standing::Live(state) if state.status().is_terminal() && Instant::now() < deadline => {
+            Standing::Live(state)
+                if state.status().is_terminal() && liveness::checkable(state) && Instant::now() < deadline =>
+            {
                 std::thread::sleep(Duration::from_millis(20));
             }
             _ => return standing,

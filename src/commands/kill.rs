@@ -1,47 +1,52 @@
-//! `kill`: signal a running job's process group and record it (DECISIONS OP-3, OP-4,
-//! OP-8).
+//! `kill`: signal a job's process group and record it (DECISIONS OP-3, OP-4, OP-8).
+//!
+//! The target is whatever is alive of the job's group (checked by group, session and
+//! start times, `liveness::job_group`), whatever `state.json` says: a job that traps
+//! TERM stays alive after the `killed` record, and a job whose supervisor was killed is
+//! recorded `failed` while it runs on. Both must still yield to `kill --signal KILL`.
 
 use crate::cli::Args;
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{JobDir, Root, liveness};
 use crate::signals::{self, Requested};
 use crate::time;
-use crate::wire::{JobResult, KillBody, Reply, Status};
+use crate::wire::{JobResult, KillBody, Reply, State, Status};
 
 pub fn kill(args: &Args, root: &Root) -> Result<Reply> {
     let requested = signals::parse(args.value_or_default("signal").unwrap_or("TERM")).map_err(Error::usage)?;
     let given = args.job_id();
     let job = root.lookup(given)?;
-    signal_job(&job, given, &requested, true)?;
-    Ok(Reply::new("kill", &KillBody { job_id: job.id.clone(), signal: requested.echo }))
+    Ok(Reply::new("kill", &kill_body(&job, given, &requested)?))
 }
 
-/// Sends the signal if the job is running; with `record`, writes the `killed` record
-/// that 0.1.18 clients expect to read right after a kill. Stopping and continuing do not
-/// end a job, so they are never recorded as a kill.
-pub fn signal_job(job: &JobDir, given: &str, requested: &Requested, record: bool) -> Result<()> {
+/// Also used by HTTP `/kill`. Signals the job's group if any member lives and, for a
+/// signal that ends jobs, writes the `killed` record that 0.1.18 clients expect to read
+/// right after a kill of a running job. Stopping and continuing never end a job.
+pub fn kill_body(job: &JobDir, given: &str, requested: &Requested) -> Result<KillBody> {
     let state = job.read_live_state()?;
-    match state.status() {
-        Status::Created => {
-            return Err(Error::new(
-                Code::InvalidState,
-                format!(
-                    "invalid job state: job {given} is in 'created' state and has not been started; cannot send signal"
-                ),
-            ));
-        }
-        Status::Running => {}
-        _ => return Ok(()),
+    if state.status() == Status::Created {
+        return Err(Error::new(
+            Code::InvalidState,
+            format!(
+                "invalid job state: job {given} is in 'created' state and has not been started; cannot send signal"
+            ),
+        ));
     }
-    let Some(pid) = state.pid else { return Ok(()) };
-    // A pid whose start time changed is not our job any more (OP-4): the job ended
-    // and the supervisor is about to record it.
-    if !liveness::same_process(pid, state.pid_start) {
-        return Ok(());
+    if !liveness::checkable(&state) {
+        return Err(Error::new(
+            Code::InvalidState,
+            format!(
+                "invalid job state: job {given} was started in another PID namespace, whose processes cannot be \
+                 checked or signalled from here; run kill inside that namespace"
+            ),
+        ));
     }
-    send(pid, requested.number)?;
+    let delivered = match target(&state) {
+        Some(group) => send(group, requested.number)?,
+        None => false,
+    };
     let ends_job = requested.number != libc::SIGSTOP && requested.number != libc::SIGCONT;
-    if record && ends_job {
+    if delivered && ends_job {
         let _lock = job.lock()?;
         let mut current = job.read_state()?;
         if current.status() == Status::Running {
@@ -51,22 +56,35 @@ pub fn signal_job(job: &JobDir, given: &str, requested: &Requested, record: bool
             job.write_state(&current)?;
         }
     }
-    Ok(())
+    let finished = (!delivered && state.status().is_terminal()).then(|| state.status().as_str());
+    Ok(KillBody { job_id: job.id.clone(), signal: requested.echo.clone(), delivered, state: finished })
 }
 
-/// Signals the process group, falling back to the process itself; a process that is
-/// already gone is not an error.
-fn send(pid: u32, signal: i32) -> Result<()> {
+/// The group to signal. A 0.1.18 record has no start time: its pid is trusted only while
+/// the job is recorded running, as 0.1.18 did.
+fn target(state: &State) -> Option<u32> {
+    liveness::job_group(state).or_else(|| {
+        let legacy = state.status() == Status::Running && state.pid_start.is_none();
+        state.pid.filter(|&pid| legacy && liveness::same_process(pid, None))
+    })
+}
+
+/// Signals the process group, falling back to the process itself; `false` when both are
+/// already gone.
+fn send(pid: u32, signal: i32) -> Result<bool> {
     let pid = i32::try_from(pid).map_err(|_| Error::internal(format!("invalid pid {pid}")))?;
+    if pid <= 1 {
+        return Ok(false);
+    }
     for target in [-pid, pid] {
-        // SAFETY: kill(2) with a pid we verified to be the job's.
+        // SAFETY: kill(2) with a pid above 1 that we verified to be the job's.
         if unsafe { libc::kill(target, signal) } == 0 {
-            return Ok(());
+            return Ok(true);
         }
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::ESRCH) {
             return Err(Error::io(format!("send signal to {target}"), err));
         }
     }
-    Ok(())
+    Ok(false)
 }

@@ -24,6 +24,9 @@ pub fn initial_state(id: &str) -> State {
     state.job.started_at = Some(now);
     state.supervisor_pid = Some(std::process::id());
     state.supervisor_pid_start = liveness::start_time(std::process::id());
+    // The supervisor keeps this field in every later write: all pids of the job live in
+    // the namespace of the front-end that launched it.
+    state.pid_ns = liveness::pid_namespace();
     state
 }
 

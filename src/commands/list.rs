@@ -79,9 +79,11 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
             finished_at: None,
             updated_at: None,
             tags,
+            liveness_unchecked: false,
         };
     };
     let state = liveness::refresh(&root.job(name), state);
+    let unchecked = !liveness::checkable(&state);
     let terminal = state.status().is_terminal();
     JobSummary {
         job_id,
@@ -90,6 +92,7 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
         created_at,
         started_at: state.job.started_at,
         finished_at: state.finished_at.filter(|_| terminal),
+        liveness_unchecked: unchecked,
         updated_at: Some(state.updated_at),
         tags,
     }

@@ -20,7 +20,7 @@ mod tag;
 mod tail;
 mod wait;
 
-pub use kill::signal_job;
+pub use kill::kill_body;
 pub use status::status_body;
 pub use tail::tail_body;
 pub use wait::wait_body;
@@ -32,6 +32,9 @@ use crate::wire::Reply;
 
 pub fn dispatch(args: &Args) -> Result<Reply> {
     let root = Root::resolve(args.root.as_deref());
+    if !matches!(args.command.name, "schema" | "install-skills") {
+        root.check_secure()?;
+    }
     match args.command.name {
         "run" => run::run(args, &root),
         "create" => create::create(args, &root),

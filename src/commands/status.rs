@@ -2,7 +2,7 @@
 
 use crate::cli::Args;
 use crate::error::Result;
-use crate::jobstore::{JobDir, Root};
+use crate::jobstore::{JobDir, Root, liveness};
 use crate::wire::{Reply, StatusBody};
 
 pub fn status(args: &Args, root: &Root) -> Result<Reply> {
@@ -14,6 +14,7 @@ pub fn status(args: &Args, root: &Root) -> Result<Reply> {
 pub fn status_body(job: &JobDir) -> Result<StatusBody> {
     let meta = job.read_meta()?;
     let state = job.read_live_state()?;
+    let unchecked = !liveness::checkable(&state);
     let terminal = state.status().is_terminal();
     Ok(StatusBody {
         job_id: job.id.clone(),
@@ -24,5 +25,6 @@ pub fn status_body(job: &JobDir) -> Result<StatusBody> {
         finished_at: state.finished_at.filter(|_| terminal),
         signal: state.result.signal.filter(|_| terminal),
         error: state.error.filter(|_| terminal),
+        liveness_unchecked: unchecked,
     })
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::cli::Args;
 use crate::error::Result;
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
-use crate::jobstore::{JobDir, Root};
+use crate::jobstore::{JobDir, Root, liveness};
 use crate::wire::{Reply, WaitBody};
 
 pub fn wait(args: &Args, root: &Root) -> Result<Reply> {
@@ -20,6 +20,7 @@ pub fn wait(args: &Args, root: &Root) -> Result<Reply> {
 pub fn wait_body(job: &JobDir, job_id: String, until: Option<Duration>, poll: Duration) -> Result<WaitBody> {
     let deadline = until.map(|d| Instant::now() + d);
     let state = wait_for_end(job, deadline, poll, OnUnreadable::Fail)?;
+    let unchecked = !liveness::checkable(&state);
     let terminal = state.status().is_terminal();
     Ok(WaitBody {
         job_id,
@@ -27,5 +28,6 @@ pub fn wait_body(job: &JobDir, job_id: String, until: Option<Duration>, poll: Du
         exit_code: state.result.exit_code.filter(|_| terminal),
         signal: state.result.signal.filter(|_| terminal),
         error: state.error.filter(|_| terminal),
+        liveness_unchecked: unchecked,
     })
 }

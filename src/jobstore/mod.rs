@@ -7,11 +7,13 @@
 
 mod atomic;
 pub mod liveness;
+pub mod read;
 pub mod root;
 pub mod scan;
 pub mod waiter;
 
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 pub use atomic::{Lock, write_atomic};
@@ -94,11 +96,21 @@ pub fn is_job_dir(path: &Path) -> bool {
         && (fs::symlink_metadata(path.join(META)).is_ok() || fs::symlink_metadata(path.join(STATE)).is_ok())
 }
 
+/// Reads a job's JSON file through the checks of `read`: a planted symlink, FIFO,
+/// device, foreign or oversized file is an error of this job, never a hang or an abort.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let context = |e| Error::io(format!("read {}", path.display()), e);
-    let file = fs::File::open(path).map_err(context)?;
+    let context = |refused: read::Refused| match refused {
+        read::Refused::NotOurs { .. } => Error::new(
+            Code::InsecureRoot,
+            format!("{} is {refused}; remove the job or fix its owner (chown)", path.display()),
+        ),
+        other => Error::internal(format!("read {}: {other}", path.display())),
+    };
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::internal(format!("read {}: path contains a NUL byte", path.display())))?;
+    let file = read::open_checked(libc::AT_FDCWD, &cpath).map_err(context)?;
     let mut bytes = Vec::with_capacity(4096);
-    scan::read_all(&file, &mut bytes).map_err(context)?;
+    read::read_capped(&file, &mut bytes, read::JSON_CAP).map_err(context)?;
     serde_json::from_slice(&bytes).map_err(|e| Error::internal(format!("parse {}: {e}", path.display())))
 }
 

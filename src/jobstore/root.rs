@@ -2,11 +2,11 @@
 
 use std::ffi::CStr;
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::{JobDir, ambiguous, is_job_dir, valid_id};
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct Root {
@@ -41,6 +41,16 @@ impl Root {
             .map_err(|e| Error::io(format!("create jobs root {}", self.path.display()), e))
     }
 
+    /// The root must be ours and writable by nobody else (issue 11): another user who
+    /// can write to it can replace a job between `create` and `start` and have us run
+    /// their definition. A root that does not exist yet is created private.
+    pub fn check_secure(&self) -> Result<()> {
+        match fs::metadata(&self.path) {
+            Ok(metadata) => insecure(&self.path, "jobs root", &metadata).map_or(Ok(()), Err),
+            Err(_) => Ok(()),
+        }
+    }
+
     pub fn job(&self, id: &str) -> JobDir {
         JobDir::new(&self.path, id)
     }
@@ -55,7 +65,7 @@ impl Root {
         for exact in [id, upper.as_str()] {
             let path = self.path.join(exact);
             if is_job_dir(&path) {
-                return Ok(JobDir { id: exact.to_string(), path });
+                return checked(JobDir { id: exact.to_string(), path });
             }
         }
         let Ok(entries) = fs::read_dir(&self.path) else {
@@ -67,7 +77,7 @@ impl Root {
             .collect();
         match candidates.len() {
             0 => Err(Error::not_found(id)),
-            1 => Ok(self.job(&candidates.remove(0))),
+            1 => checked(self.job(&candidates.remove(0))),
             _ => Err(ambiguous(id, candidates)),
         }
     }
@@ -91,6 +101,35 @@ impl Root {
         }
         Ok(Some(names))
     }
+}
+
+/// A job directory is trusted like the root: ours, and writable by nobody else.
+fn checked(job: JobDir) -> Result<JobDir> {
+    match fs::symlink_metadata(&job.path) {
+        Ok(metadata) => insecure(&job.path, "job directory", &metadata).map_or(Ok(job), Err),
+        Err(e) => Err(Error::io(format!("read job directory {}", job.path.display()), e)),
+    }
+}
+
+/// The `insecure_root` error for a directory that another user owns or may write to.
+fn insecure(path: &Path, what: &str, metadata: &fs::Metadata) -> Option<Error> {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let problem = if metadata.uid() != me {
+        format!("is owned by uid {}, not by us (uid {me})", metadata.uid())
+    } else if metadata.mode() & 0o022 != 0 {
+        format!("is writable by group or others (mode {:o})", metadata.mode() & 0o7777)
+    } else {
+        return None;
+    };
+    Some(Error::new(
+        Code::InsecureRoot,
+        format!(
+            "{what} {} {problem}: another user could plant jobs in it; use a directory of your own that only you \
+             can write (chown it to yourself and chmod 700), or another --root",
+            path.display()
+        ),
+    ))
 }
 
 /// Joins a relative path to the current directory and removes `.` and `..` lexically.

@@ -12,12 +12,12 @@ use serde_json::Value;
 use super::routes::{Route, query_param};
 use crate::commands::define::{Definition, create_job};
 use crate::commands::launch::{Observe, hand_over, initial_state, observe, run_body};
-use crate::commands::{signal_job, status_body, tail_body, wait_body};
+use crate::commands::{kill_body, status_body, tail_body, wait_body};
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{self, Root};
 use crate::signals;
-use crate::wire::{self, Empty, KillBody, Reply};
+use crate::wire::{self, Empty, Reply};
 
 /// `/wait` and `/exec` with `wait: true`: the default bound and the most a client may ask
 /// for (DECISIONS OP-6).
@@ -47,7 +47,7 @@ impl Answer {
             Code::JobNotFound => 404,
             Code::AmbiguousJobId | Code::InvalidState | Code::InvalidRequest | Code::Usage => 400,
             Code::Unauthorized => 401,
-            Code::UnknownSourceScheme | Code::Internal => 500,
+            Code::UnknownSourceScheme | Code::InsecureRoot | Code::Internal => 500,
         };
         let header = (status == 401).then(|| ("WWW-Authenticate", "Bearer".to_string()));
         Answer { status, json: sorted(&wire::error_json(err)), header }
@@ -120,8 +120,7 @@ fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
     };
     let requested = signals::parse(&name).map_err(|message| Error::new(Code::InvalidRequest, message))?;
     let job = root.lookup(id)?;
-    signal_job(&job, &job.id, &requested, true)?;
-    Ok(Reply::sorted("kill", &KillBody { job_id: job.id.clone(), signal: requested.echo }))
+    Ok(Reply::sorted("kill", &kill_body(&job, &job.id, &requested)?))
 }
 
 /// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as
@@ -145,6 +144,12 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
         return Err(invalid("request body is required".into()));
     }
     let mut request: ExecRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    request
+        .env
+        .iter()
+        .flatten()
+        .try_for_each(|(key, value)| crate::supervisor::check_pair(key, value))
+        .map_err(|e| invalid(format!("invalid env: {e}")))?;
     match request.command.take().filter(|c| !c.is_empty()) {
         Some(command) => Ok((request, command)),
         None => Err(invalid("command field is required and must be non-empty".into())),
@@ -235,7 +240,8 @@ mod tests {
                     proptest::prop_assert!(
                         message == "request body is required"
                             || message == "command field is required and must be non-empty"
-                            || message.starts_with("invalid JSON: "),
+                            || message.starts_with("invalid JSON: ")
+                            || message.starts_with("invalid env: "),
                         "{}", message
                     );
                 }

@@ -4,6 +4,35 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 
+/// Can `key` name a variable of the job? `execve` splits each entry at its first `=`, so
+/// a key holding one would set another variable (`HOME=/evil` with value `x` sets
+/// `HOME`), a NUL would cut the entry short, and an empty key names nothing. Shared by
+/// every env input: `--env`, `--secret-env`, `--mask`, env files and HTTP `/exec`.
+pub fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() {
+        Err("empty environment variable name".to_string())
+    } else if key.contains('=') || key.contains('\0') {
+        Err(format!("invalid environment variable name '{}': '=' and NUL are not allowed", key.escape_debug()))
+    } else {
+        Ok(())
+    }
+}
+
+/// A key and its value; a value may hold `=` but not NUL.
+pub fn check_pair(key: &str, value: &str) -> Result<(), String> {
+    check_key(key)?;
+    if value.contains('\0') {
+        return Err(format!("invalid value of environment variable '{key}': NUL is not allowed"));
+    }
+    Ok(())
+}
+
+/// A `KEY=VALUE` entry as `--env` takes it.
+pub fn check_entry(entry: &str) -> Result<(), String> {
+    let (key, value) = split_entry(entry);
+    check_pair(key, value)
+}
+
 /// Splits an entry at its first `=`; an entry without one is a key with an empty value.
 pub fn split_entry(entry: &str) -> (&str, &str) {
     entry.split_once('=').unwrap_or((entry, ""))
@@ -22,14 +51,19 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Reads an env file; only regular files are read, so a FIFO cannot hang the launch.
+/// Reads an env file; only regular files are read, so a FIFO cannot hang the launch. A
+/// line whose key `check_key` refuses (such as `=x`) fails the launch.
 pub fn read_env_file(path: &str) -> Result<Vec<(String, String)>, String> {
     let metadata = std::fs::metadata(path).map_err(|e| format!("env file {path}: {e}"))?;
     if !metadata.is_file() {
         return Err(format!("env file {path}: not a regular file"));
     }
     let text = std::fs::read_to_string(path).map_err(|e| format!("env file {path}: {e}"))?;
-    Ok(parse_env_file(&text))
+    let pairs = parse_env_file(&text);
+    for (key, value) in &pairs {
+        check_pair(key, value).map_err(|e| format!("env file {path}: {e}"))?;
+    }
+    Ok(pairs)
 }
 
 pub fn build(inherit: bool, env_files: &[String], entries: &[String]) -> Result<BTreeMap<OsString, OsString>, String> {
@@ -66,6 +100,18 @@ mod tests {
         assert_eq!(split_entry("K=a=b"), ("K", "a=b"));
         assert_eq!(split_entry("BARE"), ("BARE", ""));
         assert_eq!(split_entry("=x"), ("", "x"));
+    }
+
+    #[test]
+    fn keys_with_equals_nul_or_nothing_are_refused() {
+        for bad in ["", "A=B", "A\0B"] {
+            assert!(check_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_entry("=x").is_err());
+        assert!(check_entry("K=a=b").is_ok());
+        assert!(check_entry("BARE").is_ok());
+        assert!(check_pair("K", "a\0b").is_err());
+        assert!(check_pair("B ", " 2").is_ok());
     }
 
     #[test]

@@ -108,11 +108,7 @@ struct ExecImage {
 
 impl ExecImage {
     fn new(job: &JobDir) -> Result<ExecImage> {
-        let exe = if std::path::Path::new("/proc/self/exe").exists() {
-            std::path::PathBuf::from("/proc/self/exe")
-        } else {
-            std::env::current_exe().map_err(|e| Error::io("locate own executable", e))?
-        };
+        let exe = own_executable()?;
         let cstring = |bytes: &[u8]| CString::new(bytes).map_err(|_| Error::internal("path contains a NUL byte"));
         let path = cstring(exe.as_os_str().as_bytes())?;
         let argv = vec![
@@ -132,6 +128,23 @@ impl ExecImage {
         let envp_ptrs = envp.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         Ok(ExecImage { path, _argv: argv, _envp: envp, argv_ptrs, envp_ptrs })
     }
+}
+
+/// The file to exec as the supervisor. The kernel names a process after the file it
+/// executes, so executing `/proc/self/exe` would make every supervisor show as `exe` in
+/// `ps`, `pgrep` and `pidof`: the path the link points to is used while it is still the
+/// same file (same device and inode). A binary replaced or deleted since we started
+/// (an upgrade) is reached through the link, which still holds the running version.
+fn own_executable() -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let link = std::path::Path::new("/proc/self/exe");
+    let Ok(running) = std::fs::metadata(link) else {
+        return std::env::current_exe().map_err(|e| Error::io("locate own executable", e));
+    };
+    let same_file = |path: &std::path::Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.dev() == running.dev() && m.ino() == running.ino())
+    };
+    Ok(std::fs::read_link(link).ok().filter(|path| same_file(path)).unwrap_or_else(|| link.to_path_buf()))
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {

@@ -24,7 +24,7 @@ use std::process::{Child, Command, Stdio};
 
 #[cfg(test)]
 pub use env::parse_env_file;
-pub use env::{masked, split_entry};
+pub use env::{check_entry, check_key, check_pair, masked, split_entry};
 pub use launch::{Handshake, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
 pub use spec::LaunchSpec;

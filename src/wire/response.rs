@@ -135,6 +135,10 @@ pub struct StatusBody {
     pub signal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when the job's pids were recorded in another PID namespace: the state is
+    /// what `state.json` says, unchecked (issue 11).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub liveness_unchecked: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,12 +166,23 @@ pub struct WaitBody {
     pub signal: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Set when the job's pids were recorded in another PID namespace: the state is
+    /// what `state.json` says, unchecked (issue 11).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub liveness_unchecked: bool,
 }
 
 #[derive(Debug, Serialize)]
 pub struct KillBody {
     pub job_id: String,
     pub signal: String,
+    /// Whether a live process of the job was signalled (issue 11): `false` when the job
+    /// had already ended, or its group was gone by the time of the signal.
+    pub delivered: bool,
+    /// The recorded terminal state, when nothing was signalled because the job had
+    /// already finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<&'static str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,6 +199,10 @@ pub struct JobSummary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
     pub tags: Vec<String>,
+    /// Set when the job's pids were recorded in another PID namespace: the state is
+    /// what `state.json` says, unchecked (issue 11).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub liveness_unchecked: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -275,8 +294,12 @@ mod tests {
 
     #[test]
     fn envelope_keys_come_first_in_order() {
-        let reply = Reply::new("kill", &KillBody { job_id: "01A".into(), signal: "TERM".into() });
-        assert_eq!(reply.json, r#"{"schema_version":"0.1","ok":true,"type":"kill","job_id":"01A","signal":"TERM"}"#);
+        let body = KillBody { job_id: "01A".into(), signal: "TERM".into(), delivered: true, state: None };
+        let reply = Reply::new("kill", &body);
+        assert_eq!(
+            reply.json,
+            r#"{"schema_version":"0.1","ok":true,"type":"kill","job_id":"01A","signal":"TERM","delivered":true}"#
+        );
     }
 
     #[test]

@@ -167,6 +167,10 @@ pub struct State {
     pub supervisor_pid: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supervisor_pid_start: Option<u64>,
+    /// The PID namespace (inode of `/proc/self/ns/pid`) the pids above belong to: from
+    /// another namespace they name other processes, or none (issue 11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_ns: Option<u64>,
 }
 
 impl State {
@@ -181,6 +185,7 @@ impl State {
             pid_start: None,
             supervisor_pid: None,
             supervisor_pid_start: None,
+            pid_ns: None,
         }
     }
 

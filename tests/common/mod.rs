@@ -187,6 +187,42 @@ impl Env {
     }
 }
 
+/// A test leaves no process behind, whatever it asserted: every process it started
+/// (front-ends, servers, supervisors, jobs, sinks) has the test's temp dir in its
+/// environment (`HOME`, `AGENT_EXEC_ROOT`), its argv or its working directory. They are
+/// all killed before the directory is removed, so no supervisor writes into it
+/// afterwards.
+impl Drop for Env {
+    fn drop(&mut self) {
+        let dir = self.dir.path().as_os_str().as_encoded_bytes().to_vec();
+        let ours = |pid: i32| {
+            let mentions = |file: &str| std::fs::read(format!("/proc/{pid}/{file}")).is_ok_and(|b| contains(&b, &dir));
+            let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|c| c.starts_with(self.dir.path()));
+            cwd || mentions("environ") || mentions("cmdline")
+        };
+        let me = std::process::id() as i32;
+        let gone = eventually(Duration::from_secs(10), || {
+            let left: Vec<i32> = all_pids()
+                .into_iter()
+                .filter(|&pid| pid != me && stat_fields(pid).first().is_some_and(|s| s != "Z") && ours(pid))
+                .collect();
+            for &pid in &left {
+                // SAFETY: SIGKILL to a process this test started (it names the test's
+                // private temp dir).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            left.is_empty()
+        });
+        if !gone && !std::thread::panicking() {
+            panic!("processes of {} survived SIGKILL", self.dir.path().display());
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Every pid in /proc, for tests that look for processes by their argv or state.
 pub fn all_pids() -> Vec<i32> {
     std::fs::read_dir("/proc")
@@ -219,5 +255,37 @@ pub fn zombie_children(parent: u32) -> Vec<u32> {
                 && fields.get(1).and_then(|p| p.parse().ok()) == Some(parent)
         })
         .filter_map(|pid| u32::try_from(pid).ok())
+        .collect()
+}
+
+/// Whether a test that needs `what` (a tool, root) may run. Missing outside CI: the
+/// test says so and passes. Missing under `CI` (where `.ci/deps` installs every tool and
+/// tests run as root): the test fails, so a skip can never hide a regression there.
+pub fn available(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "{what} is required under CI (see .ci/deps)");
+        eprintln!("skipped: {what} is not available");
+    }
+    ok
+}
+
+/// Is `tool` on the fixed PATH of the tests?
+pub fn has_tool(tool: &str) -> bool {
+    ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"].iter().any(|dir| Path::new(dir).join(tool).exists())
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Live (not zombie) members of process group `pgid`.
+pub fn group_members(pgid: u64) -> Vec<i32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| {
+            let fields = stat_fields(pid);
+            fields.first().is_some_and(|s| s != "Z") && fields.get(2).and_then(|g| g.parse::<u64>().ok()) == Some(pgid)
+        })
         .collect()
 }

@@ -1,0 +1,74 @@
+//! Empty and malformed inputs that used to be taken silently (issue 11, item 10): an
+//! empty `--root` (the current directory), and environment keys that are empty or hold
+//! `=` or NUL, from `--env`, `--mask`, env files and HTTP `/exec` (`HOME=/evil` as a
+//! key set `HOME`).
+
+mod common;
+mod serve_support;
+
+use common::{Env, write_file};
+use serve_support::Server;
+
+#[test]
+fn an_empty_root_is_a_usage_error_and_an_empty_variable_is_ignored() {
+    let env = Env::new();
+    for args in
+        [&["--root", "", "list"][..], &["list", "--root", ""], &["list", "--root="], &["status", "--root", "", "X"]]
+    {
+        let message = env.usage(args);
+        assert!(message.contains("--root"), "{message}");
+    }
+    let env = env.with_env("AGENT_EXEC_ROOT", "");
+    let list = env.ok(&["list"]);
+    let default = env.home.join(".local/share/agent-exec/jobs");
+    assert_eq!(list["root"], default.to_string_lossy().as_ref());
+}
+
+#[test]
+fn env_keys_that_are_empty_or_hold_equals_are_refused_on_the_command_line() {
+    let env = Env::new();
+    for args in [
+        &["run", "--env", "=x", "--", "true"][..],
+        &["create", "--env", "", "--", "true"],
+        &["run", "--mask", "", "--", "true"],
+        &["run", "--mask", "A=B", "--", "true"],
+    ] {
+        let message = env.usage(args);
+        assert!(message.contains("environment variable name"), "{message}");
+    }
+    assert!(!env.root.exists(), "a refused definition created the root");
+    // A value may hold '=' and a bare key is an empty value, as 0.1.18 takes them.
+    let run = env.ok(&["run", "--env", "K=a=b", "--env", "BARE", "--", "sh", "-c", "echo \"$K|$BARE|\""]);
+    assert_eq!(run["snapshot"]["stdout_tail"], "a=b||");
+}
+
+#[test]
+fn an_env_file_with_an_empty_key_fails_the_job_with_its_reason() {
+    let env = Env::new();
+    let file = env.path("bad.env");
+    write_file(std::path::Path::new(&file), "A=1\n=x\n");
+    let run = env.ok(&["run", "--env-file", &file, "--", "true"]);
+    assert_eq!(run["state"], "failed", "{run}");
+    let reason = run["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("bad.env") && reason.contains("empty environment variable name"), "{run}");
+}
+
+#[test]
+fn exec_refuses_env_keys_with_equals_nul_or_nothing() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    for body in [
+        r#"{"command":["true"],"env":{"HOME=/evil":"x"}}"#,
+        r#"{"command":["true"],"env":{"":"x"}}"#,
+        r#"{"command":["true"],"env":{"A\u0000B":"x"}}"#,
+        r#"{"command":["true"],"env":{"A":"x\u0000y"}}"#,
+    ] {
+        server.post("/exec", body).assert_error(400, "invalid_request");
+    }
+    assert!(
+        !env.root.exists() || std::fs::read_dir(&env.root).map(|d| d.count()).unwrap_or(0) == 0,
+        "a job was created"
+    );
+    let id = server.exec(r#"{"command":["sh","-c","echo \"$HOME|$K\""],"env":{"K":"a=b"},"wait":true}"#);
+    assert_eq!(env.ok(&["tail", &id])["stdout_tail"], format!("{}|a=b", env.home.display()));
+}

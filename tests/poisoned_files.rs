@@ -1,0 +1,126 @@
+//! Job files planted by an attacker (issue 11, item 6): `state.json` as a symlink to
+//! `/dev/zero`, `meta.json` and `state.json` as FIFOs. Every command and `serve` must
+//! answer that job's error at once, under a memory limit, and keep serving the others.
+
+mod common;
+mod serve_support;
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Env, describe, eventually, single_json};
+use serve_support::Server;
+
+/// Address-space limit of every command here: reading `/dev/zero` to its end would need
+/// far more, so an unbounded read aborts instead of passing.
+const MEMORY_LIMIT: u64 = 1 << 30;
+
+/// Runs a command under the memory limit; one that has not ended after 20 s is killed
+/// and fails the test (a FIFO read blocks forever).
+fn bounded(mut command: Command, args: &[&str]) -> Output {
+    // SAFETY: setrlimit between fork and exec only affects the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: MEMORY_LIMIT, rlim_max: MEMORY_LIMIT };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let ended = eventually(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_))));
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("agent-exec {} hung on a poisoned job file", args.join(" "));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+fn answer(env: &Env, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = bounded(env.command(args), args);
+    (out.status.code(), single_json(args, &out))
+}
+
+fn assert_job_error(env: &Env, args: &[&str], file: &str) {
+    let out = bounded(env.command(args), args);
+    let value = single_json(args, &out);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(args, &out));
+    assert_eq!(value["error"]["code"], "internal_error", "{}", describe(args, &out));
+    assert!(value["error"]["message"].as_str().is_some_and(|m| m.contains(file)), "{}", describe(args, &out));
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+/// Four finished jobs: one intact, three poisoned.
+fn poisoned(env: &Env) -> [String; 4] {
+    let ids = [(); 4].map(|_| env.start_job(&["true"]));
+    for id in &ids {
+        env.wait_job(id);
+        env.supervisor_gone(id);
+    }
+    let state = env.job_dir(&ids[1]).join("state.json");
+    std::fs::remove_file(&state).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &state).expect("symlink");
+    mkfifo(&env.job_dir(&ids[2]).join("meta.json"));
+    mkfifo(&env.job_dir(&ids[3]).join("state.json"));
+    ids
+}
+
+#[test]
+fn poisoned_files_are_errors_of_their_own_job() {
+    let env = Env::new();
+    let [good, zero, fifo_meta, fifo_state] = poisoned(&env);
+    for id in [&zero, &fifo_state] {
+        for command in ["status", "wait", "kill", "start"] {
+            assert_job_error(&env, &[command, id], "state.json");
+        }
+    }
+    assert_job_error(&env, &["status", &fifo_meta], "meta.json");
+    assert_job_error(&env, &["start", &fifo_meta], "meta.json");
+    assert_job_error(&env, &["tag", "set", &fifo_meta, "--tag", "x"], "meta.json");
+
+    let (code, list) = answer(&env, &["list", "--all"]);
+    assert_eq!(code, Some(0), "{list}");
+    let listed: Vec<&str> =
+        list["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["job_id"].as_str()).collect();
+    assert!(listed.contains(&good.as_str()), "{list}");
+    let unknown =
+        |id: &str| list["jobs"].as_array().expect("jobs").iter().any(|j| j["job_id"] == id && j["state"] == "unknown");
+    assert!(unknown(&zero) && unknown(&fifo_state), "{list}");
+    assert_eq!(list["skipped"], 1, "{list}");
+
+    let (code, dry) = answer(&env, &["delete", "--all", "--dry-run"]);
+    assert_eq!(code, Some(0), "{dry}");
+    let (code, status) = answer(&env, &["status", &good]);
+    assert_eq!((code, status["state"].as_str()), (Some(0), Some("exited")), "{status}");
+    // The completion scripts list ids through `list --all` (checked above); `delete` of
+    // a poisoned job answers and leaves the good job alone.
+    let (code, _) = answer(&env, &["delete", &zero]);
+    assert!(code == Some(0) || code == Some(1));
+    assert!(env.job_dir(&good).join("meta.json").exists());
+}
+
+#[test]
+fn serve_answers_an_error_for_a_poisoned_job_and_keeps_serving() {
+    let env = Env::new();
+    let [good, zero, fifo_meta, fifo_state] = poisoned(&env);
+    let server = Server::start(&env, &[]);
+    // The server runs under the same memory limit as the commands above.
+    let limit = libc::rlimit { rlim_cur: MEMORY_LIMIT, rlim_max: MEMORY_LIMIT };
+    // SAFETY: prlimit on our own child with a limit struct we own.
+    let set = unsafe { libc::prlimit(server.pid() as libc::pid_t, libc::RLIMIT_AS, &limit, std::ptr::null_mut()) };
+    assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+    for id in [&zero, &fifo_meta, &fifo_state] {
+        let reply = server.get(&format!("/status/{id}"));
+        reply.assert_error(500, "internal_error");
+    }
+    let reply = server.get(&format!("/status/{good}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["state"], "exited");
+}
