@@ -22,7 +22,7 @@ use crate::wire;
 
 /// One wait slice: the longest a cancellation can go unnoticed.
 const SLICE: Duration = Duration::from_millis(200);
-/// At most one progress notification per this interval.
+/// Progress goes out after the first slice, then at most once per this interval.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// The CLI's cap on a snapshot window (agent-exec-run(1)).
 const MAX_WINDOW_MS: u64 = 10_000;
@@ -243,7 +243,7 @@ fn snapshot(ctx: &Context, id: &str, options: &Observe) -> Outcome {
 /// and progress is reported. The last slice's answer is the CLI's `wait` answer.
 fn wait_sliced(ctx: &Context, id: &str, budget: Duration, control: &dyn Control) -> Outcome {
     let started = Instant::now();
-    let mut reported = started;
+    let mut reported: Option<Instant> = None;
     loop {
         let remaining = budget.saturating_sub(started.elapsed());
         let slice = remaining.min(SLICE).as_millis();
@@ -254,8 +254,8 @@ fn wait_sliced(ctx: &Context, id: &str, budget: Duration, control: &dyn Control)
         if control.cancelled() {
             return Err(Failure::Cancelled);
         }
-        if control.reporting() && reported.elapsed() >= REPORT_EVERY {
-            reported = Instant::now();
+        if control.reporting() && reported.is_none_or(|at| at.elapsed() >= REPORT_EVERY) {
+            reported = Some(Instant::now());
             control.progress(id, started.elapsed(), budget, output_bytes(ctx, id));
         }
     }

@@ -48,6 +48,7 @@ impl InFlight {
     pub fn cancel(&self, id: &Value) {
         if let Some(flag) = self.lock().get(&id.to_string()) {
             flag.store(true, Ordering::SeqCst);
+            crate::info!("mcp: request {id} cancelled");
         }
     }
 

@@ -254,7 +254,7 @@ impl Tool {
         match self {
             Tool::Run => {
                 "Start a command as a supervised background job and return its id. Watches it for \
-                 snapshot_after_ms (default 0: answer at once) with an output snapshot, or with \
+                 snapshot_after_ms (default 3000, at most 10000; it answers as soon as the job ends) with an output snapshot, or with \
                  wait=true until it ends (bounded by the server maximum). The job keeps running \
                  after this call; come back with status, tail or wait."
             }
@@ -290,7 +290,7 @@ impl Tool {
             "kill_after_ms": ms("after a timeout's SIGTERM, SIGKILL after this long"),
         });
         let observe = json!({
-            "snapshot_after_ms": ms("watch up to this long (at most 10000) and include an output snapshot; default 0"),
+            "snapshot_after_ms": ms("watch up to this long (default 3000, at most 10000; returns when the job ends) and include an output snapshot; 0 answers at once"),
             "tail_lines": ms("lines kept per stream in snapshots (default 50; 0 keeps all)"),
             "max_bytes": ms("bytes kept per stream in snapshots (default 65536)"),
             "wait": {"type": "boolean", "description": "wait until the job ends, at most until_ms"},
