@@ -14,7 +14,7 @@ use std::thread::{self, JoinHandle};
 
 use serde_json::{Value, json};
 
-use super::engine::{self, Context, Failure};
+use super::engine::{self, Context, Control, Failure};
 use super::framing::{ErrorObject, INVALID_REQUEST, METHOD_NOT_FOUND, Out};
 use super::progress::{Call, InFlight};
 use super::session;
@@ -87,9 +87,10 @@ fn work(server: &Server, receiver: &Mutex<Receiver<Job>>) {
         let next = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
         let Ok(job) = next else { return };
         let call = Call::new(job.cancelled.clone(), job.token.clone(), &server.out);
-        let outcome = engine::call(&server.ctx, &job.input, &call);
-        // A call cancelled while it finished is not answered either.
-        if !call.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+        // A call cancelled while queued never starts (no job is launched for it), and
+        // one cancelled while it finished is not answered either.
+        let outcome = (!call.cancelled()).then(|| engine::call(&server.ctx, &job.input, &call));
+        if let Some(outcome) = outcome.filter(|_| !call.cancelled()) {
             let _ = match outcome {
                 Ok(value) => server.out.result(&job.id, tool_result(job.tool, value, false)),
                 Err(Failure::Engine(value)) => server.out.result(&job.id, tool_result(job.tool, value, true)),

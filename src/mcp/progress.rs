@@ -75,9 +75,9 @@ impl InFlight {
 
 /// One call as the adapter sees it.
 pub struct Call<'a> {
-    pub cancelled: Arc<AtomicBool>,
-    pub token: Option<Value>,
-    pub out: &'a Out,
+    cancelled: Arc<AtomicBool>,
+    token: Option<Value>,
+    out: &'a Out,
     /// Progress values must increase; elapsed milliseconds can repeat across slices.
     last: Mutex<u64>,
 }
