@@ -234,6 +234,10 @@ fn a_long_wait_blocks_neither_ping_nor_status_and_cancel_frees_it() {
     assert_eq!(mcp.answer(1)["result"], json!({}));
     mcp.call(2, "status", json!({"job_id": id}));
     assert_eq!(structured(&mcp.answer(2))["state"], "running");
+    // A run queued behind the waits and cancelled there is never launched.
+    let marker = env.cwd.join("ran");
+    mcp.call(20, "run", json!({"command": format!("touch {}", marker.display())}));
+    mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 20}}));
     for wait_id in 10..16 {
         mcp.send(json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": wait_id, "reason": "test"}}));
     }
@@ -242,10 +246,10 @@ fn a_long_wait_blocks_neither_ping_nor_status_and_cancel_frees_it() {
     assert_eq!(structured(&mcp.answer(3))["state"], "running");
     mcp.request(4, "ping", json!({}));
     mcp.answer(4);
-    assert!(
-        mcp.seen.iter().all(|m| !(10..16).contains(&m["id"].as_i64().unwrap_or(0))),
-        "a cancelled request was answered"
-    );
+    let cancelled = |m: &Value| m["id"] == 20 || (10..16).contains(&m["id"].as_i64().unwrap_or(0));
+    assert!(!mcp.seen.iter().any(cancelled), "a cancelled request was answered");
+    assert!(!marker.exists(), "a cancelled queued run was launched");
+    assert_eq!(env.ok(&["list", "--all"])["jobs"].as_array().map(Vec::len), Some(1));
     common::write_file(&gate, "");
     env.wait_job(&id);
 }
