@@ -133,8 +133,34 @@ fn structured(answer: &Value) -> &Value {
     &answer["result"]["structuredContent"]
 }
 
-fn start_blocked_job(env: &Env, gate: &str) -> String {
-    env.start_job(&[&format!("while [ ! -e {gate} ]; do sleep 0.02; done; echo done")])
+/// A file a job waits for; opened when dropped too, so that a failing test leaves no job
+/// running behind it.
+struct Gate(std::path::PathBuf);
+
+impl Gate {
+    fn new(env: &Env) -> Gate {
+        Gate(env.cwd.join("gate"))
+    }
+
+    /// Also ends when the test's directory is gone.
+    fn command(&self) -> String {
+        let dir = self.0.parent().expect("parent").display();
+        format!("while [ ! -e {} ] && [ -d {dir} ]; do sleep 0.02; done; echo done", self.0.display())
+    }
+
+    fn open(&self) {
+        common::write_file(&self.0, "");
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
+fn start_blocked_job(env: &Env, gate: &Gate) -> String {
+    env.start_job(&[&gate.command()])
 }
 
 #[test]
@@ -222,8 +248,8 @@ fn an_oversized_request_is_refused_and_the_next_one_answered() {
 #[test]
 fn a_long_wait_blocks_neither_ping_nor_status_and_cancel_frees_it() {
     let env = Env::new();
-    let gate = env.cwd.join("gate");
-    let id = start_blocked_job(&env, gate.to_str().expect("utf8"));
+    let gate = Gate::new(&env);
+    let id = start_blocked_job(&env, &gate);
     let mut mcp = Mcp::start(&env, &[("AGENT_EXEC_MCP_MAX_WAIT_MS", "600000")]);
     mcp.initialize();
     // More waits than the long lane has workers: only cancellation can free them.
@@ -250,15 +276,15 @@ fn a_long_wait_blocks_neither_ping_nor_status_and_cancel_frees_it() {
     assert!(!mcp.seen.iter().any(cancelled), "a cancelled request was answered");
     assert!(!marker.exists(), "a cancelled queued run was launched");
     assert_eq!(env.ok(&["list", "--all"])["jobs"].as_array().map(Vec::len), Some(1));
-    common::write_file(&gate, "");
+    gate.open();
     env.wait_job(&id);
 }
 
 #[test]
 fn wait_with_a_progress_token_reports_progress_then_the_outcome() {
     let env = Env::new();
-    let gate = env.cwd.join("gate");
-    let id = start_blocked_job(&env, gate.to_str().expect("utf8"));
+    let gate = Gate::new(&env);
+    let id = start_blocked_job(&env, &gate);
     let mut mcp = Mcp::start(&env, &[]);
     mcp.initialize();
     mcp.request(
@@ -270,7 +296,7 @@ fn wait_with_a_progress_token_reports_progress_then_the_outcome() {
     assert_eq!(progress["params"]["progressToken"], "p1");
     assert!(progress["params"]["progress"].as_u64().is_some_and(|ms| ms > 0));
     assert!(progress["params"]["message"].as_str().is_some_and(|m| m.contains("output bytes")));
-    common::write_file(&gate, "");
+    gate.open();
     let answer = mcp.answer(1);
     assert_eq!(structured(&answer)["type"], "wait");
     assert_eq!(structured(&answer)["state"], "exited");
@@ -311,26 +337,25 @@ fn run_answers_like_the_cli_and_keeps_secrets_out_of_stdout() {
 #[test]
 fn stdin_eof_answers_what_was_asked_exits_0_and_leaves_jobs_running() {
     let env = Env::new();
-    let gate = env.cwd.join("gate");
+    let gate = Gate::new(&env);
     let mut mcp = Mcp::start(&env, &[]);
     mcp.initialize();
-    let command = format!("while [ ! -e {} ]; do sleep 0.02; done", gate.display());
-    mcp.call(1, "run", json!({"command": command, "snapshot_after_ms": 0}));
+    mcp.call(1, "run", json!({"command": gate.command(), "snapshot_after_ms": 0}));
     mcp.call(2, "list", json!({}));
     mcp.close_stdin();
     let id = structured(&mcp.answer(1))["job_id"].as_str().expect("job_id").to_string();
     assert_eq!(structured(&mcp.answer(2))["type"], "list");
     assert_eq!(mcp.exit_code(), Some(0));
     assert_eq!(env.ok(&["status", &id])["state"], "running");
-    common::write_file(&gate, "");
+    gate.open();
     assert_eq!(env.wait_job(&id)["state"], "exited");
 }
 
 #[test]
 fn sigterm_during_a_wait_exits_0_and_leaves_the_job_running() {
     let env = Env::new();
-    let gate = env.cwd.join("gate");
-    let id = start_blocked_job(&env, gate.to_str().expect("utf8"));
+    let gate = Gate::new(&env);
+    let id = start_blocked_job(&env, &gate);
     let mut mcp = Mcp::start(&env, &[]);
     mcp.initialize();
     mcp.request(1, "tools/call", json!({"name": "wait", "arguments": {"job_id": id}, "_meta": {"progressToken": 1}}));
@@ -339,22 +364,22 @@ fn sigterm_during_a_wait_exits_0_and_leaves_the_job_running() {
     unsafe { libc::kill(mcp.child.id() as i32, libc::SIGTERM) };
     assert_eq!(mcp.exit_code(), Some(0));
     assert_eq!(env.ok(&["status", &id])["state"], "running");
-    common::write_file(&gate, "");
+    gate.open();
     env.wait_job(&id);
 }
 
 #[test]
 fn a_duplicate_id_in_flight_is_refused() {
     let env = Env::new();
-    let gate = env.cwd.join("gate");
-    let id = start_blocked_job(&env, gate.to_str().expect("utf8"));
+    let gate = Gate::new(&env);
+    let id = start_blocked_job(&env, &gate);
     let mut mcp = Mcp::start(&env, &[]);
     mcp.initialize();
     mcp.call(1, "wait", json!({"job_id": id}));
     mcp.call(1, "status", json!({"job_id": id}));
     let refused = mcp.next("refusal", |m| m["error"]["code"] == -32600);
     assert_eq!(refused["id"], 1);
-    common::write_file(&gate, "");
+    gate.open();
     let answer = mcp.next("the wait's answer", |m| m["id"] == 1 && m["result"].is_object());
     assert_eq!(structured(&answer)["state"], "exited");
 }

@@ -73,7 +73,7 @@ pub struct RunInput {
 
 /// How `run` and `start` watch the job before answering (serde cannot flatten a struct
 /// into one that denies unknown fields, so both inputs carry these fields themselves).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Observe {
     pub snapshot_after_ms: Option<u64>,
     pub tail_lines: Option<u64>,
@@ -161,7 +161,7 @@ pub struct KillInput {
     pub signal: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListInput {
     pub state: Option<String>,
@@ -180,7 +180,7 @@ pub struct TagSetInput {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteInput {
     pub job_id: Option<String>,

@@ -87,7 +87,8 @@ class Sandbox:
         return StdioServerParameters(command=args[0], args=args[1:], env=self.env, cwd=str(self.cwd))
 
     def gate_job_command(self, gate: Path) -> str:
-        return f"echo started; while [ ! -e {gate} ]; do sleep 0.02; done; echo done"
+        # The job also ends when the test's directory is gone.
+        return f"echo started; while [ ! -e {gate} ] && [ -d {gate.parent} ]; do sleep 0.02; done; echo done"
 
     def cli(self, *args: str) -> dict:
         out = subprocess.run([BIN, *args], env=self.env, cwd=self.cwd, capture_output=True, check=True)
@@ -248,6 +249,11 @@ def main() -> int:
         running = [job["job_id"] for job in jobs if job["state"] == "running"]
         assert not running, f"jobs left running: {running}"
     finally:
+        # Whatever failed, no job may outlive the test.
+        for gate in ("gate-1", "gate-2"):
+            (box.cwd / gate).touch()
+        for job in box.cli("list", "--all", "--state", "running")["jobs"]:
+            subprocess.run([BIN, "kill", "--signal", "KILL", job["job_id"]], env=box.env, capture_output=True)
         box.tmp.cleanup()
     print(f"mcp client test: ok (transcript: {TRANSCRIPT.relative_to(REPO)})")
     return 0
