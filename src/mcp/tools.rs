@@ -280,7 +280,7 @@ impl Tool {
         let definition = json!({
             "command": {
                 "description": "argv array (exec'd as given), or one string run by the shell wrapper (sh -lc)",
-                "oneOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1}, {"type": "string", "minLength": 1}]
+                "anyOf": [{"type": "array", "items": {"type": "string"}, "minItems": 1}, {"type": "string", "minLength": 1}]
             },
             "cwd": {"type": "string", "description": "working directory (default: the server's)"},
             "env": {"type": "object", "additionalProperties": {"type": "string"}, "description": "extra environment variables"},
@@ -351,7 +351,9 @@ impl Tool {
         }
     }
 
-    fn output_schema(self, definitions: &Value) -> Value {
+    /// Only the definitions this tool's answers reach, so that `tools/list` stays small.
+    fn output_schema(self, all: &Value) -> Value {
+        let definitions = reachable(all, &[self.response_definition(), "ErrorResponse"]);
         json!({
             "$schema": "http://json-schema.org/draft-07/schema#",
             "type": "object",
@@ -381,6 +383,34 @@ pub fn catalogue() -> Value {
         })
         .collect();
     json!({ "tools": tools })
+}
+
+/// The named definitions and every definition they reference, transitively.
+fn reachable(all: &Value, roots: &[&str]) -> Value {
+    let mut picked = serde_json::Map::new();
+    let mut pending: Vec<String> = roots.iter().map(|name| name.to_string()).collect();
+    while let Some(name) = pending.pop() {
+        if picked.contains_key(&name) {
+            continue;
+        }
+        let Some(definition) = all.get(&name) else { continue };
+        collect_refs(definition, &mut pending);
+        picked.insert(name, definition.clone());
+    }
+    Value::Object(picked)
+}
+
+fn collect_refs(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) = map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/definitions/")) {
+                into.push(name.to_string());
+            }
+            map.values().for_each(|v| collect_refs(v, into));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, into)),
+        _ => {}
+    }
 }
 
 fn merge(mut a: Value, b: Value) -> Value {
@@ -452,9 +482,12 @@ mod tests {
         for tool in tools {
             assert_eq!(tool["inputSchema"]["type"], "object");
             assert_eq!(tool["outputSchema"]["type"], "object");
-            let name = tool["outputSchema"]["anyOf"][0]["$ref"].as_str().expect("ref");
-            let key = name.rsplit('/').next().expect("name");
-            assert!(tool["outputSchema"]["definitions"][key].is_object(), "{key}");
+            let mut refs = Vec::new();
+            collect_refs(&tool["outputSchema"], &mut refs);
+            assert!(refs.contains(&"ErrorResponse".to_string()));
+            for name in refs {
+                assert!(tool["outputSchema"]["definitions"][&name].is_object(), "{name} unresolved");
+            }
         }
     }
 }
