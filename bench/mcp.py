@@ -104,6 +104,8 @@ def main():
                 print(f"[bench mcp] 0.1.18 CLI status failed: {e}", file=sys.stderr)
         session = Session(args.ours, env)
         try:
+            warm = session.ask("tools/call", {"name": "status", "arguments": {"job_id": job}})
+            assert warm["structuredContent"]["state"] == "exited", warm  # a real answer is timed
             session.timed("tools/call", {"name": "status", "arguments": {"job_id": job}}, 10)  # warm-up
             rows.append(("MCP `tools/call status`, ours (one session)", session.timed("tools/call", {"name": "status", "arguments": {"job_id": job}}, n)))
             rows.append(("MCP `ping`, ours (protocol floor)", session.timed("ping", {}, n)))
