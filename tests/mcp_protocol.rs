@@ -392,3 +392,40 @@ fn a_bad_max_wait_setting_is_a_usage_error() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("AGENT_EXEC_MCP_MAX_WAIT_MS"));
 }
+
+#[test]
+fn a_client_that_stops_reading_ends_the_server_and_its_waits() {
+    let env = Env::new();
+    let gate = Gate::new(&env);
+    let id = start_blocked_job(&env, &gate);
+    let mut child = env
+        .command(&["mcp"])
+        .env("AGENT_EXEC_MCP_MAX_WAIT_MS", "600000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn agent-exec mcp");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let wait = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "wait", "arguments": {"job_id": id}}});
+    writeln!(stdin, "{wait}").expect("write");
+    drop(child.stdout.take());
+    // This answer cannot be written: the server must give up the wait and exit 0, though
+    // its stdin is still open and the wait has ten minutes to go.
+    writeln!(stdin, r#"{{"jsonrpc":"2.0","id":2,"method":"ping"}}"#).expect("write");
+    let mut status = None;
+    let exited = eventually(PATIENCE, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    if !exited {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(exited, "the server kept waiting for a reader that is gone");
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    drop(stdin);
+    assert_eq!(env.ok(&["status", &id])["state"], "running");
+    gate.open();
+    env.wait_job(&id);
+}

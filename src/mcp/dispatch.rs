@@ -7,6 +7,7 @@
 //! that may wait (run, start, wait). A full long lane queues further waits but never
 //! delays a status. Both lanes share one queue discipline: first come, first served.
 
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
@@ -89,7 +90,11 @@ fn work(server: &Server, receiver: &Mutex<Receiver<Job>>) {
         let call = Call::new(job.cancelled.clone(), job.token.clone(), &server.out);
         // A call cancelled while queued never starts (no job is launched for it), and
         // one cancelled while it finished is not answered either.
-        let outcome = (!call.cancelled()).then(|| engine::call(&server.ctx, &job.input, &call));
+        let outcome = (!call.cancelled()).then(|| {
+            // A bug in one call must not take its worker (and the answer) with it.
+            panic::catch_unwind(AssertUnwindSafe(|| engine::call(&server.ctx, &job.input, &call)))
+                .unwrap_or_else(|_| Err(engine::internal_failure("the call panicked; see stderr")))
+        });
         if let Some(outcome) = outcome.filter(|_| !call.cancelled()) {
             let _ = match outcome {
                 Ok(value) => server.out.result(&job.id, tool_result(job.tool, value, false)),

@@ -298,6 +298,11 @@ fn cli(ctx: &Context, argv: Vec<String>) -> Outcome {
     }
 }
 
+/// An `internal_error` result, for failures outside the engine's own answers.
+pub fn internal_failure(message: &str) -> Failure {
+    engine_error(&Error::internal(message))
+}
+
 fn engine_error(err: &Error) -> Failure {
     Failure::Engine(serde_json::from_str(&wire::error_json(err)).unwrap_or(Value::Null))
 }

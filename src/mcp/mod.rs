@@ -55,22 +55,32 @@ pub fn main(root: Option<String>) -> ExitCode {
     }
     crate::info!("mcp: serving on stdio, waits bounded to {max_wait_ms} ms");
     let lanes = Lanes::start(&server);
-    serve(&server, &lanes);
-    crate::info!("mcp: stdin closed, finishing the calls in flight");
+    if serve(&server, &lanes) == End::Eof {
+        crate::info!("mcp: stdin closed, finishing the calls in flight");
+    } else {
+        // Nobody can read the answers any more: stop waiting for them.
+        server.flight.cancel_all_and_drain(GRACE);
+    }
     lanes.close();
     ExitCode::SUCCESS
 }
 
-/// The reader loop, until EOF or until stdout is gone.
-fn serve(server: &Server, lanes: &Lanes) {
+#[derive(PartialEq, Eq)]
+enum End {
+    Eof,
+    Broken,
+}
+
+/// The reader loop, until EOF or until stdin or stdout fails.
+fn serve(server: &Server, lanes: &Lanes) -> End {
     let stdin = io::stdin();
     let mut lines = Lines::new(BufReader::with_capacity(64 * 1024, stdin.lock()));
     loop {
         let written = match lines.next_line() {
-            Ok(Line::Eof) => return,
+            Ok(Line::Eof) => return End::Eof,
             Err(e) => {
                 crate::log::write(crate::log::Level::Warn, format_args!("mcp: reading stdin: {e}"));
-                return;
+                return End::Broken;
             }
             Ok(Line::TooLarge) => server.out.error(
                 &Value::Null,
@@ -97,7 +107,7 @@ fn serve(server: &Server, lanes: &Lanes) {
         };
         if let Err(e) = written {
             crate::log::write(crate::log::Level::Warn, format_args!("mcp: writing stdout: {e}"));
-            return;
+            return End::Broken;
         }
     }
 }
