@@ -206,6 +206,7 @@ fn malformed_unknown_and_bad_params_get_errors_and_the_server_goes_on() {
         (6, "run", json!({"command": []}), "command"),
         (7, "status", json!({"job_id": "../etc"}), "job_id"),
         (8, "run", json!({"command": ["true"], "tags": ["bad tag!"]}), "tag"),
+        (10, "run", json!({"command": ["true"], "until_ms": 5}), "until_ms"),
     ];
     for (id, tool, arguments, field) in cases {
         mcp.call(id, tool, arguments);

@@ -186,6 +186,10 @@ fn definition(argv: &mut Vec<String>, def: &DefinitionRef) -> Result<(), Failure
 /// `run`/`start` launched with no window, then watched here so that the watch can be
 /// cancelled and report progress; the answer is completed as the CLI would complete it.
 fn observe(ctx: &Context, argv: Vec<String>, options: &Observe, control: &dyn Control) -> Outcome {
+    if options.until_ms.is_some() && !options.wait {
+        // As the CLI refuses `--until` without `--wait`, rather than ignoring it.
+        return Err(params("until_ms: needs wait=true"));
+    }
     let since = Instant::now();
     let mut body = cli(ctx, argv)?;
     let budget = if options.wait {
