@@ -38,7 +38,8 @@ impl Server {
     }
 }
 
-struct Job {
+/// A tool call waiting for a worker.
+struct Pending {
     id: Value,
     tool: Tool,
     input: ToolInput,
@@ -47,8 +48,8 @@ struct Job {
 }
 
 pub struct Lanes {
-    quick: Sender<Job>,
-    long: Sender<Job>,
+    quick: Sender<Pending>,
+    long: Sender<Pending>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -76,14 +77,14 @@ impl Lanes {
         }
     }
 
-    fn submit(&self, job: Job) {
+    fn submit(&self, job: Pending) {
         let lane = if job.tool.is_long() { &self.long } else { &self.quick };
         // The receivers live as long as the workers, which outlive every submit.
         let _ = lane.send(job);
     }
 }
 
-fn work(server: &Server, receiver: &Mutex<Receiver<Job>>) {
+fn work(server: &Server, receiver: &Mutex<Receiver<Pending>>) {
     loop {
         let next = receiver.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).recv();
         let Ok(job) = next else { return };
@@ -135,7 +136,7 @@ pub fn request(
                 code: INVALID_REQUEST,
                 message: "invalid request: a request with this id is still in flight".to_string(),
             })?;
-            lanes.submit(Job { id: id.clone(), tool, input, cancelled, token });
+            lanes.submit(Pending { id: id.clone(), tool, input, cancelled, token });
             Ok(None)
         }
         other => Err(ErrorObject { code: METHOD_NOT_FOUND, message: format!("method not found: {other}") }),
