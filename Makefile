@@ -17,7 +17,7 @@ FISHDIR := $(PREFIX)/share/fish/vendor_completions.d
 MAN1 := $(wildcard man/*.1)
 MAN5 := $(wildcard man/*.5)
 
-.PHONY: help build release static demo test test-static unit lint docs fmt bench soak clean install uninstall
+.PHONY: help build release static demo test test-static test-mcp-client unit lint docs fmt bench soak clean install uninstall
 
 help:
 	@echo "make build        debug build"
@@ -26,6 +26,7 @@ help:
 	@echo "make demo         build, then run a real job and show what agent-exec answers"
 	@echo "make test         lint, the whole test suite, then the static-binary checks"
 	@echo "make test-static  build the static binary, check it is static and runs a job in an empty root"
+	@echo "make test-mcp-client  drive 'agent-exec mcp' with the official MCP Python SDK (.venv from .ci/deps)"
 	@echo "make lint         cargo fmt --check, clippy -D warnings, groff lint of the man pages"
 	@echo "make docs         regenerate man/ from the flag table (UPDATE_DOCS=1 cargo test)"
 	@echo "make fmt          format the code"
@@ -65,7 +66,20 @@ demo: release
 
 test: lint
 	$(CARGO) test --all-targets
+	$(MAKE) test-mcp-client
 	$(MAKE) test-static
+
+# The MCP server against a real client: the `mcp` package in the project virtualenv
+# that .ci/deps creates. Under CI=true a missing virtualenv fails the run.
+VENV_PY := .venv/bin/python
+test-mcp-client: build
+	@if $(VENV_PY) -c 'import mcp, jsonschema' 2>/dev/null; then \
+		$(VENV_PY) tests/mcp/test_client.py $(TARGET_DIR)/debug/agent-exec; \
+	elif [ "$$CI" = true ]; then \
+		echo "test-mcp-client: $(VENV_PY) with mcp and jsonschema is missing (run .ci/deps)" >&2; exit 1; \
+	else \
+		echo "test-mcp-client: WARNING: not run, $(VENV_PY) with mcp and jsonschema is missing (run .ci/deps)" >&2; \
+	fi
 
 test-static: static
 	bash scripts/test-static.sh $(STATIC_BIN)

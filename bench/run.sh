@@ -78,6 +78,7 @@ main() {
     trap 'exit 130' INT TERM
 
     run_bench "$OURS" bench/RESULTS.md || return
+    timeout -k 10 600 python3 bench/mcp.py --ours "$OURS" --theirs "$THEIRS" --out bench/RESULTS.md || log "bench/mcp.py failed"
     # The static build is the container artifact: time it too, as a second report
     # appended to the first, so the cost of its allocator is visible (see build_ours).
     if [ -n "${OURS_STATIC:-}" ] && [ "${OURS_STATIC}" != "$OURS" ] && [ -z "${BENCH_SKIP_STATIC:-}" ]; then

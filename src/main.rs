@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod jobstore;
 mod log;
+mod mcp;
 mod output;
 mod scrub;
 mod serve;
@@ -67,6 +68,11 @@ fn main() -> ExitCode {
             Some(script) => output::print_text(&script),
             None => return usage_error("unsupported shell", &format!("agent-exec {}", args.command.usage)),
         },
+        // A server, not one answer: it owns stdin and stdout until EOF or SIGTERM.
+        Parsed::Run(args) if args.command.name == "mcp" => {
+            log::init(args.verbose);
+            return mcp::main(args.root.clone());
+        }
         Parsed::Run(args) => {
             log::init(args.verbose);
             scrub::hide_from_argv(&masked_entries(&args));

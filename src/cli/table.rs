@@ -334,6 +334,15 @@ pub const COMMANDS: &[Command] = &[
         conflicts: &[("bind", "port")],
         requires: &[],
     },
+    Command {
+        name: "mcp",
+        about: "Serve the job tools over the Model Context Protocol on stdin and stdout",
+        usage: "mcp",
+        flags: &[],
+        operand: Operand::None,
+        conflicts: &[],
+        requires: &[],
+    },
 ];
 
 pub fn find(name: &str) -> Option<&'static Command> {
