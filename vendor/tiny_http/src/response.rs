@@ -246,6 +246,14 @@ where
         self.chunked_threshold.unwrap_or(32768)
     }
 
+    /// Asks the client to close the connection after this response (`add_header` refuses
+    /// `Connection`, which is the server's to decide; agent-exec patch 7).
+    pub(crate) fn close_connection(&mut self) {
+        if let Ok(header) = Header::from_bytes(&b"Connection"[..], &b"close"[..]) {
+            self.headers.push(header);
+        }
+    }
+
     /// Adds a header to the list.
     /// Does all the checks.
     pub fn add_header<H>(&mut self, header: H)

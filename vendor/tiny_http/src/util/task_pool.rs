@@ -69,7 +69,12 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // agent-exec patch 5: an idle thread stays counted as waiting until it has woken
+        // up and taken a task, so two tasks queued in a row could both be promised to
+        // the same idle thread; the second then waited until that thread was free again
+        // (for a keep-alive connection, until it closed). Queue a task only if there are
+        // more idle threads than tasks already queued for them.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
