@@ -25,7 +25,7 @@ help:
 	@echo "make static       fully static build ($(STATIC_BIN)): musl if its target is installed, else glibc"
 	@echo "make demo         build, then run a real job and show what agent-exec answers"
 	@echo "make test         lint, the whole test suite, then the static-binary checks"
-	@echo "make test-static  build the static binary, check it is static and runs a job in an empty root"
+	@echo "make test-static  build the static binary, check it is static, runs a job in an empty root and serves as examples/Dockerfile's PID 1"
 	@echo "make lint         cargo fmt --check, clippy -D warnings, groff lint of the man pages"
 	@echo "make docs         regenerate man/ from the flag table (UPDATE_DOCS=1 cargo test)"
 	@echo "make fmt          format the code"
@@ -69,6 +69,7 @@ test: lint
 
 test-static: static
 	bash scripts/test-static.sh $(STATIC_BIN)
+	bash scripts/test-container.sh $(STATIC_BIN)
 
 lint:
 	$(CARGO) fmt --all -- --check
