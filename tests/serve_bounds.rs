@@ -188,16 +188,6 @@ fn a_trickled_body_meets_its_deadline() {
     assert_eq!(request(server.port, "GET", "/health", &[], b"").status, 200);
 }
 
-/// Threads of the server's long-poll lane (named "waiter"): one is started per long-poll
-/// served at once, up to `--max-waiters`.
-fn waiter_threads(pid: u32) -> usize {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    tasks
-        .flatten()
-        .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|c| c.trim() == "waiter"))
-        .count()
-}
-
 #[test]
 fn health_answers_beside_long_polls_and_slow_bodies() {
     let env = Env::new();
@@ -219,10 +209,11 @@ fn health_answers_beside_long_polls_and_slow_bodies() {
         stream.write_all(b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{").expect("body");
         bodies.push(stream);
     }
+    // Every connection accepted (tiny_http holds two descriptors per connection).
     assert!(
-        eventually(Duration::from_secs(30), || waiter_threads(pid) >= 256),
-        "only {} long-polls in flight",
-        waiter_threads(pid)
+        eventually(Duration::from_secs(30), || count(pid, "fd") >= 2 * 370),
+        "only {} descriptors: not every client is connected",
+        count(pid, "fd")
     );
     for round in 0..5 {
         for stream in &mut bodies {
@@ -247,23 +238,30 @@ fn health_answers_beside_long_polls_and_slow_bodies() {
 fn waiters_beyond_their_cap_wait_their_turn() {
     let env = Env::new();
     let server = Server::start(&env, &["--max-waiters", "1", "--max-connections", "1"]);
-    let id = server.exec(r#"{"command":["sleep","30"]}"#);
     let port = server.port;
-    let path = format!("/wait/{id}?until=1500");
-    let first = {
-        let path = path.clone();
-        std::thread::spawn(move || request(port, "GET", &path, &[], b"").status)
-    };
-    assert!(eventually(Duration::from_secs(5), || waiter_threads(server.pid()) == 1));
+    let done = server.exec(r#"{"command":["true"]}"#);
+    assert_eq!(server.get(&format!("/wait/{done}?until=30000")).json()["state"], "exited");
+    // A long-poll that holds the only waiter slot: `/exec` with `wait`, whose job marks
+    // in a file that it runs (so the request is past its start, waiting for the job).
+    let marker = env.path("started");
+    let body = format!(r#"{{"command":["sh","-c","touch {marker}; exec sleep 30"],"wait":true,"until_ms":60000}}"#);
+    let first = std::thread::spawn(move || {
+        let reply = request(port, "POST", "/exec", &[], body.as_bytes());
+        reply.json()["job_id"].as_str().unwrap_or_default().to_string()
+    });
+    assert!(eventually(Duration::from_secs(10), || std::path::Path::new(&marker).exists()));
     // The only short slot is free: /health does not queue behind the long-poll.
-    assert_eq!(request(port, "GET", "/health", &[], b"").status, 200);
-    // A second long-poll waits for the first one's thread.
-    let t0 = Instant::now();
-    let second = request(port, "GET", &format!("/wait/{id}?until=10"), &[], b"");
-    assert_eq!(second.status, 200);
-    assert_eq!(first.join().expect("join"), 200);
-    assert!(t0.elapsed() >= Duration::from_millis(500), "second wait did not queue: {:?}", t0.elapsed());
+    assert_eq!(server.get("/health").status, 200);
+    // A second long-poll, on a finished job, waits for the first one's slot.
+    let path = format!("/wait/{done}?until=0");
+    let second = std::thread::spawn(move || request(port, "GET", &path, &[], b"").status);
+    // Give a broken cap the chance to answer the second poll now (a deadline, no sleep).
+    assert!(!eventually(Duration::from_secs(1), || second.is_finished()), "the second long-poll did not wait");
+    let running = env.ok(&["list", "--all", "--state", "running"]);
+    let id = running["jobs"][0]["job_id"].as_str().expect("the long-poll's job").to_string();
     env.ok(&["kill", "--signal", "KILL", &id]);
+    assert_eq!(first.join().expect("join first"), id);
+    assert_eq!(second.join().expect("join second"), 200);
 }
 
 #[test]
@@ -293,36 +291,49 @@ fn keep_alive_connections_never_strand_a_new_one() {
     }
 }
 
-#[test]
-fn the_token_never_reaches_a_job() {
-    let env =
-        Env::new().with_env("AGENT_EXEC_SERVE_TOKEN", "sekrit").with_env("CLOUD_KEY", "k3y").with_env("KEEP", "kept");
-    let server = Server::start(&env, &["--scrub-env", "CLOUD_KEY"]);
-    let auth = [("Authorization", "Bearer sekrit")];
+/// Runs `cat /proc/self/environ` as a `/exec` job, and returns what it printed and the
+/// environment of a running job's supervisor (which its sinks inherit).
+fn job_environments(env: &Env, server: &Server, auth: &[(&str, &str)]) -> (String, String) {
     let body = br#"{"command":["sh","-c","cat /proc/self/environ | tr '\\0' '\\n'"],"wait":true}"#;
-    let reply = request(server.port, "POST", "/exec", &auth, body);
+    let reply = request(server.port, "POST", "/exec", auth, body);
     assert_eq!(reply.status, 200, "{reply:?}");
     let value = reply.json();
     assert_eq!(value["state"], "exited", "{value}");
     let id = value["job_id"].as_str().expect("id");
-    let environment = std::fs::read_to_string(env.job_dir(id).join("stdout.log")).expect("read log");
-    assert!(environment.lines().any(|l| l == "KEEP=kept"), "the job lost its environment: {environment}");
-    for secret in ["AGENT_EXEC_SERVE_TOKEN", "sekrit", "CLOUD_KEY", "k3y"] {
-        assert!(!environment.contains(secret), "{secret} reached the job:\n{environment}");
-    }
-    // The supervisor's own environment (which its sinks inherit) is clean too.
-    let id = request(server.port, "POST", "/exec", &auth, br#"{"command":["sleep","30"]}"#).json()["job_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let job = std::fs::read_to_string(env.job_dir(id).join("stdout.log")).expect("read log");
+    let reply = request(server.port, "POST", "/exec", auth, br#"{"command":["sleep","30"]}"#);
+    let id = reply.json()["job_id"].as_str().expect("id").to_string();
     let supervisor = env.read_json(&id, "state.json")["supervisor_pid"].as_u64().expect("supervisor pid");
-    let environ = std::fs::read(format!("/proc/{supervisor}/environ")).expect("supervisor environ");
-    let environ = String::from_utf8_lossy(&environ);
-    assert!(environ.contains("KEEP=kept"), "{environ}");
-    for secret in ["AGENT_EXEC_SERVE_TOKEN", "sekrit", "CLOUD_KEY", "k3y"] {
-        assert!(!environ.contains(secret), "{secret} reached the supervisor:\n{environ}");
-    }
+    let supervisor = std::fs::read(format!("/proc/{supervisor}/environ")).expect("supervisor environ");
     env.ok(&["kill", "--signal", "KILL", &id]);
-    let out = env.run(&["serve", "--scrub-env", "A=B"]);
-    assert_eq!(out.status.code(), Some(2), "a name with '=' is a usage error");
+    (job, String::from_utf8_lossy(&supervisor).replace('\0', "\n"))
+}
+
+#[test]
+fn the_token_never_reaches_a_job() {
+    let env = Env::new().with_env("AGENT_EXEC_SERVE_TOKEN", "sekrit").with_env("KEEP", "kept");
+    let server = Server::start(&env, &[]);
+    let (job, supervisor) = job_environments(&env, &server, &[("Authorization", "Bearer sekrit")]);
+    for environment in [&job, &supervisor] {
+        assert!(environment.lines().any(|l| l == "KEEP=kept"), "the environment was lost: {environment}");
+        assert!(!environment.contains("AGENT_EXEC_SERVE_TOKEN"), "the token variable leaked:\n{environment}");
+        assert!(!environment.contains("sekrit"), "the token leaked:\n{environment}");
+    }
+}
+
+#[test]
+fn scrub_env_removes_more_names() {
+    let env = Env::new().with_env("CLOUD_KEY", "k3y").with_env("OTHER", "x").with_env("KEEP", "kept");
+    let server = Server::start(&env, &["--scrub-env", "CLOUD_KEY", "--scrub-env", "OTHER"]);
+    let (job, supervisor) = job_environments(&env, &server, &[]);
+    for environment in [&job, &supervisor] {
+        assert!(environment.lines().any(|l| l == "KEEP=kept"), "the environment was lost: {environment}");
+        for secret in ["CLOUD_KEY", "k3y", "OTHER="] {
+            assert!(!environment.contains(secret), "{secret} reached a job:\n{environment}");
+        }
+    }
+    for bad in ["A=B", ""] {
+        let out = env.run(&["serve", "--scrub-env", bad]);
+        assert_eq!(out.status.code(), Some(2), "--scrub-env {bad:?} must be a usage error");
+    }
 }

@@ -1,7 +1,8 @@
 //! The server's resource bounds: what one request may send (enforced by the patched
-//! tiny_http, see vendor/tiny_http/PATCHES.md), the in-flight counter used to drain at
-//! shutdown, and the file-descriptor budget.
+//! tiny_http, see vendor/tiny_http/PATCHES.md), the caps on requests served at once, the
+//! in-flight counter used to drain at shutdown, and the file-descriptor budget.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,7 +50,52 @@ fn protocol_error(status: u16) -> (String, &'static str) {
     (Answer::error(&Error::new(Code::InvalidRequest, message)).json, "application/json")
 }
 
-/// Counts requests handed to a lane and not yet finished, so that shutdown can wait for
+/// How often a request waiting for a slot looks at the shutdown flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A counting semaphore: at most `limit` requests of one class are served at once.
+pub struct Slots {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+    limit: usize,
+}
+
+/// One occupied slot; dropping it frees the slot even if the handler panicked.
+pub struct Slot {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl Slots {
+    pub fn new(limit: usize) -> Slots {
+        Slots { inner: Arc::new((Mutex::new(0), Condvar::new())), limit: limit.max(1) }
+    }
+
+    /// Waits for a free slot; `None` once `stop` is set (the server is shutting down).
+    pub fn acquire(&self, stop: &AtomicBool) -> Option<Slot> {
+        let (count, freed) = &*self.inner;
+        let mut in_use = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            if *in_use < self.limit {
+                *in_use += 1;
+                return Some(Slot { inner: self.inner.clone() });
+            }
+            in_use = freed.wait_timeout(in_use, TICK).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (count, freed) = &*self.inner;
+        let mut in_use = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *in_use = in_use.saturating_sub(1);
+        freed.notify_one();
+    }
+}
+
+/// Counts requests being handled (waiting for a slot or served), so that shutdown can wait for
 /// them.
 #[derive(Clone, Default)]
 pub struct InFlight {
@@ -105,6 +151,24 @@ pub fn raise_fd_limit() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slots_cap_and_release() {
+        let slots = Slots::new(2);
+        let stop = AtomicBool::new(false);
+        let a = slots.acquire(&stop);
+        let b = slots.acquire(&stop);
+        assert!(a.is_some() && b.is_some());
+        let waiter = std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| slots.acquire(&stop).is_some());
+            drop(a);
+            waiting.join().unwrap_or(false)
+        });
+        assert!(waiter, "a freed slot went to the waiting request");
+        stop.store(true, Ordering::Relaxed);
+        assert!(slots.acquire(&stop).is_none(), "no slot once stopping");
+        drop(b);
+    }
 
     #[test]
     fn in_flight_drains() {

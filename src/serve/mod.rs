@@ -1,5 +1,5 @@
 //! `agent-exec serve`: the REST API of CONTRACT §11 (with DECISIONS OP-5, OP-6, OP-7) on
-//! tiny_http, one thread per request, no async runtime.
+//! tiny_http, one thread per connection, no async runtime.
 //!
 //! This module owns the process side: binding, the dispatch loop, the lanes, shutdown
 //! and the access log. Routing is `routes` (pure), the endpoints are `handlers`, the
@@ -8,13 +8,13 @@
 //! **Threads.** tiny_http (vendored and patched, vendor/tiny_http/PATCHES.md) runs an
 //! accept thread and gives every open connection a thread of its pool, which reads one
 //! request at a time: the head within 8 KiB per line, 16 KiB and 100 headers, the body
-//! whole within 1 MiB and 10 s, each socket silent for at most 10 s. Only complete
-//! requests are queued for us, and a connection has at most one request outstanding.
-//! Our dispatch loop routes each request to a lane and never waits: long-polls
-//! (`/wait`, `/exec` with `wait`) run on up to `--max-waiters` threads (default 256),
-//! everything else on up to `--max-connections` (default 64); beyond a cap requests wait
-//! in their lane's queue. So `/health` never waits behind long-polls, and slow or idle
-//! clients cost tiny_http connection threads, never request threads.
+//! whole within 1 MiB and 10 s, each socket silent for at most 10 s. The connection's
+//! thread then runs our `handle` itself (no hand-over to another thread per request),
+//! which takes a slot of the request's class first: long-polls (`/wait`, `/exec` with
+//! `wait`) one of `--max-waiters` (default 256), everything else one of
+//! `--max-connections` (default 64); without a free slot the connection waits its turn.
+//! So `/health` never waits behind long-polls, and slow or idle clients cost their own
+//! connection threads, never a slot.
 //!
 //! **Shutdown.** SIGINT/SIGTERM set a flag the loop checks every 100 ms: it stops
 //! accepting, answers requests not yet started with 503, gives running requests up to
@@ -26,7 +26,6 @@ mod handlers;
 mod limits;
 mod reaper;
 mod routes;
-mod workers;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -42,8 +41,8 @@ use crate::jobstore::Root;
 use crate::log::{self, Level};
 use crate::wire::Reply;
 use handlers::{Answer, Incoming};
+use limits::{InFlight, Slots};
 use routes::Route;
-use workers::Lane;
 
 /// How often the loop looks at the shutdown flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -53,10 +52,11 @@ const GRACE: Duration = Duration::from_secs(5);
 struct Shared {
     root: Root,
     token: Option<String>,
-    /// Everything but long-polls: `--max-connections` threads.
-    short: Lane,
-    /// `/wait` and `/exec` with `wait: true`: `--max-waiters` threads.
-    waiters: Lane,
+    /// Everything but long-polls: `--max-connections` at once.
+    short: Slots,
+    /// `/wait` and `/exec` with `wait: true`: `--max-waiters` at once.
+    waiters: Slots,
+    in_flight: InFlight,
     stop: Arc<AtomicBool>,
 }
 
@@ -79,17 +79,29 @@ pub fn serve(args: &Args, root: Root) -> Result<Reply> {
         signal_hook::flag::register(signal, stop.clone()).map_err(|e| Error::io("install signal handler", e))?;
     }
     let local = listener.local_addr().map_err(|e| Error::io("read bound address", e))?;
-    let server = Server::from_listener_with_limits(listener, None, limits::http_limits())
-        .map_err(|e| Error::internal(format!("start HTTP server: {e}")))?;
-    info!("serving on http://{local} (at most {max_requests} requests and {max_waiters} long-polls at once)");
     let shared = Arc::new(Shared {
         root,
         token,
-        short: Lane::new("request", max_requests),
-        waiters: Lane::new("waiter", max_waiters),
+        short: Slots::new(max_requests),
+        waiters: Slots::new(max_waiters),
+        in_flight: InFlight::default(),
         stop,
     });
-    run(server, &shared);
+    let handler_shared = shared.clone();
+    let handler = Arc::new(move |request| handle(&handler_shared, request));
+    let server = Server::from_listener_with_handler(listener, limits::http_limits(), handler)
+        .map_err(|e| Error::internal(format!("start HTTP server: {e}")))?;
+    info!("serving on http://{local} (at most {max_requests} requests and {max_waiters} long-polls at once)");
+    while !shared.stop.load(Ordering::Relaxed) {
+        // Polling a signal flag; nothing else happens on this thread.
+        std::thread::sleep(TICK);
+    }
+    // Stops accepting (tiny_http's accept thread ends and closes the listener); requests
+    // arriving on open connections from now on are answered 503.
+    drop(server);
+    if !shared.in_flight.drain_until(Instant::now() + GRACE) {
+        log::write(Level::Warn, format_args!("requests still running after {GRACE:?}; exiting anyway"));
+    }
     std::process::exit(0);
 }
 
@@ -114,51 +126,29 @@ fn bind_address(args: &Args) -> Result<SocketAddr> {
     text.parse().map_err(|e| Error::internal(format!("invalid bind address '{text}': {e}")))
 }
 
-fn run(server: Server, shared: &Arc<Shared>) {
-    while !shared.stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(TICK) {
-            Ok(Some(request)) => dispatch(shared, request),
-            Ok(None) => {}
-            // The patched tiny_http retries failed accepts itself and reports none.
-            Err(e) => log::write(Level::Warn, format_args!("HTTP server: {e}")),
-        }
-    }
-    // Requests already complete but not dispatched: answered, never started.
-    while let Ok(Some(request)) = server.try_recv() {
-        respond(request, shutting_down());
-    }
-    // Stops accepting (tiny_http's accept thread ends and closes the listener).
-    drop(server);
-    let deadline = Instant::now() + GRACE;
-    if !(shared.short.in_flight.drain_until(deadline) && shared.waiters.in_flight.drain_until(deadline)) {
-        log::write(Level::Warn, format_args!("requests still running after {GRACE:?}; exiting anyway"));
-    }
-}
-
 fn shutting_down() -> Answer {
     Answer { status: 503, ..Answer::error(&Error::internal("server is shutting down")) }
 }
 
-/// Routes a request to its lane; never blocks. The body is already in memory (tiny_http
-/// read it whole), so telling a waiting `/exec` from a plain one costs no I/O.
-fn dispatch(shared: &Arc<Shared>, mut request: Request) {
-    let queued = Instant::now();
+/// One request, on its connection's thread: waits for a slot of its class (long-poll or
+/// not), then answers. The body is already in memory (tiny_http read it whole), so
+/// telling a waiting `/exec` from a plain one costs no I/O.
+fn handle(shared: &Shared, mut request: Request) {
+    let since = Instant::now();
+    let _counted = shared.in_flight.enter();
     let route = routes::route(request.method().as_str(), request.url());
-    let mut body = Vec::new();
-    let body_ok = request.as_reader().read_to_end(&mut body).is_ok();
-    let lane = if handlers::is_long_poll(&route, &body) { &shared.waiters } else { &shared.short };
-    let task_shared = shared.clone();
-    let task: workers::Task = Box::new(move || {
-        if task_shared.stop.load(Ordering::Relaxed) {
-            respond(request, shutting_down());
-            return;
-        }
-        serve_one(&task_shared, request, route, Body { bytes: body, ok: body_ok }, queued);
-    });
-    if let Err(e) = lane.submit(task) {
-        // The request went down with the task; tiny_http answers it with a bare 500.
-        log::write(Level::Warn, format_args!("cannot start a request thread: {e}"));
-    }
+    let mut bytes = Vec::new();
+    let ok = request.as_reader().read_to_end(&mut bytes).is_ok();
+    let class = if handlers::is_long_poll(&route, &bytes) { &shared.waiters } else { &shared.short };
+    let Some(_slot) = class.acquire(&shared.stop) else {
+        respond(request, shutting_down());
+        return;
+    };
+    // A panicking handler must not take the connection's thread down with it; the
+    // request is dropped during the unwind, which tiny_http answers with a 500.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        serve_one(shared, request, route, Body { bytes, ok }, since);
+    }));
 }
 
 /// The request body as tiny_http handed it over.
@@ -168,8 +158,6 @@ struct Body {
 }
 
 fn serve_one(shared: &Shared, request: Request, route: Route, body: Body, since: Instant) {
-    let method = request.method().as_str().to_string();
-    let target = request.url().to_string();
     let answer = match &shared.token {
         Some(token) if route != Route::Health && !auth::authorized(header(&request, "Authorization"), token) => {
             Answer::error(&Error::new(Code::Unauthorized, "missing or invalid bearer token"))
@@ -180,13 +168,18 @@ fn serve_one(shared: &Shared, request: Request, route: Route, body: Body, since:
                 Some(Body { bytes, ok: true }) => Ok(bytes),
                 _ => Err(Error::new(Code::InvalidRequest, "failed to read request body")),
             };
-            handlers::handle(route, &shared.root, Incoming { target: &target, body: &mut read_body })
+            handlers::handle(route, &shared.root, Incoming { target: request.url(), body: &mut read_body })
         }
     };
-    let peer = request.remote_addr().map_or_else(|| "-".to_string(), |a| a.to_string());
-    let status = answer.status;
+    // The access line is built only when it is written: this is the hot path.
+    let access = log::enabled(Level::Info).then(|| {
+        let peer = request.remote_addr().map_or_else(|| "-".to_string(), |a| a.to_string());
+        format!("{peer} \"{} {}\" {}", request.method().as_str(), request.url().escape_default(), answer.status)
+    });
     respond(request, answer);
-    info!("{peer} \"{method} {}\" {status} {}ms", target.escape_default(), since.elapsed().as_millis());
+    if let Some(access) = access {
+        info!("{access} {}ms", since.elapsed().as_millis());
+    }
 }
 
 fn header<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
@@ -196,12 +189,10 @@ fn header<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
 /// The one place a response is written.
 fn respond(request: Request, answer: Answer) {
     let mut response = Response::from_string(answer.json).with_status_code(answer.status);
-    let mut headers = vec![("Content-Type", "application/json".to_string())];
-    headers.extend(answer.header);
-    for (name, value) in headers {
-        if let Ok(header) = Header::from_bytes(name.as_bytes(), value.as_bytes()) {
-            response.add_header(header);
-        }
+    let content_type = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]);
+    let extra = answer.header.and_then(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok());
+    for header in content_type.ok().into_iter().chain(extra) {
+        response.add_header(header);
     }
     // A client that went away is not our problem; there is nobody left to tell.
     let _ = request.respond(response);

@@ -256,7 +256,27 @@ impl Server {
         ssl_config: Option<SslConfig>,
         limits: Limits,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::start(listener.into(), ssl_config, limits, None)
+    }
+
+    /// Like `from_listener_with_limits`, but every request is given to `handler` on the
+    /// thread of its connection instead of being queued for `recv` (agent-exec patch 8):
+    /// no hand-over between threads per request. The connection reads its next request
+    /// once `handler` (or whoever it passed the request to) has answered this one.
+    pub fn from_listener_with_handler<L: Into<Listener>>(
+        listener: L,
+        limits: Limits,
+        handler: Arc<dyn Fn(Request) + Send + Sync + 'static>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(listener.into(), None, limits, Some(handler))
+    }
+
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        limits: Limits,
+        handler: Option<Arc<dyn Fn(Request) + Send + Sync + 'static>>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let limits = Arc::new(limits);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -336,6 +356,7 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let handler = handler.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
@@ -348,7 +369,11 @@ impl Server {
                                 // one queued request.
                                 let (sender, receiver) = mpsc::channel();
                                 for rq in client {
-                                    messages.push(rq.with_notify_sender(sender.clone()).into());
+                                    let rq = rq.with_notify_sender(sender.clone());
+                                    match handler {
+                                        Some(ref handler) => handler(rq),
+                                        None => messages.push(rq.into()),
+                                    }
                                     if receiver.recv().is_err() {
                                         break;
                                     }
