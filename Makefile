@@ -85,7 +85,7 @@ bench:
 # mutated HTTP requests, and 200,000 cases of the HTTP routing and body fuzzers.
 soak:
 	AGENT_EXEC_SOAK=1 $(CARGO) test --release --test process_faults --test concurrency --test supervision \
-		--test http_attacks --test serve_limits -- --test-threads=1
+		--test http_attacks --test serve_limits --test serve_bounds -- --test-threads=1
 	AGENT_EXEC_SOAK=1 $(CARGO) test --release --bin agent-exec serve::
 
 clean:

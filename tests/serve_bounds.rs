@@ -215,10 +215,12 @@ fn health_answers_beside_long_polls_and_slow_bodies() {
         "only {} descriptors: not every client is connected",
         count(pid, "fd")
     );
+    let mut slowest = Duration::ZERO;
     for round in 0..5 {
         for stream in &mut bodies {
             let _ = stream.write_all(b" ");
         }
+        let asked = Instant::now();
         let mut answered = None;
         // Generous: the bound is a liveness check, the 100 ms goal is in `make bench`.
         let ok = eventually(Duration::from_secs(10), || {
@@ -226,9 +228,12 @@ fn health_answers_beside_long_polls_and_slow_bodies() {
             answered.is_some()
         });
         assert!(ok && answered.map(|r| r.status) == Some(200), "round {round}: no /health beside long-polls");
+        slowest = slowest.max(asked.elapsed());
         let status = request(port, "GET", &format!("/status/{id}"), &[], b"");
         assert_eq!(status.status, 200, "round {round}");
     }
+    // Reported, not asserted (the goal, 100 ms, is checked by `make bench`).
+    eprintln!("/health beside 300 long-polls and 70 slow bodies: slowest of 5 in {slowest:?}");
     drop(polls);
     drop(bodies);
     env.ok(&["kill", "--signal", "KILL", &id]);
