@@ -63,24 +63,21 @@ else
   expect_state=failed
 fi
 
-port=
-for _ in $(seq 50); do
-  candidate=$((20000 + RANDOM % 40000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
-done
-[ -n "$port" ] || fail "no free port"
-cmd=("${cmd[@]//19263/$port}")
 token=container-token-$RANDOM$RANDOM
 echo "$token" >"$root/run/secrets/token"
 echo "image tree: $(cd "$root" && find . -mindepth 1 -not -path './proc*' | sort | tr '\n' ' ')"
-echo "running: ${entry[*]} ${cmd[*]} (env: ${envs[*]:-none})"
 
 chroot_bin=$(command -v chroot || echo /usr/sbin/chroot)
-# shellcheck disable=SC2016
-env -i "${envs[@]}" unshare -m -p -f /bin/sh -c \
-  'r=$1 c=$2; shift 2; mount -t proc proc "$r/proc" && mount --bind /dev/null "$r/dev/null" && exec "$c" "$r" "$@"' \
-  sh "$root" "$chroot_bin" "${entry[@]}" "${cmd[@]}" &
-unshare_pid=$!
+# Runs the image with the CMD's port replaced by $port, in the background.
+start() {
+  local run_cmd=("${cmd[@]//19263/$port}")
+  echo "running: ${entry[*]} ${run_cmd[*]} (env: ${envs[*]:-none})"
+  # shellcheck disable=SC2016
+  env -i "${envs[@]}" unshare -m -p -f /bin/sh -c \
+    'r=$1 c=$2; shift 2; mount -t proc proc "$r/proc" && mount --bind /dev/null "$r/dev/null" && exec "$c" "$r" "$@"' \
+    sh "$root" "$chroot_bin" "${entry[@]}" "${run_cmd[@]}" &
+  unshare_pid=$!
+}
 
 http() { # METHOD PATH [BODY [TOKEN]] -> prints the response
   local body=${3:-} auth=
@@ -91,10 +88,19 @@ http() { # METHOD PATH [BODY [TOKEN]] -> prints the response
   timeout 30 cat <&3
   exec 3<&-
 }
+# A port below the ephemeral range; another one if the bind fails anyway (serve exits).
 up=
-for _ in $(seq 100); do
-  if out=$(http GET /health 2>/dev/null) && [[ $out == "HTTP/1.1 200"* ]]; then up=1; break; fi
-  sleep 0.1
+for attempt in 1 2 3 4 5; do
+  port=$((20000 + RANDOM % 12000))
+  start
+  for _ in $(seq 100); do
+    if out=$(http GET /health 2>/dev/null) && [[ $out == "HTTP/1.1 200"* ]]; then up=1; break; fi
+    kill -0 "$unshare_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$up" ] && break
+  kill -KILL "$unshare_pid" 2>/dev/null; wait "$unshare_pid" 2>/dev/null || true
+  echo "attempt $attempt: no answer on port $port"
 done
 [ -n "$up" ] || fail "serve did not answer /health in the container"
 init=$(cat "/proc/$unshare_pid/task/$unshare_pid/children" | awk '{print $1}')

@@ -1,8 +1,8 @@
 //! `agent-exec serve`: the REST API of CONTRACT §11 (with DECISIONS OP-5, OP-6, OP-7) on
 //! tiny_http, one thread per connection, no async runtime.
 //!
-//! This module owns the process side: binding, the dispatch loop, the lanes, shutdown
-//! and the access log. Routing is `routes` (pure), the endpoints are `handlers`, the
+//! This module owns the process side: binding, the request handler and its slots,
+//! shutdown and the access log. Routing is `routes` (pure), the endpoints are `handlers`, the
 //! token policy is `auth`, the bounds are `limits`, PID 1 duties are `reaper`.
 //!
 //! **Threads.** tiny_http (vendored and patched, vendor/tiny_http/PATCHES.md) runs an
@@ -16,8 +16,8 @@
 //! So `/health` never waits behind long-polls, and slow or idle clients cost their own
 //! connection threads, never a slot.
 //!
-//! **Shutdown.** SIGINT/SIGTERM set a flag the loop checks every 100 ms: it stops
-//! accepting, answers requests not yet started with 503, gives running requests up to
+//! **Shutdown.** SIGINT/SIGTERM set a flag the main thread checks every 100 ms: it
+//! stops accepting, answers requests not yet started with 503, gives running requests up to
 //! 5 s, and exits 0 without printing (CONTRACT §2.1). Jobs are untouched: each has its
 //! own supervisor in its own session.
 
