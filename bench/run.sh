@@ -15,6 +15,8 @@
 #                                  timing report (BENCH_SKIP_STATIC=1 skips the timing)
 #          BENCH_LIST_DIR=dir      where the cloned list roots go (default /dev/shm)
 #          BENCH_KEEP=1            keep the scratch directory under bench/.work
+#          BEFORE=path             another build of ours for bench/serve_attack.py to
+#                                  attack too (e.g. the previous release)
 # Timings never fail: the script exits 0 unless the harness itself is broken.
 set -uo pipefail
 
@@ -86,6 +88,7 @@ main() {
         run_bench "$OURS_STATIC" bench/.work/static-report.md &&
             { printf '\n---\n\n## The static build, timed the same way\n\n'; sed "1d" bench/.work/static-report.md; } >>bench/RESULTS.md
     fi
+    timeout -k 10 1200 python3 bench/serve_attack.py --ours "${OURS_STATIC:-$OURS}" --theirs "$THEIRS" ${BEFORE:+--before "$BEFORE"} --out bench/RESULTS.md
 }
 
 run_bench() {

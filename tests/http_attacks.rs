@@ -220,14 +220,8 @@ fn random_and_mutated_bytes() {
                 raw
             }
         };
-        // See `methods_versions_and_pipelining`: tiny_http never hangs up on these.
-        let parks = [&b"HTTP/2.0"[..], b"HTTP/3.0"].iter().any(|v| raw.windows(v.len()).any(|w| w == *v));
-        let replies = match exchange(target.port(), &raw, if parks { Duration::from_secs(1) } else { HANG_UP }) {
-            Err(e) if parks && e.kind() == std::io::ErrorKind::TimedOut => Vec::new(),
-            other => other.unwrap_or_else(|e| {
-                panic!("seed {seed} case {case}: {e}; request {:?}", String::from_utf8_lossy(&raw))
-            }),
-        };
+        let replies = exchange(target.port(), &raw, HANG_UP)
+            .unwrap_or_else(|e| panic!("seed {seed} case {case}: {e}; request {:?}", String::from_utf8_lossy(&raw)));
         for (status, body) in &replies {
             assert!(
                 *status != 500 || raw.starts_with(b"POST /exec"),
@@ -268,7 +262,9 @@ fn huge_heads() {
     let long_value = "a".repeat(1024 * 1024);
     let raw = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Long: {long_value}\r\nConnection: close\r\n\r\n");
     let replies = exchange(target.port(), raw.as_bytes(), HANG_UP).expect("1 MiB header");
-    assert!(replies.iter().all(|r| r.0 == 200 || r.0 == 400 || r.0 == 431), "{replies:?}");
+    // Refused at 8 KiB; the client may see a reset instead of the answer, as the server
+    // closes with most of the megabyte unread (`serve_bounds.rs` checks the answers).
+    assert!(replies.iter().all(|r| r.0 == 431), "{replies:?}");
     target.assert_healthy("a 1 MiB header line");
 
     let mut raw = String::from("GET /status/01ZZZZ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
@@ -277,20 +273,21 @@ fn huge_heads() {
     }
     raw.push_str("\r\n");
     let replies = exchange(target.port(), raw.as_bytes(), HANG_UP).expect("10,000 headers");
-    assert!(replies.iter().all(|r| r.0 == 404 || r.0 == 400 || r.0 == 431), "{replies:?}");
+    assert!(replies.iter().all(|r| r.0 == 431), "{replies:?}");
     target.assert_healthy("10,000 headers");
 
     let raw = format!("GET /status/{} HTTP/1.1\r\nConnection: close\r\n\r\n", "A".repeat(1024 * 1024));
     let replies = exchange(target.port(), raw.as_bytes(), HANG_UP).expect("1 MiB path");
-    assert!(replies.iter().all(|r| r.0 == 404 || r.0 == 400), "{replies:?}");
+    assert!(replies.iter().all(|r| r.0 == 431), "{replies:?}");
     target.assert_healthy("a 1 MiB request target");
 }
 
 #[test]
 fn absurd_content_lengths() {
     let mut target = Target::start(&[]);
-    // Declared far beyond memory (and beyond isize::MAX): never allocated. The server
-    // may leave such a request unanswered, so these connections are not read.
+    // Declared far beyond memory (and beyond isize::MAX): never allocated, answered 413
+    // and closed (`serve_bounds.rs` checks the answers); these connections stay open on
+    // our side while the server keeps serving.
     let mut parked = Vec::new();
     for length in ["100000000000000", "9223372036854775808", "18446744073709551615"] {
         for path in ["/exec", "/health"] {
@@ -318,10 +315,10 @@ fn absurd_content_lengths() {
     assert_eq!(replies.first().map(|r| r.0), Some(400), "{replies:?}");
     target.assert_healthy("duplicate Content-Length");
 
-    // Above the body limit but below the drain bound, with the client hanging up early.
+    // Above the body limit, with the client hanging up early: refused before reading.
     let raw = b"POST /exec HTTP/1.1\r\nContent-Length: 60000000\r\n\r\n{\"command\":";
     let replies = exchange(target.port(), raw, HANG_UP).expect("60 MB declared");
-    assert_eq!(replies.first().map(|r| r.0), Some(400), "{replies:?}");
+    assert_eq!(replies.first().map(|r| r.0), Some(413), "{replies:?}");
     target.assert_healthy("60 MB declared, 11 bytes sent");
 
     // Chunked: over 1 MiB in total, a chunk size beyond usize, a malformed size, and
@@ -334,7 +331,7 @@ fn absurd_content_lengths() {
     }
     big.extend_from_slice(b"0\r\n\r\n");
     let replies = exchange(target.port(), &big, HANG_UP).expect("chunked 2.5 MiB");
-    assert!(replies.first().is_some_and(|r| r.0 == 400 && r.1.contains("failed to read request body")), "{replies:?}");
+    assert!(replies.first().is_some_and(|r| r.0 == 413 && r.1.contains("over 1 MiB")), "{replies:?}");
     target.assert_healthy("a 2.5 MiB chunked body");
     for raw in [
         &b"POST /exec HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\n{}"[..],
@@ -501,8 +498,13 @@ fn methods_versions_and_pipelining() {
         (b"GET\r\n\r\n", &[400]),
         (b"\r\n\r\n", &[400]),
         (b"GET /health HTTP/1.0\r\n\r\n", &[200]),
-        (b"GET /health HTTP/0.9\r\n\r\n", &[200]),
-        (b"GET /health HTTP/9.9\r\n\r\n", &[400]),
+        (b"GET /health HTTP/0.9\r\n\r\n", &[505]),
+        (b"GET /health HTTP/9.9\r\n\r\n", &[505]),
+        (b"GET /health HTTP/2.0\r\n\r\n", &[505]),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", &[505]),
+        (b"GET / HTTP/3.0\r\n\r\n", &[505]),
+        (b"GET /health HTTP/1.2\r\n\r\n", &[505]),
+        (b"GET /health HTTP/11\r\n\r\n", &[400]),
         (b"GET /health HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", &[200]),
         (b"POST /exec HTTP/1.1\r\nExpect: nonsense\r\nContent-Length: 2\r\n\r\n{}", &[417]),
         (b"GET /health HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", &[200]),
@@ -518,18 +520,6 @@ fn methods_versions_and_pipelining() {
             "{:?}: {statuses:?} (allowed {allowed:?})",
             String::from_utf8_lossy(raw)
         );
-        target.assert_healthy(&format!("{:?}", String::from_utf8_lossy(raw)));
-    }
-
-    // HTTP/2.0 and 3.0 heads: tiny_http 0.12 deadlocks writing its own 505 (the new
-    // writer waits for the request it has not dropped yet), so the connection and one
-    // of its pool threads stay parked until exit. Nothing reaches our code; the server
-    // must stay healthy, whatever the client sees.
-    for raw in [&b"GET /health HTTP/2.0\r\n\r\n"[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", b"GET / HTTP/3.0\r\n\r\n"] {
-        match exchange(target.port(), raw, Duration::from_secs(1)) {
-            Ok(replies) => assert!(replies.iter().all(|r| r.0 == 505), "{replies:?}"),
-            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut),
-        }
         target.assert_healthy(&format!("{:?}", String::from_utf8_lossy(raw)));
     }
 

@@ -236,16 +236,19 @@ fn oversized_bodies_are_refused_and_the_server_stays_healthy() {
     assert_eq!(exactly.len(), 1024 * 1024 - 1);
     assert_eq!(server.post("/exec", &exactly).status, 200);
 
+    // A declared length over 1 MiB is refused with 413 before the body is read, and the
+    // connection closed.
     let big = vec![b' '; 2 * 1024 * 1024];
     let reply = request(server.port, "POST", "/exec", &[], &big);
-    reply.assert_error(400, "invalid_request");
-    assert_eq!(reply.json()["error"]["message"], "failed to read request body");
+    reply.assert_error(413, "invalid_request");
+    assert_eq!(reply.json()["error"]["message"], "request body over 1 MiB");
+    assert_eq!(reply.header("connection"), Some("close"));
 
     // A declared length far beyond memory, with no body behind it: never read, never
     // allocated, and the server keeps serving.
     let raw = b"POST /exec HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\n\r\n{}";
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    std::io::Write::write_all(&mut stream, raw).expect("write");
+    let reply = serve_support::raw_request(server.port, raw).expect("absurd length");
+    reply.assert_error(413, "invalid_request");
     assert!(eventually(Duration::from_secs(2), || server.get("/health").status == 200));
     assert!(matches!(server.child.try_wait(), Ok(None)), "server died");
     assert_eq!(server.get("/health").status, 200);

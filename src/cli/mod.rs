@@ -143,6 +143,15 @@ pub fn check_u16(text: &str) -> Result<(), String> {
     }
 }
 
+/// An environment variable name that can be removed: not empty, no `=`, no NUL.
+pub fn check_env_name(text: &str) -> Result<(), String> {
+    if !text.is_empty() && !text.contains(['=', '\0']) {
+        Ok(())
+    } else {
+        Err(format!("invalid variable name '{text}': expected a name without '='"))
+    }
+}
+
 /// Parses argv without the program name.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Parsed {
     let mut state = Globals::default();

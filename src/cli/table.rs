@@ -2,7 +2,7 @@
 //! the man pages and the completion scripts are all generated from it, so they cannot
 //! drift apart. Order here is the order in the docs.
 
-use super::{Check, Command, Flag, Operand, check_u16, check_u64};
+use super::{Check, Command, Flag, Operand, check_env_name, check_u16, check_u64};
 use crate::{signals, supervisor, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
@@ -181,7 +181,11 @@ const INSTALL_SKILLS: &[Flag] = &[
 const SERVE: &[Flag] = &[
     opt("bind", "IP:PORT", "Address to listen on (a literal IP and port)").default("127.0.0.1:19263"),
     opt("port", "PORT", "Shorthand for --bind 127.0.0.1:PORT").check(check_u16),
-    num("max-connections", "N", "64", "Requests served at once; further connections wait in the kernel backlog"),
+    num("max-connections", "N", "64", "Short requests served at once; more wait their turn"),
+    num("max-waiters", "N", "256", "Long-polls (/wait, /exec with wait) served at once, apart from short requests"),
+    opt("scrub-env", "NAME", "Also remove NAME from the environment of every job and sink serve starts")
+        .check(check_env_name)
+        .repeat(),
     opt(
         "token-file",
         "PATH",

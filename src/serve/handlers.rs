@@ -65,6 +65,20 @@ pub struct Incoming<'a> {
     pub body: &'a mut dyn FnMut() -> Result<Vec<u8>>,
 }
 
+/// Does this request wait for a job (so it goes to the long-poll lane)? `/wait`, and
+/// `/exec` whose body asks for `wait: true`; a body that does not parse is a quick 400.
+pub fn is_long_poll(route: &Route, body: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct WaitFlag {
+        wait: Option<bool>,
+    }
+    match route {
+        Route::Wait(_) => true,
+        Route::Exec => serde_json::from_slice::<WaitFlag>(body).is_ok_and(|flag| flag.wait == Some(true)),
+        _ => false,
+    }
+}
+
 pub fn handle(route: Route, root: &Root, incoming: Incoming) -> Answer {
     let result = match route {
         Route::Health => Ok(Reply::sorted("health", &Empty {})),
@@ -247,6 +261,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn long_polls() {
+        let id = || "01J9ZK3M8E5PQRSTVWYZ12ABCD".to_string();
+        assert!(is_long_poll(&Route::Wait(id()), b""));
+        assert!(is_long_poll(&Route::Exec, br#"{"command":["true"],"wait":true}"#));
+        assert!(!is_long_poll(&Route::Exec, br#"{"command":["true"],"wait":false}"#));
+        assert!(!is_long_poll(&Route::Exec, br#"{"command":["true"]}"#));
+        assert!(!is_long_poll(&Route::Exec, b"{"));
+        assert!(!is_long_poll(&Route::Status(id()), b""));
+        assert!(!is_long_poll(&Route::Health, br#"{"wait":true}"#));
     }
 
     #[test]

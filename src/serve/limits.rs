@@ -1,27 +1,59 @@
-//! The server's resource bounds: the cap on requests served at once, the socket
-//! timeouts, the request-body limit and the file-descriptor budget.
+//! The server's resource bounds: what one request may send (enforced by the patched
+//! tiny_http, see vendor/tiny_http/PATCHES.md), the caps on requests served at once, the
+//! in-flight counter used to drain at shutdown, and the file-descriptor budget.
 
-use std::io::Read;
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::error::{Code, Error, Result};
+use super::handlers::Answer;
+use crate::error::{Code, Error};
 
-/// CONTRACT §11.2: bodies above this are refused.
-pub const MAX_BODY: u64 = 1024 * 1024;
+/// CONTRACT §11.2: bodies above this are refused (413).
+pub const MAX_BODY: usize = 1024 * 1024;
 
-/// The largest declared body tiny_http may discard after we refused it. Beyond this its
-/// discard step allocates the declared size at once, which can abort the process.
-pub const MAX_DRAIN: u64 = 64 * 1024 * 1024;
-
-/// How long a connection may stay silent (no byte of a request, or of a body) before it
-/// is closed, and how long a client may refuse to read a response.
+/// How long a connection may stay silent before it is closed, and how long a client may
+/// refuse to read a response.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A counting semaphore: at most `limit` request threads exist at once.
-#[derive(Clone)]
+/// A whole body (at most `MAX_BODY`) must arrive within this time after its head,
+/// however it trickles: a byte now and then no longer keeps a connection alive.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The bounds tiny_http enforces on every connection before a request reaches us (and
+/// before the token is checked): 431 for a line over 8 KiB, a head over 16 KiB or more
+/// than 100 headers; 413 for a body over `MAX_BODY`; 408 for a body later than
+/// `BODY_DEADLINE`; 505 for versions other than 1.0 and 1.1. Each is answered, then the
+/// connection is closed.
+pub fn http_limits() -> tiny_http::Limits {
+    tiny_http::Limits {
+        max_line: 8 * 1024,
+        max_head: 16 * 1024,
+        max_headers: 100,
+        max_body: MAX_BODY,
+        body_deadline: BODY_DEADLINE,
+        idle_timeout: Some(IDLE_TIMEOUT),
+        error_body: protocol_error,
+    }
+}
+
+/// The JSON envelope of the answers tiny_http sends on its own.
+fn protocol_error(status: u16) -> (String, &'static str) {
+    let message = match status {
+        408 => "request body not received in time",
+        413 => "request body over 1 MiB",
+        417 => "unsupported Expect header",
+        431 => "request head too large",
+        505 => "HTTP version not supported (only 1.0 and 1.1)",
+        _ => "malformed request",
+    };
+    (Answer::error(&Error::new(Code::InvalidRequest, message)).json, "application/json")
+}
+
+/// How often a request waiting for a slot looks at the shutdown flag.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A counting semaphore: at most `limit` requests of one class are served at once.
 pub struct Slots {
     inner: Arc<(Mutex<usize>, Condvar)>,
     limit: usize,
@@ -37,19 +69,52 @@ impl Slots {
         Slots { inner: Arc::new((Mutex::new(0), Condvar::new())), limit: limit.max(1) }
     }
 
-    /// Waits for a free slot until `deadline`; `None` if it passed first.
-    pub fn acquire_until(&self, deadline: Instant) -> Option<Slot> {
+    /// Waits for a free slot; `None` once `stop` is set (the server is shutting down).
+    pub fn acquire(&self, stop: &AtomicBool) -> Option<Slot> {
         let (count, freed) = &*self.inner;
         let mut in_use = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        while *in_use >= self.limit {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            in_use = freed.wait_timeout(in_use, left).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            if *in_use < self.limit {
+                *in_use += 1;
+                return Some(Slot { inner: self.inner.clone() });
+            }
+            in_use = freed.wait_timeout(in_use, TICK).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
         }
-        *in_use += 1;
-        Some(Slot { inner: self.inner.clone() })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let (count, freed) = &*self.inner;
+        let mut in_use = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *in_use = in_use.saturating_sub(1);
+        freed.notify_one();
+    }
+}
+
+/// Counts requests being handled (waiting for a slot or served), so that shutdown can wait for
+/// them.
+#[derive(Clone, Default)]
+pub struct InFlight {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+}
+
+/// One counted request; dropping it uncounts it even if the handler panicked.
+pub struct Ticket {
+    inner: Arc<(Mutex<usize>, Condvar)>,
+}
+
+impl InFlight {
+    pub fn enter(&self) -> Ticket {
+        let (count, _) = &*self.inner;
+        *count.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) += 1;
+        Ticket { inner: self.inner.clone() }
     }
 
-    /// Waits until every slot is free or `deadline` passes; true if all are free.
+    /// Waits until no request is in flight or `deadline` passes; true if none is.
     pub fn drain_until(&self, deadline: Instant) -> bool {
         let (count, freed) = &*self.inner;
         let mut in_use = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -61,7 +126,7 @@ impl Slots {
     }
 }
 
-impl Drop for Slot {
+impl Drop for Ticket {
     fn drop(&mut self) {
         let (count, freed) = &*self.inner;
         let mut in_use = count.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -70,49 +135,8 @@ impl Drop for Slot {
     }
 }
 
-/// Reads at most `MAX_BODY` bytes; one byte more means the body is too large, and the
-/// rest is never read into memory.
-pub fn read_body(reader: &mut dyn Read) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    let refused = || Error::new(Code::InvalidRequest, "failed to read request body");
-    reader.take(MAX_BODY + 1).read_to_end(&mut body).map_err(|_| refused())?;
-    if body.len() as u64 > MAX_BODY {
-        return Err(refused());
-    }
-    Ok(body)
-}
-
-/// Gives the listening socket receive and send timeouts. Linux copies them into every
-/// socket `accept` creates, which is the only way to reach the sockets tiny_http accepts
-/// on its own thread: their reads and writes then fail after `IDLE_TIMEOUT` of silence
-/// and tiny_http closes the connection. The listener's own `accept` is bounded by the
-/// same timeout; `mod.rs` keeps it from expiring (see its module doc).
-pub fn set_socket_timeouts(listener: &TcpListener, timeout: Duration) -> Result<()> {
-    let value = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: libc::suseconds_t::from(timeout.subsec_micros() as i32),
-    };
-    for option in [libc::SO_RCVTIMEO, libc::SO_SNDTIMEO] {
-        // SAFETY: setsockopt with a pointer to a timeval we own and its exact size.
-        let rc = unsafe {
-            libc::setsockopt(
-                listener.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&value as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::io("set socket timeout", std::io::Error::last_os_error()));
-        }
-    }
-    Ok(())
-}
-
 /// Raises the soft descriptor limit to the hard one: tiny_http spends two descriptors per
-/// open connection, and running out makes its accept thread give up (which `mod.rs` then
-/// repairs, but better not to get there with a few hundred idle clients).
+/// open connection, and a few hundred idle clients would otherwise exhaust the default.
 pub fn raise_fd_limit() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: get/setrlimit on a struct we own.
@@ -131,22 +155,42 @@ mod tests {
     #[test]
     fn slots_cap_and_release() {
         let slots = Slots::new(2);
-        let soon = || Instant::now() + Duration::from_millis(20);
-        let a = slots.acquire_until(soon());
-        let b = slots.acquire_until(soon());
+        let stop = AtomicBool::new(false);
+        let a = slots.acquire(&stop);
+        let b = slots.acquire(&stop);
         assert!(a.is_some() && b.is_some());
-        assert!(slots.acquire_until(soon()).is_none());
-        drop(a);
-        assert!(slots.acquire_until(soon()).is_some());
+        let waiter = std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| slots.acquire(&stop).is_some());
+            drop(a);
+            waiting.join().unwrap_or(false)
+        });
+        assert!(waiter, "a freed slot went to the waiting request");
+        stop.store(true, Ordering::Relaxed);
+        assert!(slots.acquire(&stop).is_none(), "no slot once stopping");
         drop(b);
-        assert!(slots.drain_until(soon()));
     }
 
     #[test]
-    fn body_limit() {
-        let exact = vec![b'x'; MAX_BODY as usize];
-        assert_eq!(read_body(&mut exact.as_slice()).map(|b| b.len()).ok(), Some(MAX_BODY as usize));
-        let over = vec![b'x'; MAX_BODY as usize + 1];
-        assert_eq!(read_body(&mut over.as_slice()).map_err(|e| e.code).err(), Some(Code::InvalidRequest));
+    fn in_flight_drains() {
+        let in_flight = InFlight::default();
+        let soon = || Instant::now() + Duration::from_millis(20);
+        assert!(in_flight.drain_until(soon()));
+        let a = in_flight.enter();
+        let b = in_flight.enter();
+        assert!(!in_flight.drain_until(soon()));
+        drop(a);
+        assert!(!in_flight.drain_until(soon()));
+        drop(b);
+        assert!(in_flight.drain_until(soon()));
+    }
+
+    #[test]
+    fn protocol_errors_are_envelopes() {
+        for status in [400, 408, 413, 417, 431, 505] {
+            let (body, content_type) = protocol_error(status);
+            let value: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            assert_eq!(value["error"]["code"], "invalid_request", "{body}");
+            assert_eq!(content_type, "application/json");
+        }
     }
 }

@@ -64,6 +64,10 @@ pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
                 libc::_exit(if supervisor < 0 { 1 } else { 0 });
             }
             libc::sigprocmask(libc::SIG_SETMASK, &empty_mask, std::ptr::null_mut());
+            // `serve` ignores SIGCHLD so that the kernel reaps its children (PID 1
+            // duties); an ignored disposition survives exec, and the supervisor must
+            // be able to wait for its job and sinks.
+            libc::signal(libc::SIGCHLD, libc::SIG_DFL);
             libc::dup2(devnull.as_raw_fd(), 0);
             libc::dup2(devnull.as_raw_fd(), 1);
             libc::dup2(devnull.as_raw_fd(), 2);
@@ -176,6 +180,11 @@ fn reap(pid: libc::pid_t) -> Result<()> {
             return Ok(());
         }
         let err = std::io::Error::last_os_error();
+        // Under `serve` SIGCHLD is ignored: the kernel has already released the child
+        // once this wait returns (see serve::reaper).
+        if err.raw_os_error() == Some(libc::ECHILD) {
+            return Ok(());
+        }
         if err.kind() != std::io::ErrorKind::Interrupted {
             return Err(Error::io("reap launcher", err));
         }

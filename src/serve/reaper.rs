@@ -1,0 +1,36 @@
+//! PID 1 duties. In a container `serve` is often the first process of its PID
+//! namespace, so every process orphaned inside it (each job's double-forked supervisor,
+//! a job's background children) is re-parented to it, and nobody else will ever reap
+//! them: without this, zombies pile up until `fork` fails.
+//!
+//! `serve` needs the exit status of none of its children (jobs report through their
+//! supervisors' files), so instead of a reaper thread it asks the kernel not to keep
+//! zombies at all: SIGCHLD ignored with `SA_NOCLDWAIT`. Every child, our own launcher
+//! children and re-parented orphans alike, is released the moment it exits. This can
+//! never race with the launcher's wait for its first fork, which a `waitpid` reaper
+//! thread could steal: that wait now simply returns `ECHILD` once the child is gone
+//! (`supervisor::launch` accepts that), and children get the default disposition back
+//! before they exec. Done always, not only as PID 1: a `serve` run under a subreaper,
+//! or by a parent that exits, has the same orphans.
+
+use crate::error::{Error, Result};
+
+pub fn release_children_on_exit() -> Result<()> {
+    // SAFETY: sigaction with a zeroed struct we own; SIG_IGN is not a handler, so nothing
+    // runs in signal context.
+    let rc = unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_IGN;
+        action.sa_flags = libc::SA_NOCLDWAIT;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        return Err(Error::io("ignore SIGCHLD", std::io::Error::last_os_error()));
+    }
+    // Zombies from before (a shell that ran jobs, then exec'd `serve` as PID 1) are not
+    // released by the new disposition. Nothing of ours runs yet, so none is ours.
+    // SAFETY: non-blocking waits for any child.
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    Ok(())
+}

@@ -1,0 +1,140 @@
+//! `serve` as PID 1 of its own PID namespace, as in a container (issue 12, item 1):
+//! every supervisor is double-forked, so it is re-parented to PID 1 when its launcher
+//! exits, and so is every background child a job leaves behind. `serve` must release
+//! them all; nobody else ever will.
+//!
+//! The namespace is made with `unshare --pid --fork --mount-proc` (root, as in CI);
+//! jobs are started both over HTTP and by CLI runs entered into the namespace with
+//! `nsenter`. Where namespaces cannot be made the test says so and passes, except under
+//! `CI=true`, where it fails.
+
+mod common;
+mod serve_support;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{BIN, Env, eventually, zombie_children};
+use serve_support::{fresh_port, request};
+
+/// A command run with the sealed environment of `env` (like `Env::command`).
+fn sealed(env: &Env, program: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", &env.home)
+        .env("XDG_CONFIG_HOME", env.home.join(".config"))
+        .env("AGENT_EXEC_ROOT", &env.root)
+        .current_dir(&env.cwd)
+        .stdin(Stdio::null());
+    command
+}
+
+fn namespaces_available() -> bool {
+    let made = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true but `unshare --pid` failed (needs root)");
+        eprintln!("skipped: cannot create a PID namespace here (needs root and unshare)");
+    }
+    made
+}
+
+/// The PID namespace: `unshare` and its child, `serve`, which is PID 1 inside. Killing
+/// PID 1 kills everything in the namespace.
+struct Namespace {
+    unshare: Child,
+    init: u32,
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // SAFETY: signalling the namespace's init, a process this test started.
+        unsafe { libc::kill(self.init as i32, libc::SIGKILL) };
+        let _ = self.unshare.wait();
+    }
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Every live (not zombie) descendant of `pid`.
+fn live_descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut pending = children(pid);
+    while let Some(next) = pending.pop() {
+        pending.extend(children(next));
+        if common::alive(u64::from(next)) {
+            found.push(next);
+        }
+    }
+    found
+}
+
+#[test]
+fn serve_as_pid_1_leaves_no_zombies() {
+    if !namespaces_available() {
+        return;
+    }
+    let env = Env::new();
+    let port = fresh_port().to_string();
+    let unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "serve", "--port", &port])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn unshare");
+    let unshare_pid = unshare.id();
+    let mut init = None;
+    assert!(eventually(Duration::from_secs(10), || {
+        init = children(unshare_pid).first().copied();
+        init.is_some()
+    }));
+    let ns = Namespace { unshare, init: init.unwrap_or_default() };
+    let port: u16 = port.parse().unwrap_or_default();
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "serve is not up");
+    let inside = std::fs::read_to_string(format!("/proc/{}/status", ns.init)).unwrap_or_default();
+    let ns_pid = inside.lines().find_map(|l| l.strip_prefix("NSpid:")).unwrap_or_default();
+    assert!(ns_pid.split_whitespace().last() == Some("1"), "serve is not PID 1 of its namespace: {ns_pid}");
+
+    let mut ids = Vec::new();
+    // Five CLI runs inside the namespace: their supervisors are orphaned to PID 1.
+    let target = ns.init.to_string();
+    for _ in 0..5 {
+        let args = ["-t", &target, "-m", "-p", "--", BIN, "run", "--snapshot-after", "0", "--", "true"];
+        let out = sealed(&env, "nsenter", &args).output().expect("nsenter run");
+        let value = common::single_json(&args, &out);
+        ids.push(value["job_id"].as_str().expect("job id").to_string());
+    }
+    // Five over HTTP, and one job that leaves a background child behind.
+    for _ in 0..5 {
+        let reply = request(port, "POST", "/exec", &[], br#"{"command":["true"]}"#);
+        ids.push(reply.json()["job_id"].as_str().expect("job id").to_string());
+    }
+    let orphan = br#"{"command":["sh","-c","sleep 1 & echo started"]}"#;
+    ids.push(request(port, "POST", "/exec", &[], orphan).json()["job_id"].as_str().expect("job id").to_string());
+
+    for id in &ids {
+        let reply = request(port, "GET", &format!("/wait/{id}?until=30000"), &[], b"");
+        assert_eq!(reply.json()["state"], "exited", "{id}: {reply:?}");
+    }
+    // Every supervisor and the orphaned `sleep` end; then nothing may be left unreaped.
+    assert!(
+        eventually(Duration::from_secs(30), || live_descendants(ns.init).is_empty()),
+        "still running in the namespace: {:?}",
+        live_descendants(ns.init)
+    );
+    let reaped = eventually(Duration::from_secs(10), || zombie_children(ns.init).is_empty());
+    assert!(reaped, "zombies left with PID 1 as parent: {:?}", zombie_children(ns.init));
+    assert_eq!(request(port, "GET", "/health", &[], b"").status, 200);
+}
