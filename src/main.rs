@@ -13,6 +13,7 @@ mod jobstore;
 mod log;
 mod mcp;
 mod output;
+mod reaper;
 mod scrub;
 mod serve;
 mod signals;

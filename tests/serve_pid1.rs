@@ -138,3 +138,57 @@ fn serve_as_pid_1_leaves_no_zombies() {
     assert!(reaped, "zombies left with PID 1 as parent: {:?}", zombie_children(ns.init));
     assert_eq!(request(port, "GET", "/health", &[], b"").status, 200);
 }
+
+/// `mcp` has the same duty as `serve` when a container runs it as PID 1: its `run`
+/// tool and CLI runs entered into the namespace leave supervisors and a background child
+/// re-parented to it.
+#[test]
+fn mcp_as_pid_1_leaves_no_zombies() {
+    use std::io::{BufRead, BufReader, Write};
+    if !namespaces_available() {
+        return;
+    }
+    let env = Env::new();
+    let mut unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    let unshare_pid = unshare.id();
+    let mut input = unshare.stdin.take().expect("stdin");
+    let mut output = BufReader::new(unshare.stdout.take().expect("stdout"));
+    let mut init = None;
+    assert!(eventually(Duration::from_secs(10), || {
+        init = children(unshare_pid).first().copied();
+        init.is_some()
+    }));
+    let ns = Namespace { unshare, init: init.unwrap_or_default() };
+    let mut call = |message: &str| {
+        writeln!(input, "{message}").expect("write to mcp");
+        let mut line = String::new();
+        output.read_line(&mut line).expect("read from mcp");
+        serde_json::from_str::<serde_json::Value>(&line).expect("json-rpc answer")
+    };
+    let init_params = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}"#;
+    call(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{init_params}}}"#));
+    let run = r#"{"name":"run","arguments":{"command":"sleep 1 & echo started","wait":true,"until_ms":30000}}"#;
+    for id in 2..5 {
+        let answer = call(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{run}}}"#));
+        assert_eq!(answer["result"]["structuredContent"]["state"], "exited", "{answer}");
+    }
+    let target = ns.init.to_string();
+    for _ in 0..3 {
+        let args = ["-t", &target, "-m", "-p", "--", BIN, "run", "--wait", "--", "true"];
+        let out = sealed(&env, "nsenter", &args).output().expect("nsenter run");
+        assert_eq!(common::single_json(&args, &out)["state"], "exited");
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || live_descendants(ns.init).is_empty()),
+        "still running in the namespace: {:?}",
+        live_descendants(ns.init)
+    );
+    let reaped = eventually(Duration::from_secs(10), || zombie_children(ns.init).is_empty());
+    assert!(reaped, "zombies left with PID 1 as parent: {:?}", zombie_children(ns.init));
+    let answer = call(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
+    assert_eq!(answer["id"], 9);
+}

@@ -6,7 +6,8 @@
 //! (requests in flight, cancellation, progress notifications) and `engine` (the single
 //! adapter into the job engine).
 //!
-//! Lifecycle: the main thread reads stdin until EOF, then lets the calls in flight finish
+//! Lifecycle: like `serve`, it releases its children to the kernel (`crate::reaper`), so
+//! it can be PID 1 of a container. The main thread reads stdin until EOF, then lets the calls in flight finish
 //! and answer (every one is bounded by the wait maximum), so `printf ... | agent-exec mcp`
 //! works. SIGTERM and SIGINT, handled by a thread of their own, cancel the calls in
 //! flight, give them `GRACE` to wind down, and exit 0. Either way jobs keep running:
@@ -48,6 +49,11 @@ pub fn main(root: Option<String>) -> ExitCode {
             }
         },
     };
+    // As PID 1 of a container, every orphaned supervisor and job child is ours to reap.
+    if let Err(e) = crate::reaper::release_children_on_exit() {
+        eprintln!("error: {}", e.message);
+        return ExitCode::from(1);
+    }
     let server = Arc::new(Server::new(Context { root, max_wait: Duration::from_millis(max_wait_ms) }));
     if let Err(e) = watch_signals(&server) {
         eprintln!("error: cannot install signal handlers: {e}");

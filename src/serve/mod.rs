@@ -3,7 +3,7 @@
 //!
 //! This module owns the process side: binding, the request handler and its slots,
 //! shutdown and the access log. Routing is `routes` (pure), the endpoints are `handlers`, the
-//! token policy is `auth`, the bounds are `limits`, PID 1 duties are `reaper`.
+//! token policy is `auth`, the bounds are `limits`, PID 1 duties are `crate::reaper`.
 //!
 //! **Threads.** tiny_http (vendored and patched, vendor/tiny_http/PATCHES.md) runs an
 //! accept thread and gives every open connection a thread of its pool, which reads one
@@ -24,7 +24,6 @@
 mod auth;
 mod handlers;
 mod limits;
-mod reaper;
 mod routes;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -69,7 +68,7 @@ pub fn serve(args: &Args, root: Root) -> Result<Reply> {
     // Before any thread exists: the environment is only safe to change while no other
     // thread can read it.
     scrub_environment(&args.values("scrub-env"));
-    reaper::release_children_on_exit()?;
+    crate::reaper::release_children_on_exit()?;
     let cap = |flag| usize::try_from(args.num(flag)).unwrap_or(usize::MAX).max(1);
     let (max_requests, max_waiters) = (cap("max-connections"), cap("max-waiters"));
     let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("bind {addr}"), e))?;

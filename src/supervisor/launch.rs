@@ -181,7 +181,7 @@ fn reap(pid: libc::pid_t) -> Result<()> {
         }
         let err = std::io::Error::last_os_error();
         // Under `serve` SIGCHLD is ignored: the kernel has already released the child
-        // once this wait returns (see serve::reaper).
+        // once this wait returns (see crate::reaper).
         if err.raw_os_error() == Some(libc::ECHILD) {
             return Ok(());
         }

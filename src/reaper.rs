@@ -1,17 +1,18 @@
-//! PID 1 duties. In a container `serve` is often the first process of its PID
-//! namespace, so every process orphaned inside it (each job's double-forked supervisor,
+//! PID 1 duties of the long-running front doors (`serve`, `mcp`). In a container either
+//! is often the first process of its PID namespace, so every process orphaned inside it (each job's double-forked supervisor,
 //! a job's background children) is re-parented to it, and nobody else will ever reap
 //! them: without this, zombies pile up until `fork` fails.
 //!
-//! `serve` needs the exit status of none of its children (jobs report through their
+//! Neither needs the exit status of any of its children (jobs report through their
 //! supervisors' files), so instead of a reaper thread it asks the kernel not to keep
 //! zombies at all: SIGCHLD ignored with `SA_NOCLDWAIT`. Every child, our own launcher
 //! children and re-parented orphans alike, is released the moment it exits. This can
 //! never race with the launcher's wait for its first fork, which a `waitpid` reaper
 //! thread could steal: that wait now simply returns `ECHILD` once the child is gone
 //! (`supervisor::launch` accepts that), and children get the default disposition back
-//! before they exec. Done always, not only as PID 1: a `serve` run under a subreaper,
-//! or by a parent that exits, has the same orphans.
+//! before they exec. Done always, not only as PID 1: a server run under a subreaper,
+//! or by a parent that exits, has the same orphans. Nothing else in these processes may
+//! wait for a child's status (none does: jobs report through their supervisors' files).
 
 use crate::error::{Error, Result};
 
