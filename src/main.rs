@@ -9,6 +9,7 @@ mod commands;
 mod completions;
 mod config;
 mod error;
+mod jobs;
 mod jobstore;
 mod log;
 mod mcp;
@@ -30,6 +31,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use cli::Parsed;
+use commands::Answer;
 use error::{Code, Error};
 
 /// Our own version, then the interface we keep byte-compatible and the response schema.
@@ -64,21 +66,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
         Parsed::Usage(message, usage) => return usage_error(&message, &usage),
-        // The one command whose answer is a script, not a JSON object (CONTRACT §2.1).
-        Parsed::Run(args) if args.command.name == "completions" => match completions::script(args.job_id()) {
-            Some(script) => output::print_text(&script),
-            None => return usage_error("unsupported shell", &format!("agent-exec {}", args.command.usage)),
-        },
-        // A server, not one answer: it owns stdin and stdout until EOF or SIGTERM.
-        Parsed::Run(args) if args.command.name == "mcp" => {
-            log::init(args.verbose);
-            return mcp::main(args.root.clone());
-        }
         Parsed::Run(args) => {
             log::init(args.verbose);
             scrub::hide_from_argv(&masked_entries(&args));
             match commands::dispatch(&args) {
-                Ok(reply) => output::print(&reply.json, args.yaml),
+                Ok(Answer::Reply(reply)) => output::print(&reply.json, args.yaml),
+                Ok(Answer::Text(text)) => output::print_text(&text),
+                Ok(Answer::Exit(code)) => return code,
                 Err(Error { code: Code::Usage, message }) => {
                     return usage_error(&message, &format!("agent-exec {}", args.command.usage));
                 }
@@ -94,8 +88,11 @@ fn main() -> ExitCode {
 
 /// The `--env` entries whose key is masked: their values must not stay on our argv.
 fn masked_entries(args: &cli::Args) -> Vec<String> {
-    let masks = args.values("mask");
-    args.values("env")
+    if args.command.flag(cli::table::ENV.long).is_none() {
+        return Vec::new();
+    }
+    let masks = args.values(&cli::table::MASK);
+    args.values(&cli::table::ENV)
         .into_iter()
         .filter(|entry| masks.contains(&entry.split_once('=').map_or(*entry, |(key, _)| key)))
         .map(str::to_string)

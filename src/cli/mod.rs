@@ -86,33 +86,61 @@ pub struct Args {
 }
 
 impl Args {
-    pub fn has(&self, long: &str) -> bool {
+    /// Is the switch or option given?
+    pub fn has(&self, flag: &Flag) -> bool {
+        let long = self.defined(flag);
         self.values.iter().any(|(name, _)| *name == long)
     }
 
-    pub fn value(&self, long: &str) -> Option<&str> {
+    /// The flag's value as given (the first one of a repeatable flag).
+    pub fn value(&self, flag: &Flag) -> Option<&str> {
+        let long = self.defined(flag);
         self.values.iter().find(|(name, _)| *name == long).map(|(_, v)| v.as_str())
     }
 
-    pub fn values(&self, long: &str) -> Vec<&str> {
+    pub fn values(&self, flag: &Flag) -> Vec<&str> {
+        let long = self.defined(flag);
         self.values.iter().filter(|(name, _)| *name == long).map(|(_, v)| v.as_str()).collect()
     }
 
-    /// A numeric flag, or its table default. The value was checked while parsing.
-    pub fn num(&self, long: &str) -> u64 {
-        self.value(long)
-            .or_else(|| self.command.flag(long).and_then(|f| f.default))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+    /// A flag's value, or its table default.
+    pub fn value_or_default(&self, flag: &Flag) -> Option<&str> {
+        self.value(flag).or_else(|| self.command.flag(flag.long).and_then(|f| f.default))
     }
 
-    /// A flag's value, or its table default.
-    pub fn value_or_default(&self, long: &str) -> Option<&str> {
-        self.value(long).or_else(|| self.command.flag(long).and_then(|f| f.default))
+    /// A numeric flag that has a default: its value or the default, both checked as
+    /// numbers (the value while parsing, the default by the table's own test).
+    pub fn num(&self, flag: &Flag) -> u64 {
+        match self.value_or_default(flag).map(str::parse) {
+            Some(Ok(n)) => n,
+            // A table defect, caught by `cli::options` tests: no silent zero.
+            _ => panic!("--{} is not a numeric flag with a default", flag.long),
+        }
     }
 
     pub fn job_id(&self) -> &str {
         self.operand.as_deref().unwrap_or_default()
+    }
+
+    /// The name of a flag this command defines. Reading a flag of another command is a
+    /// programming error: it fails every debug build and test that reaches it, instead of
+    /// silently reading nothing.
+    fn defined(&self, flag: &Flag) -> &'static str {
+        match self.command.flag(flag.long) {
+            Some(defined) => defined.long,
+            None => {
+                debug_assert!(false, "'{}' reads --{}, which it does not define", self.command.name, flag.long);
+                ""
+            }
+        }
+    }
+
+    fn has_name(&self, long: &str) -> bool {
+        self.values.iter().any(|(name, _)| *name == long)
+    }
+
+    fn value_by_name(&self, long: &str) -> Option<&str> {
+        self.values.iter().find(|(name, _)| *name == long).map(|(_, v)| v.as_str())
     }
 }
 
@@ -312,7 +340,7 @@ fn check_args(args: &Args) -> Result<(), String> {
         Operand::JobId if args.operand.is_none() => {
             return Err("the following required arguments were not provided: <JOB_ID>".into());
         }
-        Operand::JobIdUnless(switch) => match (args.operand.is_some(), args.has(switch)) {
+        Operand::JobIdUnless(switch) => match (args.operand.is_some(), args.has_name(switch)) {
             (false, false) => return Err(format!("either <JOB_ID> or --{switch} is required")),
             (true, true) => return Err(format!("<JOB_ID> cannot be used with --{switch}")),
             _ => {}
@@ -330,27 +358,21 @@ fn check_args(args: &Args) -> Result<(), String> {
         _ => {}
     }
     for (a, b) in command.conflicts {
-        if args.has(a) && args.has(b) {
+        if args.has_name(a) && args.has_name(b) {
             return Err(format!("the argument '--{a}' cannot be used with '--{b}'"));
         }
     }
     for (a, b) in command.requires {
-        if args.has(a) && !args.has(b) {
+        if args.has_name(a) && !args.has_name(b) {
             return Err(format!("the argument '--{a}' requires '--{b}'"));
         }
     }
-    if args.value("output-match-type") == Some("regex")
-        && let Some(pattern) = args.value("output-pattern")
+    if args.value_by_name("output-match-type") == Some("regex")
+        && let Some(pattern) = args.value_by_name("output-pattern")
     {
-        check_regex(pattern)?;
+        crate::jobs::check_regex(pattern)?;
     }
     Ok(())
-}
-
-pub fn check_regex(pattern: &str) -> Result<(), String> {
-    regex_lite::Regex::new(pattern)
-        .map(|_| ())
-        .map_err(|e| format!("invalid regex '{pattern}' for '--output-pattern': {e}"))
 }
 
 fn help_for(mut parser: lexopt::Parser) -> Parsed {
@@ -428,7 +450,7 @@ mod tests {
         let a = args(&["run", "--timeout", "5", "echo", "--yaml", "-v"]);
         assert_eq!(a.job_command, ["echo", "--yaml", "-v"]);
         assert!(!a.yaml);
-        assert_eq!(a.num("timeout"), 5);
+        assert_eq!(a.num(&table::TIMEOUT), 5);
         let a = args(&["run", "--", "--weird", "x"]);
         assert_eq!(a.job_command, ["--weird", "x"]);
         let a = args(&["create", ""]);
@@ -449,9 +471,9 @@ mod tests {
     #[test]
     fn defaults_come_from_the_table() {
         let a = args(&["tail", "X"]);
-        assert_eq!(a.num("tail-lines"), 50);
-        assert_eq!(a.num("max-bytes"), 65536);
-        assert_eq!(args(&["wait", "--timeout-ms=7", "X"]).num("until"), 7);
+        assert_eq!(a.num(&table::TAIL_TAIL_LINES), 50);
+        assert_eq!(a.num(&table::TAIL_MAX_BYTES), 65536);
+        assert_eq!(args(&["wait", "--timeout-ms=7", "X"]).num(&table::WAIT_UNTIL), 7);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! the man pages and the completion scripts are all generated from it, so they cannot
 //! drift apart. Order here is the order in the docs.
 
-use super::{Check, Command, Flag, Operand, check_env_name, check_u16, check_u64};
+pub use super::Flag;
+use super::{Check, Command, Operand, check_env_name, check_u16, check_u64};
 use crate::{signals, supervisor, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
@@ -46,152 +47,201 @@ pub const STATES: &[&str] = &["created", "running", "exited", "killed", "failed"
 pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "powershell"];
 pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT"];
 
+pub const ROOT: Flag = opt(
+    "root",
+    "PATH",
+    "Jobs root directory (default: $AGENT_EXEC_ROOT, else $XDG_DATA_HOME/agent-exec/jobs, else ~/.local/share/agent-exec/jobs)",
+);
+pub const YAML: Flag = switch("yaml", "Print the response as YAML instead of JSON");
+pub const VERBOSE: Flag =
+    switch("verbose", "Log more on stderr (-v info, -vv debug, -vvv trace); RUST_LOG takes precedence");
+pub const HELP: Flag = switch("help", "Print help");
 /// Options that hold for every subcommand, before or after its name.
-pub const GLOBAL: &[Flag] = &[
-    opt(
-        "root",
-        "PATH",
-        "Jobs root directory (default: $AGENT_EXEC_ROOT, else $XDG_DATA_HOME/agent-exec/jobs, else ~/.local/share/agent-exec/jobs)",
-    ),
-    switch("yaml", "Print the response as YAML instead of JSON"),
-    switch("verbose", "Log more on stderr (-v info, -vv debug, -vvv trace); RUST_LOG takes precedence"),
-    switch("help", "Print help"),
-];
+pub const GLOBAL: &[Flag] = &[ROOT, YAML, VERBOSE, HELP];
 
-/// What a job is: shared by `run` and `create`.
-const DEFINITION: &[Flag] = &[
-    num("timeout", "MS", "0", "Send SIGTERM to the job's process group after MS milliseconds; 0 disables"),
-    num(
-        "kill-after",
-        "MS",
-        "0",
-        "After a timeout's SIGTERM, wait MS milliseconds before SIGKILL; 0 sends SIGKILL at once",
-    ),
-    opt("cwd", "DIR", "Working directory of the job (default: the current directory)"),
-    opt("env", "KEY=VALUE", "Set an environment variable for the job").repeat().check(supervisor::check_entry),
-    opt("env-file", "FILE", "Read KEY=VALUE lines from FILE when the job starts").repeat(),
-    switch("no-inherit-env", "Start the job from an empty environment instead of ours"),
-    switch("inherit-env", "Start the job from our environment (the default)"),
-    opt("mask", "KEY", "Show KEY's value as *** in every output").repeat().check(supervisor::check_key),
-    opt(
+pub const TIMEOUT: Flag =
+    num("timeout", "MS", "0", "Send SIGTERM to the job's process group after MS milliseconds; 0 disables");
+pub const KILL_AFTER: Flag = num(
+    "kill-after",
+    "MS",
+    "0",
+    "After a timeout's SIGTERM, wait MS milliseconds before SIGKILL; 0 sends SIGKILL at once",
+);
+pub const CWD: Flag = opt("cwd", "DIR", "Working directory of the job (default: the current directory)");
+pub const ENV: Flag =
+    opt("env", "KEY=VALUE", "Set an environment variable for the job").repeat().check(supervisor::check_entry);
+pub const ENV_FILE: Flag = opt("env-file", "FILE", "Read KEY=VALUE lines from FILE when the job starts").repeat();
+pub const NO_INHERIT_ENV: Flag = switch("no-inherit-env", "Start the job from an empty environment instead of ours");
+pub const INHERIT_ENV: Flag = switch("inherit-env", "Start the job from our environment (the default)");
+pub const MASK: Flag =
+    opt("mask", "KEY", "Show KEY's value as *** in every output").repeat().check(supervisor::check_key);
+pub const SECRET_ENV: Flag = opt(
         "secret-env",
         "KEY",
         "Give the job our environment variable KEY, masked like --mask KEY; unlike --env KEY=VALUE --mask KEY, the value is never on a command line",
     )
     .repeat()
-    .check(supervisor::check_key),
-    opt("tag", "TAG", "Attach a tag (letters, digits, '-', dot-separated segments)").repeat().check(tags::check_tag),
-    num(
-        "progress-every",
-        "MS",
-        "0",
-        "Refresh state.json's updated_at every MS milliseconds while the job runs; 0 disables",
-    ),
-    opt("notify-command", "CMD", "Shell command run with the job.finished event on stdin when the job ends"),
-    opt("notify-file", "PATH", "Append the job.finished event as one NDJSON line to PATH when the job ends"),
-    opt("output-pattern", "PAT", "Emit a job.output.matched event for every output line matching PAT"),
-    opt("output-match-type", "TYPE", "How --output-pattern matches").choices(MATCH_TYPES).default("contains"),
-    opt("output-stream", "STREAM", "Which stream --output-pattern looks at").choices(STREAMS).default("either"),
-    opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin"),
-    opt("output-file", "PATH", "Append each job.output.matched event as one NDJSON line to PATH"),
-    opt(
-        "config",
-        "PATH",
-        "config.toml to read the shell wrapper from (default: $XDG_CONFIG_HOME/agent-exec/config.toml)",
-    ),
-    opt("shell-wrapper", "PROG FLAGS", "Shell wrapper argv, split on whitespace (default: sh -lc)"),
+    .check(supervisor::check_key);
+pub const TAG: Flag =
+    opt("tag", "TAG", "Attach a tag (letters, digits, '-', dot-separated segments)").repeat().check(tags::check_tag);
+pub const PROGRESS_EVERY: Flag = num(
+    "progress-every",
+    "MS",
+    "0",
+    "Refresh state.json's updated_at every MS milliseconds while the job runs; 0 disables",
+);
+pub const NOTIFY_COMMAND: Flag =
+    opt("notify-command", "CMD", "Shell command run with the job.finished event on stdin when the job ends");
+pub const NOTIFY_FILE: Flag =
+    opt("notify-file", "PATH", "Append the job.finished event as one NDJSON line to PATH when the job ends");
+pub const OUTPUT_PATTERN: Flag =
+    opt("output-pattern", "PAT", "Emit a job.output.matched event for every output line matching PAT");
+pub const OUTPUT_MATCH_TYPE: Flag =
+    opt("output-match-type", "TYPE", "How --output-pattern matches").choices(MATCH_TYPES).default("contains");
+pub const OUTPUT_STREAM: Flag =
+    opt("output-stream", "STREAM", "Which stream --output-pattern looks at").choices(STREAMS).default("either");
+pub const OUTPUT_COMMAND: Flag =
+    opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin");
+pub const OUTPUT_FILE: Flag =
+    opt("output-file", "PATH", "Append each job.output.matched event as one NDJSON line to PATH");
+pub const CONFIG: Flag = opt(
+    "config",
+    "PATH",
+    "config.toml to read the shell wrapper from (default: $XDG_CONFIG_HOME/agent-exec/config.toml)",
+);
+pub const SHELL_WRAPPER: Flag =
+    opt("shell-wrapper", "PROG FLAGS", "Shell wrapper argv, split on whitespace (default: sh -lc)");
+/// What a job is: shared by `run` and `create`.
+const DEFINITION: &[Flag] = &[
+    TIMEOUT,
+    KILL_AFTER,
+    CWD,
+    ENV,
+    ENV_FILE,
+    NO_INHERIT_ENV,
+    INHERIT_ENV,
+    MASK,
+    SECRET_ENV,
+    TAG,
+    PROGRESS_EVERY,
+    NOTIFY_COMMAND,
+    NOTIFY_FILE,
+    OUTPUT_PATTERN,
+    OUTPUT_MATCH_TYPE,
+    OUTPUT_STREAM,
+    OUTPUT_COMMAND,
+    OUTPUT_FILE,
+    CONFIG,
+    SHELL_WRAPPER,
 ];
 
+pub const SNAPSHOT_AFTER: Flag = num(
+    "snapshot-after",
+    "MS",
+    "10000",
+    "Watch the job up to MS milliseconds (at most 10000) and include an output snapshot; returns early when the job ends; 0 answers at once",
+);
+pub const TAIL_LINES: Flag =
+    num("tail-lines", "N", "50", "Keep the last N lines of each stream in snapshots; 0 keeps all");
+pub const MAX_BYTES: Flag = num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream in snapshots");
+pub const WAIT: Flag =
+    switch("wait", "Block until the job ends (or the --until deadline passes) and include a final snapshot");
+pub const WAIT_POLL_MS: Flag =
+    num("wait-poll-ms", "MS", "200", "Fallback poll interval while waiting (completion is noticed through inotify)");
 /// How `run` and `start` observe the job before answering.
-const OBSERVE: &[Flag] = &[
-    num(
-        "snapshot-after",
-        "MS",
-        "10000",
-        "Watch the job up to MS milliseconds (at most 10000) and include an output snapshot; returns early when the job ends; 0 answers at once",
-    ),
-    num("tail-lines", "N", "50", "Keep the last N lines of each stream in snapshots; 0 keeps all"),
-    num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream in snapshots"),
-    switch("wait", "Block until the job ends (or the --until deadline passes) and include a final snapshot"),
-    num("wait-poll-ms", "MS", "200", "Fallback poll interval while waiting (completion is noticed through inotify)"),
-];
+const OBSERVE: &[Flag] = &[SNAPSHOT_AFTER, TAIL_LINES, MAX_BYTES, WAIT, WAIT_POLL_MS];
 
-const LOG: &[Flag] = &[opt("log", "PATH", "Write the merged, timestamped log to PATH instead of <job>/full.log")];
+pub const LOG: Flag = opt("log", "PATH", "Write the merged, timestamped log to PATH instead of <job>/full.log");
+const LOG_FLAGS: &[Flag] = &[LOG];
 
+pub const UNTIL: Flag =
+    num("until", "MS", "30000", "With --wait: give up waiting after MS milliseconds and report the current state");
+pub const FOREVER: Flag = switch("forever", "With --wait: wait without a deadline");
 /// `run --wait` and `start --wait` share the bounded default (DECISIONS OP-6).
-const WAIT_BOUND: &[Flag] = &[
-    num("until", "MS", "30000", "With --wait: give up waiting after MS milliseconds and report the current state"),
-    switch("forever", "With --wait: wait without a deadline"),
-];
+const WAIT_BOUND: &[Flag] = &[UNTIL, FOREVER];
 
-const TAIL: &[Flag] = &[
-    num("tail-lines", "N", "50", "Keep the last N lines of each stream; 0 keeps all"),
-    num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream"),
-];
+pub const TAIL_TAIL_LINES: Flag = num("tail-lines", "N", "50", "Keep the last N lines of each stream; 0 keeps all");
+pub const TAIL_MAX_BYTES: Flag = num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream");
+const TAIL: &[Flag] = &[TAIL_TAIL_LINES, TAIL_MAX_BYTES];
 
-const WAIT: &[Flag] = &[
-    num("poll-ms", "MS", "200", "Fallback poll interval (completion is noticed through inotify); at least 10"),
+pub const POLL_MS: Flag =
+    num("poll-ms", "MS", "200", "Fallback poll interval (completion is noticed through inotify); at least 10");
+pub const WAIT_UNTIL: Flag =
     num("until", "MS", "30000", "Give up after MS milliseconds and report the current state (exit 0)")
-        .alias("timeout-ms"),
-    switch("forever", "Wait without a deadline"),
-];
+        .alias("timeout-ms");
+pub const WAIT_FOREVER: Flag = switch("forever", "Wait without a deadline");
+const WAIT_CMD: &[Flag] = &[POLL_MS, WAIT_UNTIL, WAIT_FOREVER];
 
-const KILL: &[Flag] = &[opt("signal", "SIGNAL", "Signal to send to the job's process group: TERM INT KILL HUP QUIT USR1 USR2 STOP CONT (with or without SIG, any case) or 1-64")
+pub const SIGNAL: Flag = opt("signal", "SIGNAL", "Signal to send to the job's process group: TERM INT KILL HUP QUIT USR1 USR2 STOP CONT (with or without SIG, any case) or 1-64")
     .default("TERM")
-    .check(signals::check)];
+    .check(signals::check);
+const KILL: &[Flag] = &[SIGNAL];
 
-const LIST: &[Flag] = &[
-    opt("state", "STATE", "Only jobs in this state").choices(STATES),
-    opt("cwd", "DIR", "Only jobs started in DIR (default: the current directory)"),
-    switch("all", "Jobs from every directory"),
+pub const LIST_STATE: Flag = opt("state", "STATE", "Only jobs in this state").choices(STATES);
+pub const LIST_CWD: Flag = opt("cwd", "DIR", "Only jobs started in DIR (default: the current directory)");
+pub const LIST_ALL: Flag = switch("all", "Jobs from every directory");
+pub const LIST_TAG: Flag =
     opt("tag", "PATTERN", "Only jobs with a tag matching PATTERN ('x' or 'x.*'); repeat to require all")
         .repeat()
-        .check(tags::check_pattern),
-    num("limit", "N", "0", "At most N jobs, newest first; 0 is unlimited"),
-];
+        .check(tags::check_pattern);
+pub const LIMIT: Flag = num("limit", "N", "0", "At most N jobs, newest first; 0 is unlimited");
+const LIST: &[Flag] = &[LIST_STATE, LIST_CWD, LIST_ALL, LIST_TAG, LIMIT];
 
-const DELETE: &[Flag] = &[
-    switch("all", "Delete every finished job started in the current directory"),
-    switch("dry-run", "Report what would be deleted, delete nothing"),
-];
+pub const DELETE_ALL: Flag = switch("all", "Delete every finished job started in the current directory");
+pub const DRY_RUN: Flag = switch("dry-run", "Report what would be deleted, delete nothing");
+const DELETE: &[Flag] = &[DELETE_ALL, DRY_RUN];
 
-const GC: &[Flag] = &[
+pub const OLDER_THAN: Flag =
     opt("older-than", "DURATION", "Delete finished jobs older than DURATION: <n>d, <n>h, <n>m, <n>s or <n> seconds")
-        .default("30d"),
-    switch("dry-run", "Report what would be deleted, delete nothing"),
-];
+        .default("30d");
+pub const GC_DRY_RUN: Flag = switch("dry-run", "Report what would be deleted, delete nothing");
+const GC: &[Flag] = &[OLDER_THAN, GC_DRY_RUN];
 
-const TAG_SET: &[Flag] = &[opt("tag", "TAG", "The new tags; none clears them").repeat().check(tags::check_tag)];
+pub const TAG_SET_TAG: Flag = opt("tag", "TAG", "The new tags; none clears them").repeat().check(tags::check_tag);
+const TAG_SET: &[Flag] = &[TAG_SET_TAG];
 
+pub const NOTIFY_SET_COMMAND: Flag =
+    opt("command", "CMD", "Completion command sink (replaces the current one)").alias("notify-command");
+pub const NOTIFY_SET_FILE: Flag = opt("notify-file", "PATH", "Completion NDJSON file sink (replaces the current one)");
+pub const NOTIFY_SET_PATTERN: Flag =
+    opt("output-pattern", "PAT", "Output-match pattern; an empty pattern removes output matching");
+pub const NOTIFY_SET_MATCH_TYPE: Flag =
+    opt("output-match-type", "TYPE", "How the pattern matches").choices(MATCH_TYPES);
+pub const NOTIFY_SET_STREAM: Flag =
+    opt("output-stream", "STREAM", "Which stream the pattern looks at").choices(STREAMS);
+pub const NOTIFY_SET_OUTPUT_COMMAND: Flag = opt("output-command", "CMD", "Output-match command sink");
+pub const NOTIFY_SET_OUTPUT_FILE: Flag = opt("output-file", "PATH", "Output-match NDJSON file sink");
 const NOTIFY_SET: &[Flag] = &[
-    opt("command", "CMD", "Completion command sink (replaces the current one)").alias("notify-command"),
-    opt("notify-file", "PATH", "Completion NDJSON file sink (replaces the current one)"),
-    opt("output-pattern", "PAT", "Output-match pattern; an empty pattern removes output matching"),
-    opt("output-match-type", "TYPE", "How the pattern matches").choices(MATCH_TYPES),
-    opt("output-stream", "STREAM", "Which stream the pattern looks at").choices(STREAMS),
-    opt("output-command", "CMD", "Output-match command sink"),
-    opt("output-file", "PATH", "Output-match NDJSON file sink"),
+    NOTIFY_SET_COMMAND,
+    NOTIFY_SET_FILE,
+    NOTIFY_SET_PATTERN,
+    NOTIFY_SET_MATCH_TYPE,
+    NOTIFY_SET_STREAM,
+    NOTIFY_SET_OUTPUT_COMMAND,
+    NOTIFY_SET_OUTPUT_FILE,
 ];
 
-const INSTALL_SKILLS: &[Flag] = &[
-    opt("source", "SPEC", "self (the built-in bundle) or local:<path>").default("self"),
-    switch("global", "Install into ~/.agents instead of ./.agents"),
-];
+pub const SOURCE: Flag = opt("source", "SPEC", "self (the built-in bundle) or local:<path>").default("self");
+pub const GLOBAL_SKILLS: Flag = switch("global", "Install into ~/.agents instead of ./.agents");
+const INSTALL_SKILLS: &[Flag] = &[SOURCE, GLOBAL_SKILLS];
 
-const SERVE: &[Flag] = &[
-    opt("bind", "IP:PORT", "Address to listen on (a literal IP and port)").default("127.0.0.1:19263"),
-    opt("port", "PORT", "Shorthand for --bind 127.0.0.1:PORT").check(check_u16),
-    num("max-connections", "N", "64", "Short requests served at once; more wait their turn"),
-    num("max-waiters", "N", "256", "Long-polls (/wait, /exec with wait) served at once, apart from short requests"),
+pub const BIND: Flag =
+    opt("bind", "IP:PORT", "Address to listen on (a literal IP and port)").default("127.0.0.1:19263");
+pub const PORT: Flag = opt("port", "PORT", "Shorthand for --bind 127.0.0.1:PORT").check(check_u16);
+pub const MAX_CONNECTIONS: Flag =
+    num("max-connections", "N", "64", "Short requests served at once; more wait their turn");
+pub const MAX_WAITERS: Flag =
+    num("max-waiters", "N", "256", "Long-polls (/wait, /exec with wait) served at once, apart from short requests");
+pub const SCRUB_ENV: Flag =
     opt("scrub-env", "NAME", "Also remove NAME from the environment of every job and sink serve starts")
         .check(check_env_name)
-        .repeat(),
-    opt(
-        "token-file",
-        "PATH",
-        "Require 'Authorization: Bearer <token>' with the token read from PATH (also: $AGENT_EXEC_SERVE_TOKEN)",
-    ),
-];
+        .repeat();
+pub const TOKEN_FILE: Flag = opt(
+    "token-file",
+    "PATH",
+    "Require 'Authorization: Bearer <token>' with the token read from PATH (also: $AGENT_EXEC_SERVE_TOKEN)",
+);
+const SERVE: &[Flag] = &[BIND, PORT, MAX_CONNECTIONS, MAX_WAITERS, SCRUB_ENV, TOKEN_FILE];
 
 pub const COMMANDS: &[Command] = &[
     Command {
@@ -216,7 +266,7 @@ pub const COMMANDS: &[Command] = &[
         name: "run",
         about: "Run a command as a background job and report on it",
         usage: "run [OPTIONS] [--] <COMMAND>...",
-        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG],
+        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG_FLAGS],
         operand: Operand::JobCommand,
         conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever")],
         requires: &[("until", "wait"), ("forever", "wait")],
@@ -243,7 +293,7 @@ pub const COMMANDS: &[Command] = &[
         name: "wait",
         about: "Wait until a job ends (30 s by default)",
         usage: "wait [OPTIONS] <JOB_ID>",
-        flags: &[WAIT],
+        flags: &[WAIT_CMD],
         operand: Operand::JobId,
         conflicts: &[("until", "forever")],
         requires: &[],

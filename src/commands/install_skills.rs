@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::cli::Args;
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{home_dir, write_atomic};
 use crate::wire::{InstallSkillsBody, InstalledSkill, Reply};
@@ -36,8 +35,8 @@ enum Source {
     Local(String),
 }
 
-pub fn install_skills(args: &Args) -> Result<Reply> {
-    let spec = args.value_or_default("source").unwrap_or("self");
+/// `spec` is `--source` (default `self`), `global` is `--global`.
+pub fn install_skills(spec: &str, global: bool) -> Result<Reply> {
     let source = match spec {
         "self" => Source::Builtin,
         _ => match spec.strip_prefix("local:") {
@@ -50,7 +49,6 @@ pub fn install_skills(args: &Args) -> Result<Reply> {
             }
         },
     };
-    let global = args.has("global");
     let agents = agents_dir(global)?;
     let skills_dir = agents.join("skills");
     let lock_path = agents.join(LOCK_FILE);

@@ -1,56 +1,72 @@
-//! One thin function per subcommand over the job store and the supervisor. Each takes
-//! the parsed arguments and the resolved root and returns one `Reply` or one `Error`;
-//! printing and exit codes belong to `main`.
+//! The CLI front door: typed options in (`options`), one engine call, one answer out.
+//! Each arm is an adapter of a few lines; the work is in `crate::jobs`. Printing and
+//! exit codes belong to `main`.
 
-mod create;
-pub mod define;
-mod delete;
-mod gc;
 mod install_skills;
-mod kill;
-pub mod launch;
-mod list;
-mod notify;
-mod prune;
-mod run;
+pub mod options;
 pub mod schema;
-mod start;
-mod status;
-mod tag;
-mod tail;
-mod wait;
 
-pub use kill::kill_body;
-pub use status::status_body;
-pub use tail::tail_body;
-pub use wait::wait_body;
+use std::process::ExitCode;
+
+use options::Invocation;
 
 use crate::cli::Args;
 use crate::error::{Error, Result};
+use crate::jobs;
 use crate::jobstore::Root;
 use crate::wire::Reply;
 
-pub fn dispatch(args: &Args) -> Result<Reply> {
+/// What `main` prints.
+pub enum Answer {
+    /// One JSON (or YAML) object.
+    Reply(Reply),
+    /// A text, as is (a completion script).
+    Text(String),
+    /// A server that has ended (`serve`, `mcp`): nothing more to print.
+    Exit(ExitCode),
+}
+
+pub fn dispatch(args: &Args) -> Result<Answer> {
     let root = Root::resolve(args.root.as_deref());
-    if !matches!(args.command.name, "schema" | "install-skills") {
+    // Before stage two reads config files or the environment: an insecure root is
+    // reported first, whatever else is wrong.
+    if !matches!(args.command.name, "schema" | "install-skills" | "completions" | "mcp") {
         root.check_secure()?;
     }
-    match args.command.name {
-        "run" => run::run(args, &root),
-        "create" => create::create(args, &root),
-        "start" => start::start(args, &root),
-        "status" => status::status(args, &root),
-        "tail" => tail::tail(args, &root),
-        "wait" => wait::wait(args, &root),
-        "kill" => kill::kill(args, &root),
-        "list" => list::list(args, &root),
-        "delete" => delete::delete(args, &root),
-        "gc" => gc::gc(args, &root),
-        "tag set" => tag::tag_set(args, &root),
-        "notify set" => notify::notify_set(args, &root),
-        "schema" => schema::schema(),
-        "install-skills" => install_skills::install_skills(args),
-        "serve" => crate::serve::serve(args, root.clone()),
-        other => Err(Error::internal(format!("'{other}' is not available in this build"))),
-    }
+    run(Invocation::from_args(args)?, root)
+}
+
+/// Runs one typed invocation against a resolved (and, where it matters, checked) root.
+pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
+    let reply = match invocation {
+        Invocation::Run(request) => Reply::new("run", &jobs::run(&root, &request)?),
+        Invocation::Create(definition) => Reply::new("create", &jobs::create(&root, &definition)?),
+        Invocation::Start { job_id, observe } => Reply::new("start", &jobs::start(&root, &job_id, &observe)?),
+        Invocation::Status { job_id } => Reply::new("status", &jobs::status(&root, &job_id)?),
+        Invocation::Tail(request) => Reply::new("tail", &jobs::tail(&root, &request)?),
+        Invocation::Wait(request) => Reply::new("wait", &jobs::wait(&root, &request)?),
+        Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
+        Invocation::List(filter) => Reply::new("list", &jobs::list(&root, &filter)?),
+        Invocation::Delete { target, dry_run } => Reply::new("delete", &jobs::delete(&root, &target, dry_run)?),
+        Invocation::Gc(policy) => Reply::new("gc", &jobs::gc(&root, &policy)?),
+        Invocation::TagSet { job_id, tags } => Reply::new("tag_set", &jobs::tag_set(&root, &job_id, tags)?),
+        Invocation::NotifySet { job_id, change } => {
+            Reply::new("notify.set", &jobs::notify_set(&root, &job_id, &change)?)
+        }
+        Invocation::Schema => schema::schema()?,
+        Invocation::InstallSkills { source, global } => install_skills::install_skills(&source, global)?,
+        // The one command whose answer is a script, not a JSON object (CONTRACT §2.1).
+        Invocation::Completions { shell } => {
+            return crate::completions::script(&shell)
+                .map(Answer::Text)
+                .ok_or_else(|| Error::usage("unsupported shell"));
+        }
+        // Servers, not one answer: they own the process until they are told to stop.
+        Invocation::Serve(options) => {
+            crate::serve::serve(&options, root)?;
+            return Ok(Answer::Exit(ExitCode::SUCCESS));
+        }
+        Invocation::Mcp => return Ok(Answer::Exit(crate::mcp::main(root))),
+    };
+    Ok(Answer::Reply(reply))
 }

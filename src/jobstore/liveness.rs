@@ -8,7 +8,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
-use super::JobDir;
+use super::Locked;
 use crate::time;
 use crate::wire::{JobResult, State, Status};
 
@@ -148,25 +148,26 @@ pub fn job_group(state: &State) -> Option<u32> {
         .then_some(leader)
 }
 
-/// Returns the state to report; a lost job is recorded as `failed` under the job lock,
-/// re-checked there so that a supervisor's own terminal record is never overwritten.
-pub fn refresh(job: &JobDir, state: State) -> State {
-    if !is_lost(&state) {
-        return state;
-    }
-    let Ok(_lock) = job.lock() else { return lost(state) };
-    match job.read_state() {
+/// The lost-supervisor repair (DECISIONS OP-1), for a `running` record `seen` whose
+/// responsible process is gone: re-checked under the job lock the caller holds, so that a
+/// supervisor's own terminal record is never overwritten, then recorded as `failed`.
+/// Taking the caller's guard instead of locking makes a repair inside a locked section
+/// safe: `flock` on a second descriptor of the same file would wait for ourselves.
+pub fn repair(locked: &Locked, seen: State) -> State {
+    match locked.read_state() {
         Ok(current) if is_lost(&current) => {
             let failed = lost(current);
-            let _ = job.write_state(&failed);
+            // A record we cannot write is still reported as what it is.
+            let _ = locked.write_state(&failed);
             failed
         }
         Ok(current) => current,
-        Err(_) => lost(state),
+        Err(_) => lost(seen),
     }
 }
 
-fn lost(mut state: State) -> State {
+/// The `failed` "supervisor lost" record, in memory only.
+pub fn lost(mut state: State) -> State {
     state.finish(Status::Failed, JobResult::default(), Some(SUPERVISOR_LOST.to_string()), time::now());
     state
 }

@@ -1,8 +1,9 @@
 //! The job store: the root directory, job ids, job directories and their files.
 //!
 //! Every JSON file is replaced atomically (`atomic`), every read-modify-write happens
-//! under the job's lock, and every reader of a `running` state checks that the job's
-//! supervisor is really alive (`liveness`). **API boundary**: the layout and file formats
+//! under the job's lock (`Locked`), and readers never lock: judging whether a `running`
+//! record's supervisor is really alive is `liveness`, persisting the verdict is the
+//! engine's explicit step (`jobs::current`). **API boundary**: the layout and file formats
 //! are shared with 0.1.18 (CONTRACT §5).
 
 mod atomic;
@@ -68,24 +69,49 @@ impl JobDir {
         read_json(&self.file(STATE))
     }
 
+    /// Writes `meta.json` without the lock: only for the staging directory of a job
+    /// being created. Every other write goes through `Locked`.
     pub fn write_meta(&self, meta: &Meta) -> Result<()> {
         write_pretty(&self.path, META, meta)
     }
 
+    /// Writes `state.json` without taking the lock: only for the staging directory of a
+    /// job being created and for the supervisor's own records (it holds the lock where it
+    /// must). Every other write goes through `Locked`.
     pub fn write_state(&self, state: &State) -> Result<()> {
         write_pretty(&self.path, STATE, state)
     }
 
-    /// Takes the job's lock (DECISIONS OP-12); it is released when the guard drops.
-    pub fn lock(&self) -> Result<Lock> {
-        Lock::acquire(&self.path)
+    /// Takes the job's lock (DECISIONS OP-12); it is released when the guard drops. The
+    /// lock is not re-entrant: nothing may lock this job again while the guard lives.
+    pub fn lock(&self) -> Result<Locked<'_>> {
+        Ok(Locked { job: self, _lock: Lock::acquire(&self.path)? })
+    }
+}
+
+/// A job under its lock: the only way to read-modify-write `state.json` or `meta.json`
+/// after the job exists (apart from the supervisor's own records). Whatever runs under
+/// it receives the guard, so it never needs to, and never may, lock again.
+pub struct Locked<'a> {
+    job: &'a JobDir,
+    _lock: Lock,
+}
+
+impl Locked<'_> {
+    pub fn read_state(&self) -> Result<State> {
+        self.job.read_state()
     }
 
-    /// Reads `state.json` and, if it claims `running` while the supervisor is gone,
-    /// records and returns the `failed` state (DECISIONS OP-1).
-    pub fn read_live_state(&self) -> Result<State> {
-        let state = self.read_state()?;
-        Ok(liveness::refresh(self, state))
+    pub fn read_meta(&self) -> Result<Meta> {
+        self.job.read_meta()
+    }
+
+    pub fn write_state(&self, state: &State) -> Result<()> {
+        write_pretty(&self.job.path, STATE, state)
+    }
+
+    pub fn write_meta(&self, meta: &Meta) -> Result<()> {
+        write_pretty(&self.job.path, META, meta)
     }
 }
 

@@ -22,16 +22,19 @@ pub enum OnUnreadable {
 }
 
 /// Waits until the job is terminal or `deadline` passes; returns the last state read.
+/// `read` is how the caller reads the state (the engine's `current`, which persists the
+/// lost-supervisor repair): this module only waits.
 pub fn wait_for_end(
     job: &JobDir,
     deadline: Option<Instant>,
     poll: Duration,
     on_unreadable: OnUnreadable,
+    read: fn(&JobDir) -> Result<State>,
 ) -> Result<State> {
     let poll = poll.max(MIN_POLL);
     let watch = Inotify::watch(job);
     loop {
-        match job.read_live_state() {
+        match read(job) {
             Ok(state) if state.status().is_terminal() => return Ok(state),
             Ok(state) if deadline.is_some_and(|d| Instant::now() >= d) => return Ok(state),
             Ok(_) => {}

@@ -1,24 +1,25 @@
 //! The one door from MCP into the job engine.
 //!
-//! Today the engine is reached the way the CLI reaches it: a validated tool input
-//! becomes an argument vector that goes through `cli::parse` and `commands::dispatch` in
-//! this process (never a child process, so no secret ever sits on an argv), and the
-//! answer is the very JSON object the CLI prints. Waits are cut into short slices so
-//! that a call can report progress and notice a cancellation between them; the
-//! observation of `run` and `start` is composed from the same slices. When a typed
-//! engine exists, only this file changes.
+//! A validated tool input becomes a typed engine request (`crate::jobs`), checked here
+//! with the same rules the CLI's flag table applies (tags, variable names, signals,
+//! states), and the answer is the very JSON object the CLI prints. Waits are cut into
+//! short slices so that a call can report progress and notice a cancellation between
+//! them; the observation of `run` and `start` is composed from the same slices.
 
-use std::ffi::OsString;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde_json::Value;
 
 use super::framing::ErrorObject;
 use super::tools::{CommandLine, CreateInput, Observe, RunInput, ToolInput};
-use crate::cli::{self, Parsed};
-use crate::commands;
-use crate::error::{Code, Error};
-use crate::wire;
+use crate::config;
+use crate::error::{Code, Error, Result as EngineResult};
+use crate::jobs::{self, Definition, DeleteTarget, KillRequest, ListFilter, RunRequest, TailRequest, WaitRequest};
+use crate::jobstore::Root;
+use crate::wire::{self, Reply, RunBody, Snapshot, TailBody, WaitBody};
+use crate::{signals, supervisor, tags};
 
 /// One wait slice: the longest a cancellation can go unnoticed.
 const SLICE: Duration = Duration::from_millis(200);
@@ -29,6 +30,13 @@ const MAX_WINDOW_MS: u64 = 10_000;
 /// Our default window for `run`/`start` without `wait`: long enough for a quick
 /// command to finish with its output in the answer, short enough not to stall a turn.
 const DEFAULT_WINDOW_MS: u64 = 3_000;
+/// The CLI's defaults for what a snapshot keeps (`--tail-lines`, `--max-bytes`).
+const TAIL_LINES: u64 = 50;
+const TAIL_BYTES: u64 = 65_536;
+/// How often a wait slice looks at the job besides inotify.
+const SLICE_POLL: Duration = Duration::from_millis(50);
+/// The states `list` filters on (the CLI's `--state` choices).
+const STATES: &[&str] = &["created", "running", "exited", "killed", "failed", "unknown"];
 
 /// What a call may look at while it works.
 pub trait Control {
@@ -39,8 +47,8 @@ pub trait Control {
 }
 
 pub struct Context {
-    /// `--root` given to `agent-exec mcp`, passed on to every call.
-    pub root: Option<String>,
+    /// The root `agent-exec mcp` was started with; checked on every call.
+    pub root: Root,
     /// The bound on every wait (`AGENT_EXEC_MCP_MAX_WAIT_MS`).
     pub max_wait: Duration,
 }
@@ -58,76 +66,110 @@ pub enum Failure {
 type Outcome = Result<Value, Failure>;
 
 pub fn call(ctx: &Context, input: &ToolInput, control: &dyn Control) -> Outcome {
+    ctx.root.check_secure().map_err(|e| failure(&e))?;
+    let root = &ctx.root;
     match input {
         ToolInput::Run(run) => {
-            let mut argv = words(&["run", "--snapshot-after=0"]);
-            definition(&mut argv, &DefinitionRef::from_run(run))?;
-            observe(ctx, argv, &run.observe(), control)
+            let definition = definition(&DefinitionRef::from_run(run))?;
+            let options = run.observe();
+            check_observe(&options)?;
+            let request = RunRequest { definition, log: None, observe: launch_only() };
+            let body = jobs::run(root, &request).map_err(|e| failure(&e))?;
+            observe(ctx, "run", body, &options, control)
         }
         ToolInput::Create(create) => {
-            let mut argv = words(&["create"]);
-            definition(&mut argv, &DefinitionRef::from_create(create))?;
-            cli(ctx, argv)
+            let definition = definition(&DefinitionRef::from_create(create))?;
+            answer("create", jobs::create(root, &definition))
         }
         ToolInput::Start(start) => {
-            let argv = words(&["start", "--snapshot-after=0", job_id(&start.job_id)?]);
-            observe(ctx, argv, &start.observe(), control)
+            let id = job_id(&start.job_id)?;
+            let options = start.observe();
+            check_observe(&options)?;
+            let body = jobs::start(root, id, &launch_only()).map_err(|e| failure(&e))?;
+            observe(ctx, "start", body, &options, control)
         }
-        ToolInput::Status(job) => cli(ctx, words(&["status", job_id(&job.job_id)?])),
+        ToolInput::Status(job) => answer("status", jobs::status(root, job_id(&job.job_id)?)),
         ToolInput::Tail(tail) => {
-            let mut argv = words(&["tail", job_id(&tail.job_id)?]);
-            push_num(&mut argv, "tail-lines", tail.lines);
-            push_num(&mut argv, "max-bytes", tail.max_bytes);
-            cli(ctx, argv)
+            let request = TailRequest {
+                job_id: job_id(&tail.job_id)?.to_string(),
+                tail_lines: tail.lines.unwrap_or(TAIL_LINES),
+                max_bytes: tail.max_bytes.unwrap_or(TAIL_BYTES),
+            };
+            answer("tail", jobs::tail(root, &request))
         }
         ToolInput::Wait(wait) => {
             let id = job_id(&wait.job_id)?;
-            wait_sliced(ctx, id, bounded(ctx, wait.until_ms), control)
+            let body = wait_sliced(ctx, id, bounded(ctx, wait.until_ms), control)?;
+            answer("wait", Ok(body))
         }
         ToolInput::Kill(kill) => {
-            let mut argv = words(&["kill", job_id(&kill.job_id)?]);
-            if let Some(signal) = &kill.signal {
-                argv.push(format!("--signal={signal}"));
-            }
-            cli(ctx, argv)
+            let id = job_id(&kill.job_id)?.to_string();
+            let name = kill.signal.as_deref().unwrap_or("TERM");
+            let signal = signals::parse(name).map_err(|e| params(format!("signal: {e}")))?;
+            answer("kill", jobs::kill(root, &KillRequest { job_id: id, signal }))
         }
         ToolInput::List(list) => {
-            let mut argv = words(&["list"]);
-            push_opt(&mut argv, "state", list.state.as_deref());
-            push_opt(&mut argv, "cwd", list.cwd.as_deref());
-            if list.all {
-                argv.push("--all".to_string());
+            if let Some(state) = list.state.as_deref().filter(|s| !STATES.contains(s)) {
+                return Err(params(format!("state: '{state}' is not one of {}", STATES.join(", "))));
             }
-            argv.extend(list.tags.iter().map(|tag| format!("--tag={tag}")));
-            push_num(&mut argv, "limit", list.limit);
-            cli(ctx, argv)
+            for pattern in &list.tags {
+                tags::check_pattern(pattern).map_err(|e| params(format!("tags: {e}")))?;
+            }
+            if list.cwd.is_some() && list.all {
+                return Err(params("cwd: cannot be used with all=true"));
+            }
+            let filter = ListFilter {
+                cwd: list.cwd.clone(),
+                all: list.all,
+                state: list.state.clone(),
+                tags: list.tags.clone(),
+                limit: list.limit.unwrap_or(0),
+            };
+            answer("list", jobs::list(root, &filter))
         }
         ToolInput::TagSet(set) => {
-            let mut argv = words(&["tag", "set", job_id(&set.job_id)?]);
-            argv.extend(set.tags.iter().map(|tag| format!("--tag={tag}")));
-            cli(ctx, argv)
+            let id = job_id(&set.job_id)?;
+            check_tags(&set.tags)?;
+            let tags = tags::dedup(&set.tags.iter().map(String::as_str).collect::<Vec<_>>());
+            answer("tag_set", jobs::tag_set(root, id, tags))
         }
         ToolInput::Delete(delete) => {
-            let mut argv = words(&["delete"]);
-            if delete.all {
-                argv.push("--all".to_string());
-            }
-            if delete.dry_run {
-                argv.push("--dry-run".to_string());
-            }
-            if let Some(id) = &delete.job_id {
-                argv.push(job_id(id)?.to_string());
-            }
-            cli(ctx, argv)
+            let target = match (&delete.job_id, delete.all) {
+                (Some(id), false) => DeleteTarget::One(job_id(id)?.to_string()),
+                (None, true) => DeleteTarget::AllFinishedHere,
+                (None, false) => return Err(params("job_id: either job_id or all=true is required")),
+                (Some(_), true) => return Err(params("job_id: cannot be used with all=true")),
+            };
+            answer("delete", jobs::delete(root, &target, delete.dry_run))
         }
     }
+}
+
+/// `run` and `start` launch with no window; the watch is ours (`observe`).
+fn launch_only() -> jobs::Observe {
+    jobs::Observe {
+        snapshot_after_ms: 0,
+        tail_lines: TAIL_LINES,
+        max_bytes: TAIL_BYTES,
+        wait: false,
+        poll_ms: 200,
+        until_ms: None,
+    }
+}
+
+/// As the CLI refuses `--until` without `--wait`, rather than ignoring it.
+fn check_observe(options: &Observe) -> Result<(), Failure> {
+    if options.until_ms.is_some() && !options.wait {
+        return Err(params("until_ms: needs wait=true"));
+    }
+    Ok(())
 }
 
 /// The definition fields `run` and `create` share.
 struct DefinitionRef<'a> {
     command: &'a CommandLine,
     cwd: Option<&'a str>,
-    env: &'a std::collections::BTreeMap<String, String>,
+    env: &'a BTreeMap<String, String>,
     mask: &'a [String],
     tags: &'a [String],
     timeout_ms: Option<u64>,
@@ -160,38 +202,49 @@ impl<'a> DefinitionRef<'a> {
     }
 }
 
-/// Appends the definition flags, then `--` and the job's command. Every value is
-/// attached with `=`, so none can be mistaken for a flag.
-fn definition(argv: &mut Vec<String>, def: &DefinitionRef) -> Result<(), Failure> {
-    push_opt(argv, "cwd", def.cwd);
+/// The definition as the CLI builds it for `run`/`create` with these flags: the same
+/// checks (variable names and values, mask keys, tags) and the shell wrapper from
+/// `config.toml`.
+fn definition(def: &DefinitionRef) -> Result<Definition, Failure> {
     for (key, value) in def.env {
         if key.is_empty() || key.contains('=') || key.contains('\0') {
             return Err(params(format!("env: invalid variable name '{key}'")));
         }
-        argv.push(format!("--env={key}={value}"));
+        supervisor::check_pair(key, value).map_err(|e| params(format!("env: {e}")))?;
     }
-    argv.extend(def.mask.iter().map(|key| format!("--mask={key}")));
-    argv.extend(def.tags.iter().map(|tag| format!("--tag={tag}")));
-    push_num(argv, "timeout", def.timeout_ms);
-    push_num(argv, "kill-after", def.kill_after_ms);
-    argv.push("--".to_string());
-    match def.command {
-        CommandLine::Argv(words) if !words.is_empty() => argv.extend(words.iter().cloned()),
-        CommandLine::Shell(line) if !line.trim().is_empty() => argv.push(line.clone()),
+    for key in def.mask {
+        supervisor::check_key(key).map_err(|e| params(format!("mask: {e}")))?;
+    }
+    check_tags(def.tags)?;
+    let command = match def.command {
+        CommandLine::Argv(words) if !words.is_empty() => words.clone(),
+        CommandLine::Shell(line) if !line.trim().is_empty() => vec![line.clone()],
         _ => return Err(params("command: must not be empty")),
-    }
-    Ok(())
+    };
+    Ok(Definition {
+        command,
+        env: def.env.iter().map(|(key, value)| format!("{key}={value}")).collect(),
+        env_files: Vec::new(),
+        inherit_env: true,
+        mask: def.mask.to_vec(),
+        tags: tags::dedup(&def.tags.iter().map(String::as_str).collect::<Vec<_>>()),
+        timeout_ms: def.timeout_ms.unwrap_or(0),
+        kill_after_ms: def.kill_after_ms.unwrap_or(0),
+        progress_every_ms: 0,
+        notification: None,
+        wrapper: config::resolve_wrapper(None, None).map_err(|e| failure(&e))?,
+        cwd: def.cwd.map(str::to_string),
+    })
+}
+
+fn check_tags(given: &[String]) -> Result<(), Failure> {
+    given.iter().try_for_each(|tag| tags::check_tag(tag).map_err(|e| params(format!("tags: {e}"))))
 }
 
 /// `run`/`start` launched with no window, then watched here so that the watch can be
 /// cancelled and report progress; the answer is completed as the CLI would complete it.
-fn observe(ctx: &Context, argv: Vec<String>, options: &Observe, control: &dyn Control) -> Outcome {
-    if options.until_ms.is_some() && !options.wait {
-        // As the CLI refuses `--until` without `--wait`, rather than ignoring it.
-        return Err(params("until_ms: needs wait=true"));
-    }
+fn observe(ctx: &Context, kind: &'static str, mut body: RunBody, options: &Observe, control: &dyn Control) -> Outcome {
     let since = Instant::now();
-    let mut body = cli(ctx, argv)?;
     let budget = if options.wait {
         bounded(ctx, options.until_ms)
     } else {
@@ -199,60 +252,59 @@ fn observe(ctx: &Context, argv: Vec<String>, options: &Observe, control: &dyn Co
             .min(ctx.max_wait)
     };
     if !options.wait && budget.is_zero() {
-        return Ok(body);
+        return answer(kind, Ok(body));
     }
-    let id = body["job_id"].as_str().unwrap_or_default().to_string();
     let watch_started = Instant::now();
-    wait_sliced(ctx, &id, budget, control)?;
+    wait_sliced(ctx, &body.job_id, budget, control)?;
     let waited_ms = watch_started.elapsed().as_millis() as u64;
-    let status = cli(ctx, words(&["status", &id]))?;
-    let terminal = is_terminal(&status);
-    let snapshot = if terminal || !options.wait { Some(snapshot(ctx, &id, options)?) } else { None };
-    let Some(fields) = body.as_object_mut() else { return Ok(body) };
-    fields.insert("state".into(), status["state"].clone());
-    fields.insert("waited_ms".into(), waited_ms.into());
-    fields.insert("elapsed_ms".into(), (since.elapsed().as_millis() as u64).into());
-    for key in ["exit_code", "signal", "error", "finished_at"] {
-        match status.get(key).filter(|_| terminal) {
-            Some(value) => fields.insert(key.into(), value.clone()),
-            None => fields.remove(key),
-        };
+    let status = jobs::status(&ctx.root, &body.job_id).map_err(|e| failure(&e))?;
+    let terminal = is_terminal(&status.state);
+    let snapshot = if terminal || !options.wait { Some(snapshot(ctx, &body.job_id, options)?) } else { None };
+    body.waited_ms = waited_ms;
+    body.elapsed_ms += since.elapsed().as_millis() as u64;
+    body.exit_code = status.exit_code.filter(|_| terminal);
+    body.signal = status.signal.filter(|_| terminal);
+    body.error = status.error.filter(|_| terminal);
+    body.finished_at = status.finished_at.filter(|_| terminal);
+    body.state = status.state;
+    if options.wait {
+        body.final_snapshot = snapshot;
+    } else {
+        body.snapshot = snapshot;
     }
-    if let Some(snapshot) = snapshot {
-        fields.insert((if options.wait { "final_snapshot" } else { "snapshot" }).into(), snapshot);
-    }
-    Ok(body)
+    answer(kind, Ok(body))
 }
 
 /// The snapshot object of a `run` answer, from `tail`'s flattened fields.
-fn snapshot(ctx: &Context, id: &str, options: &Observe) -> Outcome {
-    let mut argv = words(&["tail", id]);
-    push_num(&mut argv, "tail-lines", options.tail_lines);
-    push_num(&mut argv, "max-bytes", options.max_bytes);
-    let tail = cli(ctx, argv)?;
-    let keys = [
-        "stdout_tail",
-        "stderr_tail",
-        "truncated",
-        "encoding",
-        "stdout_observed_bytes",
-        "stderr_observed_bytes",
-        "stdout_included_bytes",
-        "stderr_included_bytes",
-    ];
-    Ok(Value::Object(keys.iter().map(|key| (key.to_string(), tail[*key].clone())).collect()))
+fn snapshot(ctx: &Context, id: &str, options: &Observe) -> Result<Snapshot, Failure> {
+    let request = TailRequest {
+        job_id: id.to_string(),
+        tail_lines: options.tail_lines.unwrap_or(TAIL_LINES),
+        max_bytes: options.max_bytes.unwrap_or(TAIL_BYTES),
+    };
+    let tail: TailBody = jobs::tail(&ctx.root, &request).map_err(|e| failure(&e))?;
+    Ok(Snapshot {
+        stdout_tail: tail.stdout_tail,
+        stderr_tail: tail.stderr_tail,
+        truncated: tail.truncated,
+        encoding: tail.encoding,
+        stdout_observed_bytes: tail.stdout_observed_bytes,
+        stderr_observed_bytes: tail.stderr_observed_bytes,
+        stdout_included_bytes: tail.stdout_included_bytes,
+        stderr_included_bytes: tail.stderr_included_bytes,
+    })
 }
 
 /// `wait` in slices of at most `SLICE`: between slices, a cancellation ends the call
 /// and progress is reported. The last slice's answer is the CLI's `wait` answer.
-fn wait_sliced(ctx: &Context, id: &str, budget: Duration, control: &dyn Control) -> Outcome {
+fn wait_sliced(ctx: &Context, id: &str, budget: Duration, control: &dyn Control) -> Result<WaitBody, Failure> {
     let started = Instant::now();
     let mut reported: Option<Instant> = None;
     loop {
         let remaining = budget.saturating_sub(started.elapsed());
-        let slice = remaining.min(SLICE).as_millis();
-        let answer = cli(ctx, words(&["wait", &format!("--until={slice}"), "--poll-ms=50", id]))?;
-        if is_terminal(&answer) || remaining.is_zero() || answer["state"] != "running" {
+        let request = WaitRequest { job_id: id.to_string(), until: Some(remaining.min(SLICE)), poll: SLICE_POLL };
+        let answer = jobs::wait(&ctx.root, &request).map_err(|e| failure(&e))?;
+        if is_terminal(&answer.state) || remaining.is_zero() || answer.state != "running" {
             return Ok(answer);
         }
         if control.cancelled() {
@@ -266,13 +318,12 @@ fn wait_sliced(ctx: &Context, id: &str, budget: Duration, control: &dyn Control)
 }
 
 fn output_bytes(ctx: &Context, id: &str) -> u64 {
-    let Ok(tail) = cli(ctx, words(&["tail", "--tail-lines=1", "--max-bytes=0", id])) else { return 0 };
-    let bytes = |key: &str| tail[key].as_u64().unwrap_or(0);
-    bytes("stdout_observed_bytes") + bytes("stderr_observed_bytes")
+    let request = TailRequest { job_id: id.to_string(), tail_lines: 1, max_bytes: 0 };
+    jobs::tail(&ctx.root, &request).map_or(0, |tail| tail.stdout_observed_bytes + tail.stderr_observed_bytes)
 }
 
-fn is_terminal(answer: &Value) -> bool {
-    matches!(answer["state"].as_str(), Some("exited" | "killed" | "failed"))
+fn is_terminal(state: &str) -> bool {
+    matches!(state, "exited" | "killed" | "failed")
 }
 
 /// A requested wait, defaulted to and capped by the server maximum.
@@ -280,26 +331,15 @@ fn bounded(ctx: &Context, until_ms: Option<u64>) -> Duration {
     until_ms.map_or(ctx.max_wait, |ms| Duration::from_millis(ms).min(ctx.max_wait))
 }
 
-/// Runs one CLI command in this process and returns the object it would print.
-fn cli(ctx: &Context, argv: Vec<String>) -> Outcome {
-    let mut full: Vec<OsString> = Vec::with_capacity(argv.len() + 1);
-    if let Some(root) = &ctx.root {
-        full.push(format!("--root={root}").into());
-    }
-    full.extend(argv.into_iter().map(OsString::from));
-    let args = match cli::parse(full) {
-        Parsed::Run(args) => args,
-        Parsed::Usage(message, _) => return Err(params(message)),
-        Parsed::Help(_) | Parsed::Version | Parsed::Missing => {
-            return Err(engine_error(&Error::internal("the MCP adapter built an incomplete command")));
-        }
-    };
-    match commands::dispatch(&args) {
-        Ok(reply) => serde_json::from_str(&reply.json)
-            .map_err(|e| engine_error(&Error::internal(format!("unreadable response: {e}")))),
-        Err(Error { code: Code::Usage, message }) => Err(params(message)),
-        Err(err) => Err(engine_error(&err)),
-    }
+/// The object the CLI would print for this answer.
+fn answer<T: Serialize>(kind: &'static str, body: EngineResult<T>) -> Outcome {
+    let reply = Reply::new(kind, &body.map_err(|e| failure(&e))?);
+    serde_json::from_str(&reply.json).map_err(|e| engine_error(&Error::internal(format!("unreadable response: {e}"))))
+}
+
+/// An engine error: a usage error is the caller's, as the CLI would refuse its flags.
+fn failure(err: &Error) -> Failure {
+    if err.code == Code::Usage { params(err.message.clone()) } else { engine_error(err) }
 }
 
 /// An `internal_error` result, for failures outside the engine's own answers.
@@ -315,28 +355,12 @@ fn params(message: impl Into<String>) -> Failure {
     Failure::Params(ErrorObject::invalid_params(message))
 }
 
-/// A job id goes on our argv as an operand, so it must not look like a flag; the store
-/// validates it again before it touches a path.
+/// A job id must look like one before it reaches the store (which validates it again
+/// before it touches a path).
 fn job_id(id: &str) -> Result<&str, Failure> {
     if !id.is_empty() && id.len() <= 26 && id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         Ok(id)
     } else {
         Err(params(format!("job_id: '{id}' is not a job id (1-26 letters and digits)")))
-    }
-}
-
-fn words(words: &[&str]) -> Vec<String> {
-    words.iter().map(|w| w.to_string()).collect()
-}
-
-fn push_opt(argv: &mut Vec<String>, flag: &str, value: Option<&str>) {
-    if let Some(value) = value {
-        argv.push(format!("--{flag}={value}"));
-    }
-}
-
-fn push_num(argv: &mut Vec<String>, flag: &str, value: Option<u64>) {
-    if let Some(value) = value {
-        argv.push(format!("--{flag}={value}"));
     }
 }

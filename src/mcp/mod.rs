@@ -38,7 +38,7 @@ const MAX_WAIT_VAR: &str = "AGENT_EXEC_MCP_MAX_WAIT_MS";
 /// Below the 60 s request timeout common in MCP clients.
 const DEFAULT_MAX_WAIT_MS: u64 = 50_000;
 
-pub fn main(root: Option<String>) -> ExitCode {
+pub fn main(root: crate::jobstore::Root) -> ExitCode {
     let max_wait_ms = match std::env::var(MAX_WAIT_VAR) {
         Err(_) => DEFAULT_MAX_WAIT_MS,
         Ok(text) => match text.parse::<u64>() {

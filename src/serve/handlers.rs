@@ -1,21 +1,19 @@
 //! The endpoints (CONTRACT §11 with DECISIONS OP-6, OP-7). Each handler turns a request
-//! into one `Answer`; `mod.rs` is the only place that writes it to the socket. The work is
-//! done by the same functions as the CLI's (`commands::*`), so a job launched by
-//! `POST /exec` goes through the same supervisor path as `run`.
+//! into one typed engine request (`crate::jobs`) and the engine's answer into one
+//! `Answer`; `mod.rs` is the only place that writes it to the socket. A job launched by
+//! `POST /exec` goes through the same engine call as `run`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::routes::{Route, query_param};
-use crate::commands::define::{Definition, create_job};
-use crate::commands::launch::{Observe, hand_over, initial_state, observe, run_body};
-use crate::commands::{kill_body, status_body, tail_body, wait_body};
 use crate::config;
 use crate::error::{Code, Error, Result};
-use crate::jobstore::{self, Root};
+use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
+use crate::jobstore::Root;
 use crate::signals;
 use crate::wire::{self, Empty, Reply};
 
@@ -83,11 +81,9 @@ pub fn handle(route: Route, root: &Root, incoming: Incoming) -> Answer {
     let result = match route {
         Route::Health => Ok(Reply::sorted("health", &Empty {})),
         Route::Exec => (incoming.body)().and_then(|body| exec(root, &body)),
-        Route::Status(id) => root.lookup(&id).and_then(|job| Ok(Reply::sorted("status", &status_body(&job)?))),
-        Route::Tail(id) => root.lookup(&id).map(|job| {
-            let body = tail_body(&job, job.id.clone(), TAIL_LINES, TAIL_BYTES);
-            Reply::sorted("tail", &body)
-        }),
+        Route::Status(id) => jobs::status(root, &id).map(|body| Reply::sorted("status", &body)),
+        Route::Tail(id) => jobs::tail(root, &TailRequest { job_id: id, tail_lines: TAIL_LINES, max_bytes: TAIL_BYTES })
+            .map(|body| Reply::sorted("tail", &body)),
         Route::Wait(id) => wait(root, &id, incoming.target),
         Route::Kill(id) => kill(root, &id, incoming.target),
         Route::NoSuchJob(id) => Err(Error::not_found(&id)),
@@ -120,9 +116,12 @@ fn wait(root: &Root, id: &str, target: &str) -> Result<Reply> {
             .map_err(|_| Error::new(Code::InvalidRequest, format!("invalid until '{text}': expected milliseconds")))?,
         Some(Err(())) => return Err(Error::new(Code::InvalidRequest, "invalid until: bad percent-encoding")),
     };
-    let job = root.lookup(id)?;
-    let until = Duration::from_millis(until_ms.min(MAX_WAIT_MS));
-    Ok(Reply::sorted("wait", &wait_body(&job, job.id.clone(), Some(until), WAIT_POLL)?))
+    let request = WaitRequest {
+        job_id: id.to_string(),
+        until: Some(Duration::from_millis(until_ms.min(MAX_WAIT_MS))),
+        poll: WAIT_POLL,
+    };
+    Ok(Reply::sorted("wait", &jobs::wait(root, &request)?))
 }
 
 /// Like CLI `kill` (OP-7): `?signal=NAME` (default TERM) and the `killed` record.
@@ -132,9 +131,10 @@ fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
         Some(Ok(name)) => name,
         Some(Err(())) => return Err(Error::new(Code::InvalidRequest, "invalid signal: bad percent-encoding")),
     };
-    let requested = signals::parse(&name).map_err(|message| Error::new(Code::InvalidRequest, message))?;
+    let signal = signals::parse(&name).map_err(|message| Error::new(Code::InvalidRequest, message))?;
+    // The id is already resolved by the route: messages name the full id, as before.
     let job = root.lookup(id)?;
-    Ok(Reply::sorted("kill", &kill_body(&job, &job.id, &requested)?))
+    Ok(Reply::sorted("kill", &jobs::kill(root, &KillRequest { job_id: job.id, signal })?))
 }
 
 /// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as
@@ -171,7 +171,6 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
 }
 
 fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
-    let since = Instant::now();
     let (request, command) = parse_exec(body)?;
     let definition = Definition {
         command,
@@ -188,10 +187,7 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         wrapper: config::resolve_wrapper(None, None)?,
         cwd: request.cwd,
     };
-    let id = jobstore::new_id();
-    let job = create_job(root, &definition.meta(&id, root, false, None), &initial_state(&id))?;
-    hand_over(&job, &definition.spec(definition.cwd.clone(), job.file(jobstore::FULL_LOG)))?;
-    let options = Observe {
+    let observe = Observe {
         snapshot_after_ms: 0,
         tail_lines: TAIL_LINES,
         max_bytes: TAIL_BYTES,
@@ -199,8 +195,10 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         poll_ms: WAIT_POLL.as_millis() as u64,
         until_ms: Some(request.until_ms.unwrap_or(DEFAULT_WAIT_MS).min(MAX_WAIT_MS)),
     };
-    let observed = observe(&job, &options);
-    Ok(Reply::sorted("run", &run_body(&job, observed, Vec::new(), None, since)))
+    let mut body = jobs::run(root, &RunRequest { definition, log: None, observe })?;
+    // `/exec` has never echoed the environment (0.1.18).
+    body.env_vars = None;
+    Ok(Reply::sorted("run", &body))
 }
 
 #[cfg(test)]

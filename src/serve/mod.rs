@@ -26,19 +26,17 @@ mod handlers;
 mod limits;
 mod routes;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tiny_http::{Header, Request, Response, Server};
 
-use crate::cli::Args;
 use crate::error::{Code, Error, Result};
 use crate::info;
 use crate::jobstore::Root;
 use crate::log::{self, Level};
-use crate::wire::Reply;
 use handlers::{Answer, Incoming};
 use limits::{InFlight, Slots};
 use routes::Route;
@@ -59,18 +57,33 @@ struct Shared {
     stop: Arc<AtomicBool>,
 }
 
-/// Runs until SIGINT/SIGTERM, then exits the process with 0. Returns only on a startup
-/// failure, which `main` prints as the usual error object (exit 1).
-pub fn serve(args: &Args, root: Root) -> Result<Reply> {
-    let addr = bind_address(args)?;
-    let token = auth::load_token(args.value("token-file"))?;
+/// `serve`'s options, typed by the CLI.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub bind: SocketAddr,
+    /// `--token-file`; `$AGENT_EXEC_SERVE_TOKEN` is read too.
+    pub token_file: Option<String>,
+    /// More variable names to remove from every job's environment.
+    pub scrub_env: Vec<String>,
+    /// Short requests served at once (at least 1).
+    pub max_connections: usize,
+    /// Long-polls served at once (at least 1).
+    pub max_waiters: usize,
+}
+
+/// Runs until SIGINT/SIGTERM and returns `Ok` once the requests in flight are done (or
+/// the grace period is over): `main` then exits 0 without printing, which ends the
+/// threads still running. An error is a startup failure, printed as the usual error
+/// object (exit 1).
+pub fn serve(options: &Options, root: Root) -> Result<()> {
+    let addr = options.bind;
+    let token = auth::load_token(options.token_file.as_deref())?;
     auth::check_exposure(&addr, token.as_deref())?;
     // Before any thread exists: the environment is only safe to change while no other
     // thread can read it.
-    scrub_environment(&args.values("scrub-env"));
+    scrub_environment(&options.scrub_env);
     crate::reaper::release_children_on_exit()?;
-    let cap = |flag| usize::try_from(args.num(flag)).unwrap_or(usize::MAX).max(1);
-    let (max_requests, max_waiters) = (cap("max-connections"), cap("max-waiters"));
+    let (max_requests, max_waiters) = (options.max_connections, options.max_waiters);
     let listener = TcpListener::bind(addr).map_err(|e| Error::io(format!("bind {addr}"), e))?;
     limits::raise_fd_limit();
     let stop = Arc::new(AtomicBool::new(false));
@@ -101,28 +114,18 @@ pub fn serve(args: &Args, root: Root) -> Result<Reply> {
     if !shared.in_flight.drain_until(Instant::now() + GRACE) {
         log::write(Level::Warn, format_args!("requests still running after {GRACE:?}; exiting anyway"));
     }
-    std::process::exit(0);
+    Ok(())
 }
 
 /// Removes the token variable and every `--scrub-env` name from our environment, which
 /// every supervisor inherits and passes on to its job and sinks: the token authorises
 /// running commands, and a job that printed its environment would leak it to its log.
-fn scrub_environment(extra: &[&str]) {
-    for name in std::iter::once(auth::TOKEN_ENV).chain(extra.iter().copied()) {
+fn scrub_environment(extra: &[String]) {
+    for name in std::iter::once(auth::TOKEN_ENV).chain(extra.iter().map(String::as_str)) {
         // SAFETY: called before `serve` starts any thread (see `serve`), and the names
         // are checked by the flag table (non-empty, no '=' or NUL).
         unsafe { std::env::remove_var(name) };
     }
-}
-
-/// `--port P` is `127.0.0.1:P`; `--bind` must be a literal `IP:PORT` (CONTRACT §8.16).
-fn bind_address(args: &Args) -> Result<SocketAddr> {
-    if let Some(port) = args.value("port") {
-        let port = port.parse::<u16>().map_err(|e| Error::internal(format!("invalid port '{port}': {e}")))?;
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
-    }
-    let text = args.value_or_default("bind").unwrap_or("127.0.0.1:19263");
-    text.parse().map_err(|e| Error::internal(format!("invalid bind address '{text}': {e}")))
 }
 
 fn shutting_down() -> Answer {

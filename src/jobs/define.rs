@@ -1,23 +1,22 @@
-//! What a job is, before it exists: the definition shared by `run`, `create` and HTTP
-//! `POST /exec`, and the creation of its directory.
+//! What a job is, before it exists: the definition shared by `run`, `create`, HTTP
+//! `POST /exec` and the MCP tools, and the creation of its directory.
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::cli::Args;
-use crate::config;
 use crate::error::{Error, Result};
 use crate::jobstore::{self, JobDir, Root};
 use crate::supervisor::{LaunchSpec, masked, split_entry};
-use crate::tags;
 use crate::time;
-use crate::wire::{JobRef, MatchType, Meta, Notification, OutputMatch, SCHEMA_VERSION, State, StreamFilter};
+use crate::wire::{JobRef, Meta, Notification, SCHEMA_VERSION, State};
 
+/// A job's definition, fully resolved: the front door has already read `config.toml`
+/// for the wrapper and the environment for `--secret-env`.
 #[derive(Debug, Clone)]
 pub struct Definition {
     pub command: Vec<String>,
-    /// `--env` entries with real values.
+    /// `KEY=VALUE` entries with real values.
     pub env: Vec<String>,
     pub env_files: Vec<String>,
     pub inherit_env: bool,
@@ -28,59 +27,11 @@ pub struct Definition {
     pub progress_every_ms: u64,
     pub notification: Option<Notification>,
     pub wrapper: Vec<String>,
-    /// `--cwd` as given.
+    /// The working directory as given (made absolute when the job is created).
     pub cwd: Option<String>,
 }
 
 impl Definition {
-    /// Stage two of parsing for `run` and `create`: resolves the wrapper (which reads
-    /// config.toml) before anything is created.
-    pub fn from_args(args: &Args) -> Result<Definition> {
-        let wrapper = config::resolve_wrapper(args.value("shell-wrapper"), args.value("config"))?;
-        let owned = |name: &str| args.values(name).into_iter().map(str::to_string).collect::<Vec<_>>();
-        let on_output_match = args.value("output-pattern").filter(|p| !p.is_empty()).map(|pattern| OutputMatch {
-            pattern: pattern.to_string(),
-            match_type: if args.value("output-match-type") == Some("regex") {
-                MatchType::Regex
-            } else {
-                MatchType::Contains
-            },
-            stream: match args.value("output-stream") {
-                Some("stdout") => StreamFilter::Stdout,
-                Some("stderr") => StreamFilter::Stderr,
-                _ => StreamFilter::Either,
-            },
-            command: args.value("output-command").map(str::to_string),
-            file: args.value("output-file").map(str::to_string),
-        });
-        let notification = Notification {
-            notify_command: args.value("notify-command").map(str::to_string),
-            notify_file: args.value("notify-file").map(str::to_string),
-            on_output_match,
-        };
-        let (mut env, mut mask) = (owned("env"), owned("mask"));
-        for key in args.values("secret-env") {
-            env.push(format!("{key}={}", secret_value(key)?));
-            if !mask.iter().any(|m| m == key) {
-                mask.push(key.to_string());
-            }
-        }
-        Ok(Definition {
-            command: args.job_command.clone(),
-            env,
-            env_files: owned("env-file"),
-            inherit_env: !args.has("no-inherit-env"),
-            mask,
-            tags: tags::dedup(&args.values("tag")),
-            timeout_ms: args.num("timeout"),
-            kill_after_ms: args.num("kill-after"),
-            progress_every_ms: args.num("progress-every"),
-            notification: (!notification.is_empty()).then_some(notification),
-            wrapper,
-            cwd: args.value("cwd").map(str::to_string),
-        })
-    }
-
     /// The env entries as shown to users: masked values replaced by `***`.
     pub fn display_env(&self) -> Vec<String> {
         masked(&self.env, &self.mask)
@@ -124,21 +75,6 @@ impl Definition {
             timeout_ms: self.timeout_ms,
             kill_after_ms: self.kill_after_ms,
             progress_every_ms: self.progress_every_ms,
-        }
-    }
-}
-
-/// The value of `--secret-env KEY`: our own variable, so that it never passes through
-/// a command line, where other local users can read it (issue 11).
-fn secret_value(key: &str) -> Result<String> {
-    match std::env::var(key) {
-        Ok(value) if !value.contains('\0') => Ok(value),
-        Ok(_) => Err(Error::usage(format!("--secret-env {key}: the value holds a NUL byte"))),
-        Err(std::env::VarError::NotPresent) => {
-            Err(Error::usage(format!("--secret-env {key}: the environment variable {key} is not set")))
-        }
-        Err(std::env::VarError::NotUnicode(_)) => {
-            Err(Error::usage(format!("--secret-env {key}: the value of {key} is not valid UTF-8")))
         }
     }
 }

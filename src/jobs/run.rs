@@ -1,24 +1,32 @@
 //! `run`: create a job, hand it to a supervisor, observe it, answer.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::define::{Definition, create_job};
 use super::launch::{Observe, hand_over, initial_state, observe, run_body};
-use crate::cli::Args;
 use crate::error::Result;
 use crate::jobstore::{self, Root, root::absolutize};
-use crate::wire::Reply;
+use crate::wire::RunBody;
 
-pub fn run(args: &Args, root: &Root) -> Result<Reply> {
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub definition: Definition,
+    /// Where the merged log goes instead of `<job>/full.log` (`run --log`).
+    pub log: Option<PathBuf>,
+    pub observe: Observe,
+}
+
+pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
     let since = Instant::now();
-    let definition = Definition::from_args(args)?;
-    let custom_log = args.value("log").map(|p| absolutize(std::path::Path::new(p)));
+    let definition = &request.definition;
+    let custom_log = request.log.as_deref().map(absolutize);
     let id = jobstore::new_id();
     let meta = definition.meta(&id, root, false, custom_log.as_ref().map(|p| p.to_string_lossy().into_owned()));
     let job = create_job(root, &meta, &initial_state(&id))?;
     let full_log = custom_log.unwrap_or_else(|| job.file(jobstore::FULL_LOG));
     hand_over(&job, &definition.spec(definition.cwd.clone(), full_log))?;
-    let observed = observe(&job, &Observe::from_args(args));
+    let observed = observe(&job, &request.observe);
     let env_vars = (!definition.env.is_empty()).then(|| definition.display_env());
-    Ok(Reply::new("run", &run_body(&job, observed, definition.tags.clone(), env_vars, since)))
+    Ok(run_body(&job, observed, definition.tags.clone(), env_vars, since))
 }

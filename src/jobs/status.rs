@@ -1,19 +1,13 @@
 //! `status`: the state of one job, checked for liveness.
 
-use crate::cli::Args;
 use crate::error::Result;
-use crate::jobstore::{JobDir, Root, liveness};
-use crate::wire::{Reply, StatusBody};
+use crate::jobstore::{Root, liveness};
+use crate::wire::StatusBody;
 
-pub fn status(args: &Args, root: &Root) -> Result<Reply> {
-    let job = root.lookup(args.job_id())?;
-    Ok(Reply::new("status", &status_body(&job)?))
-}
-
-/// Also used by HTTP `/status`.
-pub fn status_body(job: &JobDir) -> Result<StatusBody> {
+pub fn status(root: &Root, given: &str) -> Result<StatusBody> {
+    let job = root.lookup(given)?;
     let meta = job.read_meta()?;
-    let state = job.read_live_state()?;
+    let state = super::current(&job)?;
     let unchecked = !liveness::checkable(&state);
     let terminal = state.status().is_terminal();
     Ok(StatusBody {

@@ -1,24 +1,28 @@
 //! `tail`: the end of a job's stdout and stderr logs, in any state.
 
-use crate::cli::Args;
 use crate::error::Result;
-use crate::jobstore::{self, JobDir, Root};
+use crate::jobstore::{self, Root};
 use crate::tail::snapshot;
-use crate::wire::{Reply, TailBody};
+use crate::wire::TailBody;
 
-pub fn tail(args: &Args, root: &Root) -> Result<Reply> {
-    let job = root.lookup(args.job_id())?;
-    Ok(Reply::new("tail", &tail_body(&job, job.id.clone(), args.num("tail-lines"), args.num("max-bytes"))))
+#[derive(Debug, Clone)]
+pub struct TailRequest {
+    /// The id or a unique prefix.
+    pub job_id: String,
+    /// Lines kept of each stream; 0 keeps all.
+    pub tail_lines: u64,
+    pub max_bytes: u64,
 }
 
-/// Also used by HTTP `/tail`, which echoes the id as given. The same numbers as a
-/// snapshot, flattened, with the log paths.
-pub fn tail_body(job: &JobDir, job_id: String, tail_lines: u64, max_bytes: u64) -> TailBody {
+/// The same numbers as a snapshot, flattened, with the log paths.
+pub fn tail(root: &Root, request: &TailRequest) -> Result<TailBody> {
+    let job = root.lookup(&request.job_id)?;
+    let (tail_lines, max_bytes) = (request.tail_lines, request.max_bytes);
     let stdout_path = job.file(jobstore::STDOUT_LOG);
     let stderr_path = job.file(jobstore::STDERR_LOG);
     let shot = snapshot(&stdout_path, &stderr_path, tail_lines, max_bytes);
-    TailBody {
-        job_id,
+    Ok(TailBody {
+        job_id: job.id.clone(),
         stdout_tail: shot.stdout_tail,
         stderr_tail: shot.stderr_tail,
         truncated: shot.truncated,
@@ -29,5 +33,5 @@ pub fn tail_body(job: &JobDir, job_id: String, tail_lines: u64, max_bytes: u64) 
         stderr_observed_bytes: shot.stderr_observed_bytes,
         stdout_included_bytes: shot.stdout_included_bytes,
         stderr_included_bytes: shot.stderr_included_bytes,
-    }
+    })
 }

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::cli::Args;
 use crate::error::Result;
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
 use crate::jobstore::{self, JobDir, liveness};
@@ -49,13 +48,13 @@ pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
 }
 
 fn record_failure(job: &JobDir, reason: &str) {
-    let Ok(_lock) = job.lock() else { return };
-    if let Ok(mut state) = job.read_state()
+    let Ok(locked) = job.lock() else { return };
+    if let Ok(mut state) = locked.read_state()
         && state.status() == Status::Running
         && state.supervisor_pid == Some(std::process::id())
     {
         state.finish(Status::Failed, JobResult::default(), Some(reason.to_string()), time::now());
-        let _ = job.write_state(&state);
+        let _ = locked.write_state(&state);
     }
 }
 
@@ -70,20 +69,6 @@ pub struct Observe {
     pub until_ms: Option<u64>,
 }
 
-impl Observe {
-    pub fn from_args(args: &Args) -> Observe {
-        let until_ms = if args.has("forever") { None } else { Some(args.num("until")) };
-        Observe {
-            snapshot_after_ms: args.num("snapshot-after"),
-            tail_lines: args.num("tail-lines"),
-            max_bytes: args.num("max-bytes"),
-            wait: args.has("wait"),
-            poll_ms: args.num("wait-poll-ms"),
-            until_ms,
-        }
-    }
-}
-
 pub struct Observed {
     pub state: State,
     pub waited_ms: u64,
@@ -94,13 +79,13 @@ pub struct Observed {
 pub fn observe(job: &JobDir, options: &Observe) -> Observed {
     let t0 = Instant::now();
     let window_ms = if options.wait { options.until_ms } else { Some(options.snapshot_after_ms.min(MAX_WINDOW_MS)) };
-    let current = || job.read_live_state().unwrap_or_else(|_| initial_state(&job.id));
+    let current = || super::current(job).unwrap_or_else(|_| initial_state(&job.id));
     let state = match window_ms {
         Some(0) => current(),
         _ => {
             let deadline = window_ms.map(|ms| t0 + Duration::from_millis(ms));
             let poll = Duration::from_millis(if options.wait { options.poll_ms } else { 15 });
-            wait_for_end(job, deadline, poll, OnUnreadable::Retry).unwrap_or_else(|_| current())
+            wait_for_end(job, deadline, poll, OnUnreadable::Retry, super::current).unwrap_or_else(|_| current())
         }
     };
     let waited_ms = if window_ms == Some(0) && !options.wait { 0 } else { t0.elapsed().as_millis() as u64 };

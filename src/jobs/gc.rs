@@ -3,11 +3,17 @@
 //! alone, and the safety rules (live processes, the lock) come from `prune`.
 
 use super::prune::{Removal, Standing, dir_size, remove_if};
-use crate::cli::Args;
 use crate::error::{Error, Result};
 use crate::jobstore::{Root, is_job_dir};
 use crate::time;
-use crate::wire::{GcBody, GcEntry, Reply, State, Status};
+use crate::wire::{GcBody, GcEntry, State, Status};
+
+#[derive(Debug, Clone, Default)]
+pub struct GcPolicy {
+    /// `<n>[dhms]` as given, echoed in the answer; `None` is the default, 30 days.
+    pub older_than: Option<String>,
+    pub dry_run: bool,
+}
 
 const DEFAULT_OLDER_THAN: &str = "30d";
 
@@ -40,8 +46,8 @@ fn parse_duration(raw: &str) -> Result<u64, BadDuration> {
     count.checked_mul(unit).filter(|secs| i64::try_from(*secs).is_ok()).ok_or(BadDuration::Overflow)
 }
 
-pub fn gc(args: &Args, root: &Root) -> Result<Reply> {
-    let (older_than, source) = match args.value("older-than") {
+pub fn gc(root: &Root, policy: &GcPolicy) -> Result<GcBody> {
+    let (older_than, source) = match policy.older_than.as_deref() {
         Some(value) => (value, "flag"),
         None => (DEFAULT_OLDER_THAN, "default"),
     };
@@ -59,7 +65,7 @@ pub fn gc(args: &Args, root: &Root) -> Result<Reply> {
         }
     };
     let cutoff = time::format(time::unix_now().saturating_sub(secs).max(EARLIEST_CUTOFF));
-    let dry_run = args.has("dry-run");
+    let dry_run = policy.dry_run;
     let older_reason = format!("older_than_{older_than}");
 
     let mut names = root.dir_names()?.unwrap_or_default();
@@ -116,7 +122,7 @@ pub fn gc(args: &Args, root: &Root) -> Result<Reply> {
     if !dry_run {
         remove_abandoned_staging(root);
     }
-    Ok(Reply::new("gc", &body))
+    Ok(body)
 }
 
 /// A front-end killed while creating a job leaves its `.new-<id>` staging directory

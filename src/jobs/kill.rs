@@ -5,25 +5,26 @@
 //! TERM stays alive after the `killed` record, and a job whose supervisor was killed is
 //! recorded `failed` while it runs on. Both must still yield to `kill --signal KILL`.
 
-use crate::cli::Args;
 use crate::error::{Code, Error, Result};
-use crate::jobstore::{JobDir, Root, liveness};
+use crate::jobstore::{Root, liveness};
 use crate::signals::{self, Requested};
 use crate::time;
-use crate::wire::{JobResult, KillBody, Reply, State, Status};
+use crate::wire::{JobResult, KillBody, State, Status};
 
-pub fn kill(args: &Args, root: &Root) -> Result<Reply> {
-    let requested = signals::parse(args.value_or_default("signal").unwrap_or("TERM")).map_err(Error::usage)?;
-    let given = args.job_id();
-    let job = root.lookup(given)?;
-    Ok(Reply::new("kill", &kill_body(&job, given, &requested)?))
+#[derive(Debug, Clone)]
+pub struct KillRequest {
+    /// The id or a unique prefix, as given (echoed in messages).
+    pub job_id: String,
+    pub signal: Requested,
 }
 
-/// Also used by HTTP `/kill`. Signals the job's group if any member lives and, for a
-/// signal that ends jobs, writes the `killed` record that 0.1.18 clients expect to read
-/// right after a kill of a running job. Stopping and continuing never end a job.
-pub fn kill_body(job: &JobDir, given: &str, requested: &Requested) -> Result<KillBody> {
-    let state = job.read_live_state()?;
+/// Signals the job's group if any member lives and, for a signal that ends jobs, writes
+/// the `killed` record that 0.1.18 clients expect to read right after a kill of a
+/// running job. Stopping and continuing never end a job.
+pub fn kill(root: &Root, request: &KillRequest) -> Result<KillBody> {
+    let (given, requested) = (request.job_id.as_str(), &request.signal);
+    let job = root.lookup(given)?;
+    let state = super::current(&job)?;
     if state.status() == Status::Created {
         return Err(Error::new(
             Code::InvalidState,
@@ -47,13 +48,13 @@ pub fn kill_body(job: &JobDir, given: &str, requested: &Requested) -> Result<Kil
     };
     let ends_job = requested.number != libc::SIGSTOP && requested.number != libc::SIGCONT;
     if delivered && ends_job {
-        let _lock = job.lock()?;
-        let mut current = job.read_state()?;
+        let locked = job.lock()?;
+        let mut current = locked.read_state()?;
         if current.status() == Status::Running {
             let result =
                 JobResult { exit_code: None, signal: Some(signals::name(requested.number)), duration_ms: None };
             current.finish(Status::Killed, result, None, time::now());
-            job.write_state(&current)?;
+            locked.write_state(&current)?;
         }
     }
     let finished = (!delivered && state.status().is_terminal()).then(|| state.status().as_str());

@@ -3,22 +3,21 @@
 use std::time::Instant;
 
 use super::launch::{Observe, hand_over, initial_state, observe, run_body};
-use crate::cli::Args;
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{self, Root};
 use crate::supervisor::{LaunchSpec, masked};
-use crate::wire::{Reply, Status};
+use crate::wire::{RunBody, Status};
 
-pub fn start(args: &Args, root: &Root) -> Result<Reply> {
-    let given = args.job_id();
+/// `given` is the id or prefix as the caller typed it, for messages.
+pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunBody> {
     let job = root.lookup(given)?;
     let meta = job.read_meta()?;
     {
         // The created → running transition happens under the job lock, so of two
         // concurrent starts exactly one wins (DECISIONS OP-12).
         // A job deleted since the lookup has no directory left to lock.
-        let _lock = job.lock().map_err(|e| if job.path.exists() { e } else { Error::not_found(given) })?;
-        let state = job.read_state()?;
+        let locked = job.lock().map_err(|e| if job.path.exists() { e } else { Error::not_found(given) })?;
+        let state = locked.read_state()?;
         if state.status() != Status::Created {
             return Err(Error::new(
                 Code::InvalidState,
@@ -28,7 +27,7 @@ pub fn start(args: &Args, root: &Root) -> Result<Reply> {
                 ),
             ));
         }
-        job.write_state(&initial_state(&job.id))?;
+        locked.write_state(&initial_state(&job.id))?;
     }
     let since = Instant::now();
     let spec = LaunchSpec {
@@ -45,7 +44,7 @@ pub fn start(args: &Args, root: &Root) -> Result<Reply> {
     };
     hand_over(&job, &spec)?;
     // `start --wait` has the same bounded default as `run --wait` (DECISIONS OP-6).
-    let observed = observe(&job, &Observe::from_args(args));
+    let observed = observe(&job, observe_options);
     let env_vars = (!meta.env_vars_runtime.is_empty()).then(|| masked(&meta.env_vars_runtime, &meta.mask));
-    Ok(Reply::new("start", &run_body(&job, observed, meta.tags.clone(), env_vars, since)))
+    Ok(run_body(&job, observed, meta.tags.clone(), env_vars, since))
 }

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::define::effective_cwd;
 use super::prune::{Removal, Standing, remove_if};
-use crate::cli::Args;
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{JobDir, Root, liveness};
-use crate::wire::{DeleteBody, DeleteEntry, Reply, Status};
+use crate::wire::{DeleteBody, DeleteEntry, Status};
 
 /// A job whose terminal state is recorded may still have its supervisor finishing up
 /// (draining late output, running completion sinks). `wait X && delete X` should not
@@ -17,19 +16,27 @@ use crate::wire::{DeleteBody, DeleteEntry, Reply, Status};
 /// drain bound plus a margin. A sink that hangs longer still makes `delete` refuse.
 const SETTLE_GRACE: Duration = Duration::from_millis(3000);
 
-pub fn delete(args: &Args, root: &Root) -> Result<Reply> {
-    let dry_run = args.has("dry-run");
-    let (deleted, skipped, jobs) =
-        if args.has("all") { delete_all(root, dry_run)? } else { delete_one(args, root, dry_run)? };
-    Ok(Reply::new("delete", &DeleteBody { root: root.display(), dry_run, deleted, skipped, jobs }))
+#[derive(Debug, Clone)]
+pub enum DeleteTarget {
+    /// One job by id or unique prefix, as given (echoed in messages).
+    One(String),
+    /// Every finished job started in the current directory.
+    AllFinishedHere,
+}
+
+pub fn delete(root: &Root, target: &DeleteTarget, dry_run: bool) -> Result<DeleteBody> {
+    let (deleted, skipped, jobs) = match target {
+        DeleteTarget::AllFinishedHere => delete_all(root, dry_run)?,
+        DeleteTarget::One(given) => delete_one(given, root, dry_run)?,
+    };
+    Ok(DeleteBody { root: root.display(), dry_run, deleted, skipped, jobs })
 }
 
 fn still_running(given: &str) -> Error {
     Error::new(Code::InvalidState, format!("invalid job state: cannot delete job {given}: job is currently running"))
 }
 
-fn delete_one(args: &Args, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
-    let given = args.job_id();
+fn delete_one(given: &str, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
     let job = root.lookup(given)?;
     let standing = settle(&job);
     match &standing {

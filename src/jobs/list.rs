@@ -1,12 +1,24 @@
 //! `list`: jobs of the current directory (or all), filtered, newest first.
 
 use super::define::effective_cwd;
-use crate::cli::Args;
 use crate::error::Result;
 use crate::jobstore::scan::{Scan, par_map};
 use crate::jobstore::{self, Root, liveness};
 use crate::tags;
-use crate::wire::{JobSummary, ListBody, MetaView, Reply, State};
+use crate::wire::{JobSummary, ListBody, MetaView, State};
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only jobs started in this directory (`None`: the current one), unless `all`.
+    pub cwd: Option<String>,
+    pub all: bool,
+    /// Only jobs in this state.
+    pub state: Option<String>,
+    /// Only jobs with a tag matching each of these patterns (already checked).
+    pub tags: Vec<String>,
+    /// At most this many, newest first; 0 is unlimited.
+    pub limit: u64,
+}
 
 /// What `list` keeps of a `meta.json` that passed the filters.
 struct Listing {
@@ -24,11 +36,11 @@ enum Entry {
     Listed(JobSummary),
 }
 
-pub fn list(args: &Args, root: &Root) -> Result<Reply> {
-    let cwd_filter = (!args.has("all")).then(|| effective_cwd(args.value("cwd")));
-    let patterns = args.values("tag");
-    let state_filter = args.value("state");
-    let limit = usize::try_from(args.num("limit")).unwrap_or(usize::MAX);
+pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
+    let cwd_filter = (!filter.all).then(|| effective_cwd(filter.cwd.as_deref()));
+    let patterns = &filter.tags;
+    let state_filter = filter.state.as_deref();
+    let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
     let names = root.dir_names()?.unwrap_or_default();
     let scan = Scan::open(root);
     let entries = par_map(&names, |name| {
@@ -63,7 +75,7 @@ pub fn list(args: &Args, root: &Root) -> Result<Reply> {
     if truncated {
         jobs.truncate(limit);
     }
-    Ok(Reply::new("list", &ListBody { root: root.display(), jobs, truncated, skipped }))
+    Ok(ListBody { root: root.display(), jobs, truncated, skipped })
 }
 
 /// A job with an unreadable `state.json` is listed as `unknown` (CONTRACT §5.9).
@@ -82,7 +94,7 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
             liveness_unchecked: false,
         };
     };
-    let state = liveness::refresh(&root.job(name), state);
+    let state = super::settle(&root.job(name), state);
     let unchecked = !liveness::checkable(&state);
     let terminal = state.status().is_terminal();
     JobSummary {

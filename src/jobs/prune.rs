@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::jobstore::{JobDir, liveness};
+use crate::jobstore::{JobDir, Locked, liveness};
 use crate::time;
 use crate::wire::{JobResult, State, Status};
 
@@ -26,19 +26,19 @@ pub enum Standing {
 }
 
 impl Standing {
-    /// Reads the state as every reader does, persisting the lost-supervisor repair.
-    /// Must not be called while holding the job lock: the repair takes it.
+    /// Reads the state as every reader does, persisting the lost-supervisor repair
+    /// (`jobs::current`, which locks: never called under the lock).
     pub fn read(job: &JobDir) -> Standing {
-        match job.read_state() {
-            Ok(state) => Standing::of(liveness::refresh(job, state)),
+        match super::current(job) {
+            Ok(state) => Standing::of(state),
             Err(_) => Standing::Unreadable,
         }
     }
 
-    /// The same judgement from the raw file, for use under the job lock; the repair is
-    /// applied in memory only, since the directory is about to go.
-    fn read_locked(job: &JobDir) -> Standing {
-        match job.read_state() {
+    /// The same judgement from the raw file, under the job lock; the repair is applied
+    /// in memory only, since the directory is about to go.
+    fn read_locked(locked: &Locked) -> Standing {
+        match locked.read_state() {
             Ok(state) => Standing::of(state),
             Err(_) => Standing::Unreadable,
         }
@@ -76,11 +76,11 @@ pub enum Removal {
 /// job lock. Removing a directory whose `.lock` we hold is fine on Linux, and a `start`
 /// waiting for that lock then finds the directory gone instead of launching into it.
 pub fn remove_if(job: &JobDir, still_wanted: impl Fn(&Standing) -> bool) -> Removal {
-    let _lock = match job.lock() {
-        Ok(lock) => lock,
+    let locked = match job.lock() {
+        Ok(locked) => locked,
         Err(e) => return Removal::Failed(std::io::Error::other(e.message)),
     };
-    let standing = Standing::read_locked(job);
+    let standing = Standing::read_locked(&locked);
     if !still_wanted(&standing) {
         return Removal::Kept(Box::new(standing));
     }

@@ -1,0 +1,69 @@
+//! The job engine: one typed API over the job store and the supervisor that every front
+//! door calls (the CLI in `commands`, HTTP in `serve`, MCP in `mcp`).
+//!
+//! Typed requests in, the wire bodies out. Nothing here knows about argv, HTTP or MCP:
+//! no `cli::Args`, no printing, no exit codes. **Architecture invariant**: this module
+//! imports none of `cli`, `commands`, `serve` or `mcp`.
+//!
+//! **Locking.** Every read-modify-write of a job goes through the guard of
+//! `JobDir::lock` (`jobstore::Locked`); readers never lock. The one place a reader's
+//! finding is persisted, the lost-supervisor repair, is the explicit step `current`,
+//! which takes the lock itself and is never called while a lock is held.
+
+mod create;
+mod define;
+mod delete;
+mod gc;
+mod kill;
+mod launch;
+mod list;
+mod notify;
+mod prune;
+mod run;
+mod start;
+mod status;
+mod tag;
+mod tail;
+mod wait;
+
+pub use create::create;
+pub use define::Definition;
+pub use delete::{DeleteTarget, delete};
+pub use gc::{GcPolicy, gc};
+pub use kill::{KillRequest, kill};
+pub use launch::Observe;
+pub use list::{ListFilter, list};
+pub use notify::{NotifyChange, check_regex, notify_set};
+pub use run::{RunRequest, run};
+pub use start::start;
+pub use status::status;
+pub use tag::tag_set;
+pub use tail::{TailRequest, tail};
+pub use wait::{WaitRequest, wait};
+
+use crate::error::Result;
+use crate::jobstore::{JobDir, liveness};
+use crate::wire::State;
+
+/// The state every reader reports: `state.json`, with a `running` record whose
+/// responsible process is gone turned into the `failed` "supervisor lost" record and
+/// persisted (DECISIONS OP-1). See `settle`.
+pub fn current(job: &JobDir) -> Result<State> {
+    Ok(settle(job, job.read_state()?))
+}
+
+/// The explicit repair step for a state already read: the only write a reader causes.
+/// It takes the job lock itself, so it must never run while the caller holds this
+/// job's lock; code under a lock calls `liveness::repair` with its guard instead.
+pub fn settle(job: &JobDir, seen: State) -> State {
+    if !liveness::is_lost(&seen) {
+        return seen;
+    }
+    match job.lock() {
+        Ok(locked) => liveness::repair(&locked, seen),
+        Err(_) => liveness::lost(seen),
+    }
+}
+
+#[cfg(test)]
+mod tests;
