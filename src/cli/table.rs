@@ -88,6 +88,13 @@ const DEFINITION: &[Flag] = &[
     opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin"),
     opt("output-file", "PATH", "Append each job.output.matched event as one NDJSON line to PATH"),
     opt(
+        "max-log-bytes",
+        "N",
+        "Keep at most N bytes in each log, rotating to <log>.1 (one older generation); 0 disables (default: [logs] max_bytes in config.toml)",
+    )
+    .check(check_u64),
+    switch("no-full-log", "Write no full.log records (stdout.log and stderr.log only)"),
+    opt(
         "config",
         "PATH",
         "config.toml to read the shell wrapper from (default: $XDG_CONFIG_HOME/agent-exec/config.toml)",

@@ -30,6 +30,8 @@ pub struct Definition {
     pub wrapper: Vec<String>,
     /// `--cwd` as given.
     pub cwd: Option<String>,
+    pub max_log_bytes: Option<u64>,
+    pub no_full_log: bool,
 }
 
 impl Definition {
@@ -71,6 +73,8 @@ impl Definition {
             notification: (!notification.is_empty()).then_some(notification),
             wrapper,
             cwd: args.value("cwd").map(str::to_string),
+            max_log_bytes: config::max_log_bytes(args.value("max-log-bytes"), args.value("config"))?,
+            no_full_log: args.has("no-full-log"),
         })
     }
 
@@ -102,6 +106,8 @@ impl Definition {
             progress_every_ms: self.progress_every_ms,
             shell_wrapper: self.wrapper.clone(),
             full_log_path,
+            max_log_bytes: self.max_log_bytes,
+            no_full_log: self.no_full_log,
         }
     }
 
@@ -117,6 +123,8 @@ impl Definition {
             timeout_ms: self.timeout_ms,
             kill_after_ms: self.kill_after_ms,
             progress_every_ms: self.progress_every_ms,
+            max_log_bytes: self.max_log_bytes,
+            no_full_log: self.no_full_log,
         }
     }
 }

@@ -84,6 +84,10 @@ pub struct Snapshot {
     pub stderr_observed_bytes: u64,
     pub stdout_included_bytes: u64,
     pub stderr_included_bytes: u64,
+    /// Why the logs are cut short (a storage fault hit the supervisor); `truncated` is
+    /// then true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 /// The body of `run`, `start` and HTTP `POST /exec`.
@@ -150,6 +154,8 @@ pub struct TailBody {
     pub stderr_observed_bytes: u64,
     pub stdout_included_bytes: u64,
     pub stderr_included_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
