@@ -168,12 +168,14 @@ pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     }
 }
 
+/// The staging directory is new, so every file in it is too: `O_EXCL` (which never
+/// follows a symlink) makes sure nothing else was planted there.
 fn create_empty(path: &Path) -> Result<()> {
     OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map(drop)
         .map_err(|e| Error::io(format!("create {}", path.display()), e))
