@@ -15,6 +15,7 @@ mod output;
 mod scrub;
 mod serve;
 mod signals;
+mod size;
 mod supervisor;
 mod tags;
 mod tail;

@@ -248,3 +248,33 @@ fn no_full_log_and_the_config_default_cap() {
     assert!(std::fs::metadata(env.job_dir(id).join("stdout.log.1")).is_ok(), "the config cap rotated the log");
     assert_eq!(env.read_json(id, "meta.json")["max_log_bytes"], 100);
 }
+
+#[test]
+fn gc_keeps_the_newest_jobs_by_count_and_by_size() {
+    let env = Env::new();
+    let ids: Vec<String> = (0..3)
+        .map(|_| {
+            let id = env.ok(&["run", "--wait", "--", "echo", "x"])["job_id"].as_str().expect("id").to_string();
+            env.supervisor_gone(&id);
+            id
+        })
+        .collect();
+    let dry = env.ok(&["gc", "--keep", "1", "--dry-run"]);
+    assert_eq!(dry["keep"], 1);
+    let chosen: Vec<(&str, &str)> = dry["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| j["action"] == "would_delete")
+        .map(|j| (j["job_id"].as_str().unwrap_or(""), j["reason"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(chosen, [(ids[0].as_str(), "keep_1"), (ids[1].as_str(), "keep_1")], "{dry}");
+    let gone = env.ok(&["gc", "--max-bytes", "0"]);
+    assert_eq!(gone["deleted"], 3, "{gone}");
+    assert_eq!(gone["max_bytes"], 0);
+    assert!(ids.iter().all(|id| !env.job_dir(id).exists()));
+    // Without the new flags the answer keeps 0.1.18's shape.
+    assert!(env.ok(&["gc"]).get("keep").is_none());
+    env.usage(&["gc", "--max-bytes", "1.5M"]);
+    env.usage(&["gc", "--keep", "-1"]);
+}

@@ -3,7 +3,7 @@
 //! drift apart. Order here is the order in the docs.
 
 use super::{Check, Command, Flag, Operand, check_u16, check_u64};
-use crate::{signals, tags};
+use crate::{signals, size, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
     Flag { long, alias: None, value: None, default: None, repeatable: false, choices: &[], check: None, doc }
@@ -158,6 +158,13 @@ const DELETE: &[Flag] = &[
 const GC: &[Flag] = &[
     opt("older-than", "DURATION", "Delete finished jobs older than DURATION: <n>d, <n>h, <n>m, <n>s or <n> seconds")
         .default("30d"),
+    opt("keep", "N", "Also delete every finished job but the newest N").check(check_u64),
+    opt(
+        "max-bytes",
+        "SIZE",
+        "Also delete the oldest finished jobs until the rest fit in SIZE bytes (suffix K, M or G allowed)",
+    )
+    .check(size::check_size),
     switch("dry-run", "Report what would be deleted, delete nothing"),
 ];
 

@@ -232,6 +232,11 @@ pub struct GcBody {
     pub dry_run: bool,
     pub older_than: String,
     pub older_than_source: &'static str,
+    /// `--keep` and `--max-bytes`, echoed only when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
     pub deleted: u64,
     pub skipped: u64,
     pub freed_bytes: u64,
