@@ -10,6 +10,8 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,9 +24,11 @@ use super::spec::LaunchSpec;
 use crate::jobstore::{self, JobDir};
 use crate::wire::{Delivered, MatchType, MatchedEvent, OutputMatch, SCHEMA_VERSION, StreamFilter};
 
-/// Matches waiting for delivery: far more than a sane sink needs, small enough to bound
-/// memory (a matched line is at most `capture::LINE_CAP` bytes).
+/// Matches waiting for delivery: far more than a sane sink needs.
 const QUEUE: usize = 1024;
+/// The matched lines waiting for delivery hold at most this many bytes together (a line
+/// is up to `capture::LINE_CAP`), so that the queue cannot grow the supervisor by more.
+const QUEUE_BYTES: usize = 4 << 20;
 /// How stale the output-match configuration may be after `notify set`.
 const RELOAD_EVERY: Duration = Duration::from_millis(200);
 
@@ -94,6 +98,8 @@ pub struct OutputMatcher {
     checked: Option<Instant>,
     current: Option<Compiled>,
     worker: Option<(SyncSender<Delivery>, JoinHandle<()>)>,
+    /// Bytes of matched lines in the queue; the worker subtracts what it delivered.
+    queued_bytes: Arc<AtomicUsize>,
     dropped: u64,
 }
 
@@ -107,6 +113,7 @@ impl OutputMatcher {
             checked: None,
             current: None,
             worker: None,
+            queued_bytes: Arc::new(AtomicUsize::new(0)),
             dropped: 0,
         };
         matcher.reload();
@@ -152,6 +159,10 @@ impl OutputMatcher {
         if !compiled.matches(stream, line) {
             return;
         }
+        if self.queued_bytes.load(Ordering::Relaxed) + line.len() > QUEUE_BYTES {
+            self.dropped += 1;
+            return;
+        }
         let event = MatchedEvent {
             schema_version: SCHEMA_VERSION.to_string(),
             event_type: "job.output.matched".to_string(),
@@ -175,20 +186,28 @@ impl OutputMatcher {
                     job_id: self.job.id.clone(),
                     event_type: "job.output.matched",
                 };
+                let queued_bytes = Arc::clone(&self.queued_bytes);
                 let handle = std::thread::spawn(move || {
                     for delivery in receiver {
                         deliver_match(&context, &delivery);
+                        queued_bytes.fetch_sub(delivery.event.line.len(), Ordering::Relaxed);
                     }
                 });
                 self.worker = Some((sender.clone(), handle));
                 sender
             }
         };
+        // Counted before the send, so the worker never subtracts what was not added.
+        let len = line.len();
+        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
         match sender.try_send(delivery) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.dropped += 1,
-            // The worker is gone only if it panicked; nothing can be delivered then.
-            Err(TrySendError::Disconnected(_)) => self.dropped += 1,
+            // Full: a slow sink. Disconnected: the worker panicked. Either way the match
+            // cannot be delivered now, and waiting would stall the event loop.
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                self.dropped += 1;
+            }
         }
     }
 
