@@ -177,8 +177,8 @@ pub struct State {
     /// Why the supervisor stopped writing the logs (a storage fault); they are cut short.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_error: Option<String>,
-    /// Output bytes no longer in the logs: rotated away by `--max-log-bytes`, or never
-    /// written after `log_error`.
+    /// Bytes of the three logs (`full.log` records included) that are not on disk:
+    /// rotated away by `--max-log-bytes`, or never written after `log_error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_dropped_bytes: Option<u64>,
 }
