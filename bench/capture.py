@@ -152,7 +152,9 @@ def median_ratio(work, side, command, extra=(), n=None):
 
 
 def fmt_ratio(value):
-    return "n/a" if value is None else f"{value:.2f}"
+    if value is None:
+        return "n/a"
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.3f}"
 
 
 def main():

@@ -43,6 +43,9 @@ pub struct Piece<'a> {
     pub bytes: &'a [u8],
     /// True for the second and later pieces of a line longer than `LINE_CAP`.
     pub continued: bool,
+    /// Already known to be valid UTF-8 (validated with the whole chunk), so the record
+    /// needs no decoding.
+    pub valid: bool,
 }
 
 /// Splits a byte stream into lines, carrying at most `LINE_CAP` bytes of a partial line
@@ -57,14 +60,21 @@ impl LineSplitter {
     /// Feeds a chunk and calls `emit` for every complete line (without its `\n`) and for
     /// every `LINE_CAP` piece of a line that grows past the cap.
     pub fn feed(&mut self, chunk: &[u8], emit: &mut impl FnMut(Piece)) {
+        // One validation of the whole chunk instead of one per line: a line that lies
+        // within the valid prefix is valid.
+        let valid_up_to = match std::str::from_utf8(chunk) {
+            Ok(_) => chunk.len(),
+            Err(e) => e.valid_up_to(),
+        };
         let mut rest = chunk;
         while let Some(end) = find_newline(rest) {
             let line = &rest[..end];
             if self.partial.is_empty() && line.len() <= LINE_CAP {
-                emit(Piece { bytes: line, continued: self.continued });
+                let valid = chunk.len() - rest.len() + end <= valid_up_to;
+                emit(Piece { bytes: line, continued: self.continued, valid });
             } else {
                 self.hold(line, emit);
-                emit(Piece { bytes: &self.partial, continued: self.continued });
+                emit(Piece { bytes: &self.partial, continued: self.continued, valid: false });
                 self.partial.clear();
             }
             self.continued = false;
@@ -76,7 +86,7 @@ impl LineSplitter {
     /// The unterminated remainder, once the stream has ended.
     pub fn finish(&mut self, emit: &mut impl FnMut(Piece)) {
         if !self.partial.is_empty() {
-            emit(Piece { bytes: &self.partial, continued: self.continued });
+            emit(Piece { bytes: &self.partial, continued: self.continued, valid: false });
         }
         self.partial = Vec::new();
         self.continued = false;
@@ -91,7 +101,7 @@ impl LineSplitter {
             self.partial.extend_from_slice(&bytes[..take]);
             bytes = &bytes[take..];
             let cut = char_boundary(&self.partial);
-            emit(Piece { bytes: &self.partial[..cut], continued: self.continued });
+            emit(Piece { bytes: &self.partial[..cut], continued: self.continued, valid: false });
             self.continued = true;
             self.partial.drain(..cut);
         }
@@ -138,17 +148,22 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
     bytes[index..].iter().position(|&b| b == b'\n').map(|i| index + i)
 }
 
+/// The timestamp (20 bytes) and tag (10 bytes) that start a record that is not a
+/// continuation: a fixed size, so copying it is a few moves rather than a call.
+const PREFIX: usize = 30;
+
 /// Builds the `full.log` records of one chunk in one buffer, with the timestamp
 /// formatted once per second rather than once per line.
 pub struct Records {
     pub buffer: Vec<u8>,
     stamp_second: i64,
     stamp: String,
+    prefixes: [[u8; PREFIX]; 2],
 }
 
 impl Default for Records {
     fn default() -> Records {
-        Records { buffer: Vec::new(), stamp_second: i64::MIN, stamp: String::new() }
+        Records { buffer: Vec::new(), stamp_second: i64::MIN, stamp: String::new(), prefixes: [[0; PREFIX]; 2] }
     }
 }
 
@@ -159,16 +174,27 @@ impl Records {
         if now != self.stamp_second {
             self.stamp_second = now;
             self.stamp = time::format(now);
+            for (prefix, stream) in self.prefixes.iter_mut().zip([Stream::Stdout, Stream::Stderr]) {
+                let text = [self.stamp.as_bytes(), stream.tag(false)].concat();
+                if text.len() == PREFIX {
+                    prefix.copy_from_slice(&text);
+                }
+            }
         }
     }
 
     /// Appends the record of one piece, decoded as UTF-8 with replacement characters.
     pub fn push(&mut self, stream: Stream, piece: &Piece) {
-        self.buffer.extend_from_slice(self.stamp.as_bytes());
-        self.buffer.extend_from_slice(stream.tag(piece.continued));
-        match std::str::from_utf8(piece.bytes) {
-            Ok(text) => self.buffer.extend_from_slice(text.as_bytes()),
-            Err(_) => self.buffer.extend_from_slice(String::from_utf8_lossy(piece.bytes).as_bytes()),
+        if piece.continued || self.stamp.len() + 10 != PREFIX {
+            self.buffer.extend_from_slice(self.stamp.as_bytes());
+            self.buffer.extend_from_slice(stream.tag(piece.continued));
+        } else {
+            self.buffer.extend_from_slice(&self.prefixes[stream as usize]);
+        }
+        if piece.valid {
+            self.buffer.extend_from_slice(piece.bytes);
+        } else {
+            self.buffer.extend_from_slice(String::from_utf8_lossy(piece.bytes).as_bytes());
         }
         self.buffer.push(b'\n');
     }
@@ -181,7 +207,10 @@ mod tests {
     fn split(chunks: &[&[u8]]) -> Vec<(Vec<u8>, bool)> {
         let mut splitter = LineSplitter::default();
         let mut out = Vec::new();
-        let mut emit = |piece: Piece| out.push((piece.bytes.to_vec(), piece.continued));
+        let mut emit = |piece: Piece| {
+            assert!(!piece.valid || std::str::from_utf8(piece.bytes).is_ok());
+            out.push((piece.bytes.to_vec(), piece.continued))
+        };
         for chunk in chunks {
             splitter.feed(chunk, &mut emit);
         }
@@ -207,6 +236,15 @@ mod tests {
             let shape: Vec<(usize, bool)> = pieces.iter().map(|(b, c)| (b.len(), *c)).collect();
             assert_eq!(shape, [(LINE_CAP, false), (LINE_CAP, true), (5, true), (5, false)]);
         }
+    }
+
+    #[test]
+    fn only_lines_before_invalid_bytes_skip_decoding() {
+        let mut splitter = LineSplitter::default();
+        let mut valid = Vec::new();
+        splitter.feed(b"a\n\xff\nb\n\xc3", &mut |piece: Piece| valid.push(piece.valid));
+        splitter.feed(b"\xa9\n", &mut |piece: Piece| valid.push(piece.valid));
+        assert_eq!(valid, [true, false, false, false]);
     }
 
     #[test]
@@ -239,12 +277,14 @@ mod tests {
     fn records_keep_carriage_returns_and_mark_continuations() {
         let mut records = Records::default();
         records.tick();
-        records.push(Stream::Stderr, &Piece { bytes: b"x\r", continued: false });
-        records.push(Stream::Stdout, &Piece { bytes: b"\xff", continued: true });
+        records.push(Stream::Stderr, &Piece { bytes: b"x\r", continued: false, valid: true });
+        records.push(Stream::Stdout, &Piece { bytes: b"\xff", continued: true, valid: false });
+        records.push(Stream::Stdout, &Piece { bytes: b"\xfe", continued: false, valid: false });
         let text = String::from_utf8(records.buffer).expect("utf-8");
         let lines: Vec<&str> = text.split('\n').collect();
         assert!(lines[0].ends_with(" [STDERR] x\r"), "{text:?}");
         assert_eq!(lines[0].len(), "2026-03-15T12:00:00Z [STDERR] x\r".len());
         assert!(lines[1].ends_with(" [STDOUT+] \u{FFFD}"), "{text:?}");
+        assert!(lines[2].ends_with(" [STDOUT] \u{FFFD}"), "{text:?}");
     }
 }
