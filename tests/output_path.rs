@@ -278,3 +278,29 @@ fn gc_keeps_the_newest_jobs_by_count_and_by_size() {
     env.usage(&["gc", "--max-bytes", "1.5M"]);
     env.usage(&["gc", "--keep", "-1"]);
 }
+
+#[test]
+fn a_timeout_fires_on_time_while_the_match_sink_is_stuck() {
+    let env = Env::new();
+    let sink = "while [ ! -e release ]; do sleep 0.01; done";
+    let answer = env.ok(&[
+        "run",
+        "--timeout",
+        "300",
+        "--output-pattern",
+        "x",
+        "--output-command",
+        sink,
+        "--wait",
+        "--until",
+        "20000",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 3000 ]; do echo x$i; i=$((i+1)); done; exec sleep 60",
+    ]);
+    std::fs::write(env.cwd.join("release"), "").expect("release the sink");
+    assert_eq!(answer["state"], "killed", "the timeout waited for the sink: {answer}");
+    assert_eq!(answer["signal"], "TERM");
+    env.supervisor_gone(answer["job_id"].as_str().expect("id"));
+}

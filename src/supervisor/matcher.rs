@@ -2,12 +2,16 @@
 //! evaluated against the current `on_output_match` configuration and matches are handed
 //! to one delivery thread, in order, through a bounded queue.
 //!
-//! The event loop never waits here: the configuration is re-checked at most every
-//! `RELOAD_EVERY` (a `stat` of `meta.json`), nothing is evaluated without a pattern, and
+//! The event loop never waits here: the configuration is reloaded when an inotify watch
+//! on the job directory reports a change, checked with one non-blocking read per chunk
+//! of output (without inotify: a `stat` of `meta.json` at most every `RELOAD_EVERY`),
+//! nothing is evaluated without a pattern, and
 //! when the queue is full (a slow sink) further matches are counted as dropped and the
 //! count is appended to `notification_events.ndjson` as one `job.output.dropped` record
 //! when the job ends.
 
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +33,50 @@ const QUEUE: usize = 1024;
 /// The matched lines waiting for delivery hold at most this many bytes together (a line
 /// is up to `capture::LINE_CAP`), so that the queue cannot grow the supervisor by more.
 const QUEUE_BYTES: usize = 4 << 20;
-/// How stale the output-match configuration may be after `notify set`.
+/// How stale the output-match configuration may be after `notify set` where inotify is
+/// unavailable.
 const RELOAD_EVERY: Duration = Duration::from_millis(200);
+
+/// Reports that something in the job directory was replaced or rewritten (`notify set`
+/// renames a new `meta.json` into place). The event is queued before the rename returns,
+/// so output the job writes after a `notify set` is never matched with the old pattern.
+struct DirWatch {
+    fd: OwnedFd,
+}
+
+impl DirWatch {
+    fn new(job: &JobDir) -> Option<DirWatch> {
+        let path = std::ffi::CString::new(job.path.as_os_str().as_bytes()).ok()?;
+        // SAFETY: inotify_init1 returns a new descriptor or -1; we own it from here.
+        let fd = unsafe {
+            let raw = libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC);
+            if raw < 0 {
+                return None;
+            }
+            OwnedFd::from_raw_fd(raw)
+        };
+        let mask = libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE;
+        // SAFETY: a valid descriptor and a NUL-terminated path.
+        if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) } < 0 {
+            return None;
+        }
+        Some(DirWatch { fd })
+    }
+
+    /// Consumes the pending events; true if there were any (or the queue overflowed).
+    fn changed(&self) -> bool {
+        let mut buffer = [0u8; 4096];
+        let mut any = false;
+        loop {
+            // SAFETY: reading into a buffer we own from a descriptor we own.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len()) };
+            if n <= 0 {
+                return any;
+            }
+            any = true;
+        }
+    }
+}
 
 /// The record of matches that were not delivered because the queue was full.
 #[derive(Serialize)]
@@ -96,6 +142,7 @@ pub struct OutputMatcher {
     dir: Option<PathBuf>,
     stamp: Option<MetaStamp>,
     checked: Option<Instant>,
+    watch: Option<DirWatch>,
     current: Option<Compiled>,
     worker: Option<(SyncSender<Delivery>, JoinHandle<()>)>,
     /// Bytes of matched lines in the queue; the worker subtracts what it delivered.
@@ -111,6 +158,7 @@ impl OutputMatcher {
             dir: sink_dir(spec.cwd.as_deref()),
             stamp: None,
             checked: None,
+            watch: DirWatch::new(job),
             current: None,
             worker: None,
             queued_bytes: Arc::new(AtomicUsize::new(0)),
@@ -138,8 +186,15 @@ impl OutputMatcher {
         }
     }
 
-    /// Reloads the configuration if `RELOAD_EVERY` has passed since the last check.
+    /// Reloads the configuration if the job directory changed (or, without inotify, if
+    /// `RELOAD_EVERY` has passed since the last check).
     pub fn refresh(&mut self) {
+        if let Some(watch) = &self.watch {
+            if watch.changed() {
+                self.reload();
+            }
+            return;
+        }
         let now = Instant::now();
         if self.checked.is_none_or(|at| now.duration_since(at) >= RELOAD_EVERY) {
             self.checked = Some(now);
