@@ -14,6 +14,13 @@ fn records(text: &str) -> Vec<&str> {
     text.split_terminator('\n').collect()
 }
 
+/// A sink command that blocks until the test creates `release` in its work directory,
+/// or until that directory is gone (a failed test must not leave sinks looping).
+fn gated_sink(env: &Env) -> String {
+    let work = env.cwd.display();
+    format!("while [ ! -e '{work}/release' ] && [ -d '{work}' ]; do sleep 0.01; done")
+}
+
 #[test]
 fn a_line_longer_than_the_supervisor_may_allocate_is_recorded_in_pieces() {
     let env = Env::new();
@@ -103,7 +110,8 @@ fn a_slow_output_sink_stalls_nothing_and_dropped_matches_are_counted() {
     let env = Env::new();
     let release = env.cwd.join("release");
     // The first delivery blocks until the test releases it, so the queue fills up.
-    let sink = "while [ ! -e release ]; do sleep 0.01; done";
+    let sink = gated_sink(&env);
+    let sink = sink.as_str();
     let answer = env.ok(&[
         "run",
         "--output-pattern",
@@ -282,7 +290,8 @@ fn gc_keeps_the_newest_jobs_by_count_and_by_size() {
 #[test]
 fn a_timeout_fires_on_time_while_the_match_sink_is_stuck() {
     let env = Env::new();
-    let sink = "while [ ! -e release ]; do sleep 0.01; done";
+    let sink = gated_sink(&env);
+    let sink = sink.as_str();
     let answer = env.ok(&[
         "run",
         "--timeout",
