@@ -255,6 +255,16 @@ fn no_full_log_and_the_config_default_cap() {
     env.supervisor_gone(id);
     assert!(std::fs::metadata(env.job_dir(id).join("stdout.log.1")).is_ok(), "the config cap rotated the log");
     assert_eq!(env.read_json(id, "meta.json")["max_log_bytes"], 100);
+    // Spliced output (no full.log, no pattern) obeys the cap the same way.
+    let answer = env.ok(&["run", "--no-full-log", "--wait", "--", "seq", "1", "100"]);
+    let id = answer["job_id"].as_str().expect("id");
+    env.supervisor_gone(id);
+    for name in ["stdout.log", "stdout.log.1"] {
+        let len = std::fs::metadata(env.job_dir(id).join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 0 && len <= 100, "{name}: {len} bytes");
+    }
+    let tail = env.ok(&["tail", "--tail-lines", "2", id]);
+    assert_eq!(tail["stdout_tail"], "99\n100");
 }
 
 #[test]

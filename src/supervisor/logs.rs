@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -78,6 +79,47 @@ impl Logs {
 
     pub fn wants_full(&self) -> bool {
         self.full.is_some()
+    }
+
+    /// Moves up to `max` bytes from a pipe straight into a stream's log, without copying
+    /// them through our memory: for output that nothing else needs to see (no
+    /// `full.log`, no output-match). Answers as `read` would: `Ok(0)` at end of file.
+    /// A storage fault is recorded like a failed write; the caller then reads the pipe
+    /// to discard the rest.
+    pub fn splice_from(&mut self, which: Which, pipe: RawFd, max: usize) -> std::io::Result<usize> {
+        let max_bytes = self.max_bytes;
+        let log = match which {
+            Which::Stdout => &mut self.stdout,
+            Which::Stderr => &mut self.stderr,
+            Which::Full => return Err(std::io::ErrorKind::Unsupported.into()),
+        };
+        let room = max_bytes.map_or(u64::MAX, |cap| cap.saturating_sub(log.written));
+        if room == 0 {
+            match rotate(log) {
+                Ok(dropped) => self.dropped_bytes += dropped,
+                Err(error) => {
+                    self.error = Some(error);
+                    return Err(std::io::ErrorKind::Other.into());
+                }
+            }
+            return self.splice_from(which, pipe, max);
+        }
+        let len = usize::try_from(room).unwrap_or(usize::MAX).min(max);
+        let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+        // SAFETY: splice between two descriptors we own, with null offsets (the file's own
+        // position advances, as with `write`).
+        let n =
+            unsafe { libc::splice(pipe, std::ptr::null_mut(), log.file.as_raw_fd(), std::ptr::null_mut(), len, flags) };
+        if n >= 0 {
+            log.written += n as u64;
+            return Ok(n as usize);
+        }
+        let error = std::io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::EAGAIN | libc::EINTR | libc::EINVAL) => {}
+            _ => self.error = Some(format!("write {}: {error}", log.path.display())),
+        }
+        Err(error)
     }
 
     pub fn write(&mut self, which: Which, mut bytes: &[u8]) {

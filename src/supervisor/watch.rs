@@ -5,7 +5,8 @@
 //!
 //! Output is handled a chunk at a time (up to `CHUNK` bytes): one `write` per log per
 //! chunk, one clock read per chunk, and the `full.log` records of the chunk built in one
-//! buffer (`capture`).
+//! buffer (`capture`). Output that only goes to its raw log (`--no-full-log`, no
+//! output-match) is `splice`d from the pipe to the file without passing through us.
 //!
 //! The job process is not reaped when it exits: its exit status is read with `WNOWAIT`
 //! and the zombie is kept until the loop ends, so its pid, which is also the process
@@ -94,6 +95,9 @@ pub struct Watch {
     timers: Timers,
     recorder: Recorder,
     exited: bool,
+    /// Output nothing else needs is spliced from the pipe to its log; false once the
+    /// log's filesystem refused a splice.
+    splice: bool,
     /// What the terminal record said about the logs, to rewrite it if the drain after
     /// the exit changed that.
     recorded_logs: (Option<String>, u64),
@@ -144,6 +148,7 @@ impl Watch {
             timers,
             recorder,
             exited: false,
+            splice: true,
             recorded_logs: (None, 0),
         }
     }
@@ -204,6 +209,20 @@ impl Watch {
     }
 
     fn read_chunk(&mut self, index: usize) -> Chunk {
+        self.matcher.refresh();
+        if self.splice && !self.logs.wants_full() && !self.matcher.active() && self.logs.error.is_none() {
+            let source = &self.sources[index];
+            let which = if source.stream == Stream::Stdout { Which::Stdout } else { Which::Stderr };
+            match self.logs.splice_from(which, source.pipe.as_raw_fd(), CHUNK) {
+                Ok(0) => return Chunk::Eof,
+                Ok(n) => return Chunk::Data(n),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => return Chunk::Empty,
+                // The log's filesystem cannot splice: copy from now on.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.splice = false,
+                // A storage fault, recorded: read below to discard what the job writes.
+                Err(_) => {}
+            }
+        }
         // SAFETY: reading into a buffer we own from a descriptor we own.
         let n = unsafe {
             libc::read(self.sources[index].pipe.as_raw_fd(), self.buffer.as_mut_ptr().cast(), self.buffer.len())
@@ -229,7 +248,6 @@ impl Watch {
         let stream = source.stream;
         let bytes = &buffer[..n];
         logs.write(if stream == Stream::Stdout { Which::Stdout } else { Which::Stderr }, bytes);
-        matcher.refresh();
         let matching = matcher.active();
         let full = logs.wants_full();
         if !matching && !full {
