@@ -23,6 +23,18 @@ pub fn open(path: &Path, follow: bool) -> Result<File, String> {
         .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
 }
 
+/// Creates the next generation after a rotation: the name was just renamed away, so
+/// anything found there now was planted, and `O_EXCL` refuses it.
+fn create_new(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
+}
+
 /// `ELOOP` from `O_NOFOLLOW` means a symlink sits where a log belongs.
 fn explain(error: &std::io::Error) -> String {
     match error.raw_os_error() {
@@ -42,13 +54,12 @@ pub fn rotated(path: &Path) -> PathBuf {
 pub struct LogFile {
     file: File,
     path: PathBuf,
-    follow: bool,
     written: u64,
 }
 
 impl LogFile {
-    pub fn new(file: File, path: PathBuf, follow: bool) -> LogFile {
-        LogFile { file, path, follow, written: 0 }
+    pub fn new(file: File, path: PathBuf) -> LogFile {
+        LogFile { file, path, written: 0 }
     }
 }
 
@@ -167,7 +178,7 @@ fn rotate(log: &mut LogFile) -> Result<u64, String> {
     let old = rotated(&log.path);
     let dropped = std::fs::symlink_metadata(&old).map(|m| m.len()).unwrap_or(0);
     std::fs::rename(&log.path, &old).map_err(|e| format!("rotate {}: {e}", log.path.display()))?;
-    log.file = open(&log.path, log.follow)?;
+    log.file = create_new(&log.path)?;
     log.written = 0;
     Ok(dropped)
 }
@@ -178,7 +189,7 @@ mod tests {
 
     fn log(dir: &Path, name: &str) -> LogFile {
         let path = dir.join(name);
-        LogFile::new(open(&path, false).expect("open"), path, false)
+        LogFile::new(open(&path, false).expect("open"), path)
     }
 
     #[test]

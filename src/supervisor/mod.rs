@@ -105,8 +105,8 @@ struct Started {
 fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     let stdout_path = job.file(jobstore::STDOUT_LOG);
     let stderr_path = job.file(jobstore::STDERR_LOG);
-    let stdout_log = logs::LogFile::new(logs::open(&stdout_path, false)?, stdout_path, false);
-    let stderr_log = logs::LogFile::new(logs::open(&stderr_path, false)?, stderr_path, false);
+    let stdout_log = logs::LogFile::new(logs::open(&stdout_path, false)?, stdout_path);
+    let stderr_log = logs::LogFile::new(logs::open(&stderr_path, false)?, stderr_path);
     let full_log = if spec.no_full_log { None } else { Some(open_full_log(job, &spec.full_log)?) };
     let environment = env::build(spec.inherit_env, &spec.env_files, &spec.env)?;
     if let Some(cwd) = &spec.cwd {
@@ -187,5 +187,5 @@ fn open_full_log(job: &JobDir, path: &Path) -> Result<logs::LogFile, String> {
             .create(parent)
             .map_err(|e| format!("create log directory {}: {e}", parent.display()))?;
     }
-    Ok(logs::LogFile::new(logs::open(path, !own)?, path.to_path_buf(), !own))
+    Ok(logs::LogFile::new(logs::open(path, !own)?, path.to_path_buf()))
 }
