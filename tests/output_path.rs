@@ -150,7 +150,19 @@ fn a_fifo_notify_file_without_a_reader_does_not_hold_the_supervisor() {
     let fifo = env.path("events.fifo");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
     assert!(made.success());
-    let answer = env.ok(&["run", "--notify-file", &fifo, "--wait", "--", "true"]);
+    let answer = env.ok(&[
+        "run",
+        "--notify-file",
+        &fifo,
+        "--output-pattern",
+        "x",
+        "--output-file",
+        &fifo,
+        "--wait",
+        "--",
+        "printf",
+        "x1\\nx2\\nx3\\n",
+    ]);
     let id = answer["job_id"].as_str().expect("id").to_string();
     let supervisor = env.read_json(&id, "state.json")["supervisor_pid"].as_u64().expect("pid");
     let gone = eventually(Duration::from_secs(20), || !alive(supervisor));
@@ -161,7 +173,17 @@ fn a_fifo_notify_file_without_a_reader_does_not_hold_the_supervisor() {
     assert!(gone, "the supervisor is still blocked on the FIFO");
     let event = env.read_json(&id, "completion_event.json");
     assert_eq!(event["delivery_results"][0]["sink_type"], "file");
-    assert_eq!(event["delivery_results"][0]["error"], "timeout");
+    let error = event["delivery_results"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("timeout"), "{event}");
+    // One blocked helper per file at most: later deliveries to it fail at once.
+    let matches = std::fs::read_to_string(env.job_dir(&id).join("notification_events.ndjson")).expect("events");
+    let errors: Vec<String> = matches
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("record"))
+        .map(|r| r["delivery_results"][0]["error"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(errors.len(), 3, "{matches}");
+    assert!(errors.iter().all(|e| e.starts_with("timeout")), "{errors:?}");
     env.ok(&["delete", &id]);
 }
 

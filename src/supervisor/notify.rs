@@ -14,6 +14,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::jobstore::{self, JobDir};
@@ -187,14 +188,34 @@ pub(super) fn append_job_file(path: &str, payload: &str) -> DeliveryResult {
     append_bounded(path, payload, true)
 }
 
+/// Files whose helper thread is still blocked past the deadline. Further deliveries to
+/// them fail at once instead of piling up blocked threads.
+static STUCK: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
 fn append_bounded(path: &str, payload: &str, own: bool) -> DeliveryResult {
     let attempted_at = time::now();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    let (target, line) = (path.to_string(), format!("{payload}\n"));
-    std::thread::spawn(move || {
-        let _ = sender.send(append(&target, &line, own));
-    });
-    let outcome = receiver.recv_timeout(sink_bound()).unwrap_or_else(|_| Err("timeout".to_string()));
+    let stuck = STUCK.lock().map(|stuck| stuck.iter().any(|p| p == path)).unwrap_or(false);
+    let outcome = if stuck {
+        Err("timeout (an earlier delivery to this file is still blocked)".to_string())
+    } else {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let (target, line) = (path.to_string(), format!("{payload}\n"));
+        std::thread::spawn(move || {
+            let outcome = append(&target, &line, own);
+            // Under the lock, so that the deadline's check below sees either the outcome
+            // or the mark it must leave.
+            let mut stuck = STUCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            stuck.retain(|p| p != &target);
+            let _ = sender.send(outcome);
+        });
+        receiver.recv_timeout(sink_bound()).unwrap_or_else(|_| {
+            let mut stuck = STUCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            receiver.try_recv().unwrap_or_else(|_| {
+                stuck.push(path.to_string());
+                Err("timeout".to_string())
+            })
+        })
+    };
     DeliveryResult {
         sink_type: "file".to_string(),
         target: path.to_string(),
