@@ -152,6 +152,9 @@ fn find_newline(bytes: &[u8]) -> Option<usize> {
 /// continuation: a fixed size, so copying it is a few moves rather than a call.
 const PREFIX: usize = 30;
 
+/// Lines up to this length are copied without a call (see `Records::push`).
+const SHORT: usize = 32;
+
 /// Builds the `full.log` records of one chunk in one buffer, with the timestamp
 /// formatted once per second rather than once per line.
 pub struct Records {
@@ -191,7 +194,14 @@ impl Records {
         } else {
             self.buffer.extend_from_slice(&self.prefixes[stream as usize]);
         }
-        if piece.valid {
+        if piece.valid && piece.bytes.len() <= SHORT {
+            // Short lines are copied byte by byte: a `memcpy` call per line is what
+            // dominates with musl's `memcpy`, and most lines of chatty output are short.
+            self.buffer.reserve(SHORT + 1);
+            for &byte in piece.bytes {
+                self.buffer.push(byte);
+            }
+        } else if piece.valid {
             self.buffer.extend_from_slice(piece.bytes);
         } else {
             self.buffer.extend_from_slice(String::from_utf8_lossy(piece.bytes).as_bytes());
