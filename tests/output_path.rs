@@ -345,3 +345,22 @@ fn a_timeout_fires_on_time_while_the_match_sink_is_stuck() {
     assert_eq!(answer["signal"], "TERM");
     env.supervisor_gone(answer["job_id"].as_str().expect("id"));
 }
+
+#[test]
+fn create_keeps_the_log_options_for_start() {
+    let env = Env::new();
+    let id = env.ok(&["create", "--max-log-bytes", "50", "--no-full-log", "--", "seq", "1", "100"])["job_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let meta = env.read_json(&id, "meta.json");
+    assert_eq!((meta["max_log_bytes"].as_u64(), meta["no_full_log"].as_bool()), (Some(50), Some(true)));
+    assert_eq!(env.ok(&["start", "--wait", &id])["state"], "exited");
+    env.supervisor_gone(&id);
+    assert!(env.job_dir(&id).join("stdout.log.1").exists());
+    assert_eq!(std::fs::metadata(env.job_dir(&id).join("full.log")).expect("full.log").len(), 0);
+    // Without the flags, meta.json keeps 0.1.18's keys only.
+    let plain = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("id").to_string();
+    let meta = env.read_json(&plain, "meta.json");
+    assert!(meta.get("max_log_bytes").is_none() && meta.get("no_full_log").is_none(), "{meta}");
+}
