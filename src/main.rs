@@ -17,6 +17,7 @@ mod reaper;
 mod scrub;
 mod serve;
 mod signals;
+mod size;
 mod supervisor;
 mod tags;
 mod tail;

@@ -3,7 +3,7 @@
 //! drift apart. Order here is the order in the docs.
 
 use super::{Check, Command, Flag, Operand, check_env_name, check_u16, check_u64};
-use crate::{signals, supervisor, tags};
+use crate::{signals, size, supervisor, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
     Flag { long, alias: None, value: None, default: None, repeatable: false, choices: &[], check: None, doc }
@@ -95,6 +95,13 @@ const DEFINITION: &[Flag] = &[
     opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin"),
     opt("output-file", "PATH", "Append each job.output.matched event as one NDJSON line to PATH"),
     opt(
+        "max-log-bytes",
+        "N",
+        "Keep at most N bytes in each log, rotating to <log>.1 (one older generation); 0 disables (default: [logs] max_bytes in config.toml)",
+    )
+    .check(check_u64),
+    switch("no-full-log", "Write no full.log records (stdout.log and stderr.log only)"),
+    opt(
         "config",
         "PATH",
         "config.toml to read the shell wrapper from (default: $XDG_CONFIG_HOME/agent-exec/config.toml)",
@@ -158,6 +165,13 @@ const DELETE: &[Flag] = &[
 const GC: &[Flag] = &[
     opt("older-than", "DURATION", "Delete finished jobs older than DURATION: <n>d, <n>h, <n>m, <n>s or <n> seconds")
         .default("30d"),
+    opt("keep", "N", "Also delete every finished job but the newest N").check(check_u64),
+    opt(
+        "max-bytes",
+        "SIZE",
+        "Also delete the oldest finished jobs until the rest fit in SIZE bytes (suffix K, M or G allowed)",
+    )
+    .check(size::check_size),
     switch("dry-run", "Report what would be deleted, delete nothing"),
 ];
 

@@ -30,6 +30,8 @@ pub struct Definition {
     pub wrapper: Vec<String>,
     /// `--cwd` as given.
     pub cwd: Option<String>,
+    pub max_log_bytes: Option<u64>,
+    pub no_full_log: bool,
 }
 
 impl Definition {
@@ -78,6 +80,8 @@ impl Definition {
             notification: (!notification.is_empty()).then_some(notification),
             wrapper,
             cwd: args.value("cwd").map(str::to_string),
+            max_log_bytes: config::max_log_bytes(args.value("max-log-bytes"), args.value("config"))?,
+            no_full_log: args.has("no-full-log"),
         })
     }
 
@@ -109,6 +113,8 @@ impl Definition {
             progress_every_ms: self.progress_every_ms,
             shell_wrapper: self.wrapper.clone(),
             full_log_path,
+            max_log_bytes: self.max_log_bytes,
+            no_full_log: self.no_full_log,
         }
     }
 
@@ -124,6 +130,8 @@ impl Definition {
             timeout_ms: self.timeout_ms,
             kill_after_ms: self.kill_after_ms,
             progress_every_ms: self.progress_every_ms,
+            max_log_bytes: self.max_log_bytes,
+            no_full_log: self.no_full_log,
         }
     }
 }
@@ -183,12 +191,14 @@ pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     }
 }
 
+/// The staging directory is new, so every file in it is too: `O_EXCL` (which never
+/// follows a symlink) makes sure nothing else was planted there.
 fn create_empty(path: &Path) -> Result<()> {
     OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map(drop)
         .map_err(|e| Error::io(format!("create {}", path.display()), e))

@@ -12,6 +12,7 @@ pub mod launch;
 mod list;
 mod notify;
 mod prune;
+mod retention;
 mod run;
 pub mod schema;
 mod start;

@@ -16,7 +16,8 @@ pub fn tail(args: &Args, root: &Root) -> Result<Reply> {
 pub fn tail_body(job: &JobDir, job_id: String, tail_lines: u64, max_bytes: u64) -> TailBody {
     let stdout_path = job.file(jobstore::STDOUT_LOG);
     let stderr_path = job.file(jobstore::STDERR_LOG);
-    let shot = snapshot(&stdout_path, &stderr_path, tail_lines, max_bytes);
+    let log_error = job.read_state().ok().and_then(|state| state.log_error);
+    let shot = snapshot(&stdout_path, &stderr_path, tail_lines, max_bytes, log_error);
     TailBody {
         job_id,
         stdout_tail: shot.stdout_tail,
@@ -29,5 +30,6 @@ pub fn tail_body(job: &JobDir, job_id: String, tail_lines: u64, max_bytes: u64) 
         stderr_observed_bytes: shot.stderr_observed_bytes,
         stdout_included_bytes: shot.stdout_included_bytes,
         stderr_included_bytes: shot.stderr_included_bytes,
+        log_error: shot.log_error,
     }
 }

@@ -154,15 +154,20 @@ pub fn refresh(job: &JobDir, state: State) -> State {
     if !is_lost(&state) {
         return state;
     }
-    let Ok(_lock) = job.lock() else { return lost(state) };
+    // A supervisor that could not write its terminal record to the job directory left
+    // it in the last-resort file (`outcome`): that is the real outcome, not a loss.
+    let repaired = |state: State| super::outcome::recorded(job).unwrap_or_else(|| lost(state));
+    let Ok(_lock) = job.lock() else { return repaired(state) };
     match job.read_state() {
         Ok(current) if is_lost(&current) => {
-            let failed = lost(current);
-            let _ = job.write_state(&failed);
-            failed
+            let repaired = repaired(current);
+            if job.write_state(&repaired).is_ok() {
+                super::outcome::clear(job);
+            }
+            repaired
         }
         Ok(current) => current,
-        Err(_) => lost(state),
+        Err(_) => repaired(state),
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod atomic;
 pub mod liveness;
+pub mod outcome;
 pub mod read;
 pub mod root;
 pub mod scan;

@@ -187,6 +187,8 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         // OP-7: the wrapper comes from config.toml like `run` without --shell-wrapper.
         wrapper: config::resolve_wrapper(None, None)?,
         cwd: request.cwd,
+        max_log_bytes: config::max_log_bytes(None, None)?,
+        no_full_log: false,
     };
     let id = jobstore::new_id();
     let job = create_job(root, &definition.meta(&id, root, false, None), &initial_state(&id))?;
