@@ -18,6 +18,7 @@ mod reaper;
 mod scrub;
 mod serve;
 mod signals;
+mod size;
 mod supervisor;
 mod tags;
 mod tail;

@@ -16,19 +16,45 @@ pub struct Tail {
 
 /// Tails one log. Only the last `max_bytes` bytes are read, which gives the same result
 /// as reading the whole file and cutting it, without reading gigabytes to show 64 KiB.
+/// A log capped by `--max-log-bytes` continues its rotated generation `<name>.1`, so
+/// the tail reaches into it when the current file is shorter than `max_bytes`.
 pub fn tail_file(path: &Path, tail_lines: u64, max_bytes: u64) -> Tail {
-    let mut bytes = Vec::new();
-    let mut observed_bytes = 0;
-    if let Ok(mut file) = File::open(path) {
-        observed_bytes = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let keep = observed_bytes.min(max_bytes);
-        if file.seek(SeekFrom::End(-(keep as i64))).is_ok() {
-            let _ = file.take(keep).read_to_end(&mut bytes);
+    let (current, current_len) = last_bytes(path, max_bytes);
+    let mut observed_bytes = current_len;
+    let mut bytes = current;
+    let room = max_bytes.saturating_sub(bytes.len() as u64);
+    if room > 0 {
+        let (mut earlier, earlier_len) = last_bytes(&rotated(path), room);
+        if earlier_len > 0 {
+            observed_bytes += earlier_len;
+            earlier.append(&mut bytes);
+            bytes = earlier;
         }
+    } else if let Ok(meta) = std::fs::symlink_metadata(rotated(path)) {
+        observed_bytes += meta.len();
     }
     let byte_truncated = observed_bytes > max_bytes;
     let (text, line_truncated) = tail_text(&bytes, tail_lines);
     Tail { included_bytes: text.len() as u64, text, truncated: byte_truncated || line_truncated, observed_bytes }
+}
+
+/// `<name>.1`, the rotated generation of a capped log.
+fn rotated(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    name.into()
+}
+
+/// The last `max_bytes` bytes of a file (none if it is missing) and its length.
+fn last_bytes(path: &Path, max_bytes: u64) -> (Vec<u8>, u64) {
+    let mut bytes = Vec::new();
+    let Ok(mut file) = File::open(path) else { return (bytes, 0) };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let keep = len.min(max_bytes);
+    if file.seek(SeekFrom::End(-(keep as i64))).is_ok() {
+        let _ = file.take(keep).read_to_end(&mut bytes);
+    }
+    (bytes, len)
 }
 
 /// Decodes lossily and keeps the last `tail_lines` lines (0 keeps the text as is).
@@ -56,11 +82,20 @@ pub fn tail_text(bytes: &[u8], tail_lines: u64) -> (String, bool) {
     (lines[lines.len() - keep..].join("\n"), lines.len() > keep)
 }
 
-pub fn snapshot(stdout_log: &Path, stderr_log: &Path, tail_lines: u64, max_bytes: u64) -> Snapshot {
+/// A snapshot of both logs. `log_error` is the state's record of a storage fault: the
+/// logs are then known to be cut short, whatever their tails look like.
+pub fn snapshot(
+    stdout_log: &Path,
+    stderr_log: &Path,
+    tail_lines: u64,
+    max_bytes: u64,
+    log_error: Option<String>,
+) -> Snapshot {
     let out = tail_file(stdout_log, tail_lines, max_bytes);
     let err = tail_file(stderr_log, tail_lines, max_bytes);
     Snapshot {
-        truncated: out.truncated || err.truncated,
+        truncated: out.truncated || err.truncated || log_error.is_some(),
+        log_error,
         encoding: "utf-8-lossy",
         stdout_observed_bytes: out.observed_bytes,
         stderr_observed_bytes: err.observed_bytes,
@@ -103,6 +138,18 @@ mod tests {
         for (bytes, lines, max, text, truncated) in cases {
             assert_eq!(tail_of(bytes, *lines, *max), (text.to_string(), *truncated), "{bytes:?} n={lines} m={max}");
         }
+    }
+
+    #[test]
+    fn the_tail_reaches_into_the_rotated_generation() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stdout.log");
+        std::fs::write(dir.path().join("stdout.log.1"), b"1\n2\n3\n").expect("write");
+        std::fs::write(&path, b"4\n").expect("write");
+        let tail = tail_file(&path, 3, 65536);
+        assert_eq!((tail.text.as_str(), tail.truncated, tail.observed_bytes), ("2\n3\n4", true, 8));
+        let tail = tail_file(&path, 0, 4);
+        assert_eq!((tail.text.as_str(), tail.truncated), ("3\n4\n", true));
     }
 
     #[test]

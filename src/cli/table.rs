@@ -4,7 +4,7 @@
 
 pub use super::Flag;
 use super::{Check, Command, Operand, check_env_name, check_u16, check_u64};
-use crate::{signals, supervisor, tags};
+use crate::{signals, size, supervisor, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
     Flag { long, alias: None, value: None, default: None, repeatable: false, choices: &[], check: None, doc }
@@ -104,6 +104,13 @@ pub const OUTPUT_COMMAND: Flag =
     opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin");
 pub const OUTPUT_FILE: Flag =
     opt("output-file", "PATH", "Append each job.output.matched event as one NDJSON line to PATH");
+pub const MAX_LOG_BYTES: Flag = opt(
+        "max-log-bytes",
+        "N",
+        "Keep at most N bytes in each log, rotating to <log>.1 (one older generation); 0 disables (default: [logs] max_bytes in config.toml)",
+    )
+    .check(check_u64);
+pub const NO_FULL_LOG: Flag = switch("no-full-log", "Write no full.log records (stdout.log and stderr.log only)");
 pub const CONFIG: Flag = opt(
     "config",
     "PATH",
@@ -131,6 +138,8 @@ const DEFINITION: &[Flag] = &[
     OUTPUT_STREAM,
     OUTPUT_COMMAND,
     OUTPUT_FILE,
+    MAX_LOG_BYTES,
+    NO_FULL_LOG,
     CONFIG,
     SHELL_WRAPPER,
 ];
@@ -194,8 +203,15 @@ const DELETE: &[Flag] = &[DELETE_ALL, DRY_RUN];
 pub const OLDER_THAN: Flag =
     opt("older-than", "DURATION", "Delete finished jobs older than DURATION: <n>d, <n>h, <n>m, <n>s or <n> seconds")
         .default("30d");
+pub const KEEP: Flag = opt("keep", "N", "Also delete every finished job but the newest N").check(check_u64);
+pub const GC_MAX_BYTES: Flag = opt(
+    "max-bytes",
+    "SIZE",
+    "Also delete the oldest finished jobs until the rest fit in SIZE bytes (suffix K, M or G allowed)",
+)
+.check(size::check_size);
 pub const GC_DRY_RUN: Flag = switch("dry-run", "Report what would be deleted, delete nothing");
-const GC: &[Flag] = &[OLDER_THAN, GC_DRY_RUN];
+const GC: &[Flag] = &[OLDER_THAN, KEEP, GC_MAX_BYTES, GC_DRY_RUN];
 
 pub const TAG_SET_TAG: Flag = opt("tag", "TAG", "The new tags; none clears them").repeat().check(tags::check_tag);
 const TAG_SET: &[Flag] = &[TAG_SET_TAG];

@@ -86,6 +86,8 @@ impl Invocation {
             },
             "gc" => Invocation::Gc(GcPolicy {
                 older_than: owned(args.value(&t::OLDER_THAN)),
+                keep: args.value(&t::KEEP).and_then(|n| n.parse().ok()),
+                max_bytes: args.value(&t::GC_MAX_BYTES).and_then(crate::size::parse_size),
                 dry_run: args.has(&t::GC_DRY_RUN),
             }),
             "tag set" => Invocation::TagSet { job_id: job_id(), tags: tags::dedup(&args.values(&t::TAG_SET_TAG)) },
@@ -147,6 +149,8 @@ fn definition(args: &Args) -> Result<Definition> {
         notification: (!notification.is_empty()).then_some(notification),
         wrapper,
         cwd: owned(args.value(&t::CWD)),
+        max_log_bytes: config::max_log_bytes(args.value(&t::MAX_LOG_BYTES), args.value(&t::CONFIG))?,
+        no_full_log: args.has(&t::NO_FULL_LOG),
     })
 }
 

@@ -29,6 +29,8 @@ pub struct Definition {
     pub wrapper: Vec<String>,
     /// The working directory as given (made absolute when the job is created).
     pub cwd: Option<String>,
+    pub max_log_bytes: Option<u64>,
+    pub no_full_log: bool,
 }
 
 impl Definition {
@@ -60,6 +62,8 @@ impl Definition {
             progress_every_ms: self.progress_every_ms,
             shell_wrapper: self.wrapper.clone(),
             full_log_path,
+            max_log_bytes: self.max_log_bytes,
+            no_full_log: self.no_full_log,
         }
     }
 
@@ -75,6 +79,8 @@ impl Definition {
             timeout_ms: self.timeout_ms,
             kill_after_ms: self.kill_after_ms,
             progress_every_ms: self.progress_every_ms,
+            max_log_bytes: self.max_log_bytes,
+            no_full_log: self.no_full_log,
         }
     }
 }
@@ -119,12 +125,14 @@ pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     }
 }
 
+/// The staging directory is new, so every file in it is too: `O_EXCL` (which never
+/// follows a symlink) makes sure nothing else was planted there.
 fn create_empty(path: &Path) -> Result<()> {
     OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(path)
         .map(drop)
         .map_err(|e| Error::io(format!("create {}", path.display()), e))

@@ -1,8 +1,12 @@
-//! `gc`: age-based removal of finished jobs over the whole root (CONTRACT §8.10,
-//! DECISIONS OP-18, OP-19). Meta files are never read: age comes from `state.json`
-//! alone, and the safety rules (live processes, the lock) come from `prune`.
+//! `gc`: removal of finished jobs over the whole root by age (CONTRACT §8.10,
+//! DECISIONS OP-18, OP-19), and by count or total size (`--keep`, `--max-bytes`, in
+//! `retention`). Meta files are never read: age comes from `state.json` alone, and the
+//! safety rules (live processes, the lock) come from `prune`.
+
+use std::collections::BTreeMap;
 
 use super::prune::{Removal, Standing, dir_size, remove_if};
+use super::retention::{Finished, Policies};
 use crate::error::{Error, Result};
 use crate::jobstore::{Root, is_job_dir};
 use crate::time;
@@ -12,6 +16,10 @@ use crate::wire::{GcBody, GcEntry, State, Status};
 pub struct GcPolicy {
     /// `<n>[dhms]` as given, echoed in the answer; `None` is the default, 30 days.
     pub older_than: Option<String>,
+    /// Also delete every finished job but the newest N.
+    pub keep: Option<u64>,
+    /// Also delete the oldest finished jobs until the rest fit in this many bytes.
+    pub max_bytes: Option<u64>,
     pub dry_run: bool,
 }
 
@@ -68,38 +76,54 @@ pub fn gc(root: &Root, policy: &GcPolicy) -> Result<GcBody> {
     let dry_run = policy.dry_run;
     let older_reason = format!("older_than_{older_than}");
 
+    let policies = Policies { keep: policy.keep, max_bytes: policy.max_bytes };
+
     let mut names = root.dir_names()?.unwrap_or_default();
     names.sort();
+    let standings: Vec<(String, Standing)> = names
+        .into_iter()
+        .map(|name| {
+            let standing = Standing::read(&root.job(&name));
+            (name, standing)
+        })
+        .collect();
+    let selected = select(root, &standings, policies);
+    let wanted = |name: &str, standing: &Standing| match verdict(standing, &cutoff) {
+        Ok(()) => Ok(older_reason.clone()),
+        Err("too_recent") if selected.contains_key(name) => Ok(selected[name].clone()),
+        Err(reason) => Err(reason),
+    };
     let mut body = GcBody {
         root: root.display(),
         dry_run,
         older_than: older_than.to_string(),
         older_than_source: source,
+        keep: policies.keep,
+        max_bytes: policies.max_bytes,
         deleted: 0,
         skipped: 0,
         freed_bytes: 0,
         jobs: Vec::new(),
     };
-    for name in names {
+    for (name, mut standing) in standings {
         let job = root.job(&name);
-        let mut standing = Standing::read(&job);
         // Directories that are not jobs are none of gc's business (OP-18). A readable
         // state.json already proves a job, so only the rest pay for the check.
         if matches!(standing, Standing::Unreadable) && !is_job_dir(&job.path) {
             continue;
         }
         let mut bytes = 0;
-        let (action, reason) = match verdict(&standing, &cutoff) {
+        let (action, reason) = match wanted(&name, &standing) {
             Err(reason) => ("skipped", reason.to_string()),
-            Ok(()) => {
+            Ok(reason) => {
                 bytes = dir_size(&job.path);
                 if dry_run {
-                    ("would_delete", older_reason.clone())
+                    ("would_delete", reason)
                 } else {
-                    match remove_if(&job, |now| verdict(now, &cutoff).is_ok()) {
-                        Removal::Removed => ("deleted", older_reason.clone()),
+                    match remove_if(&job, |now| wanted(&name, now).is_ok()) {
+                        Removal::Removed => ("deleted", reason),
                         Removal::Kept(now) => {
-                            let reason = verdict(&now, &cutoff).err().unwrap_or("running").to_string();
+                            let reason = wanted(&name, &now).err().unwrap_or("running").to_string();
                             standing = *now;
                             bytes = 0;
                             ("skipped", reason)
@@ -123,6 +147,27 @@ pub fn gc(root: &Root, policy: &GcPolicy) -> Result<GcBody> {
         remove_abandoned_staging(root);
     }
     Ok(body)
+}
+
+/// The finished jobs the count and size policies select, with their reasons.
+fn select(root: &Root, standings: &[(String, Standing)], policies: Policies) -> BTreeMap<String, String> {
+    if !policies.any() {
+        return BTreeMap::new();
+    }
+    let finished = standings
+        .iter()
+        .filter_map(|(name, standing)| match standing {
+            Standing::Settled(state) if state.status().is_terminal() && !gc_timestamp(state).is_empty() => {
+                Some(Finished {
+                    id: name.clone(),
+                    stamp: gc_timestamp(state).to_string(),
+                    bytes: if policies.max_bytes.is_some() { dir_size(&root.job(name).path) } else { 0 },
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    policies.select(finished)
 }
 
 /// A front-end killed while creating a job leaves its `.new-<id>` staging directory

@@ -95,6 +95,7 @@ pub fn observe(job: &JobDir, options: &Observe) -> Observed {
             &job.file(jobstore::STDERR_LOG),
             options.tail_lines,
             options.max_bytes,
+            state.log_error.clone(),
         )
     };
     let (snapshot, final_snapshot) = match (options.wait, window_ms) {

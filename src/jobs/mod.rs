@@ -19,6 +19,7 @@ mod launch;
 mod list;
 mod notify;
 mod prune;
+mod retention;
 mod run;
 mod start;
 mod status;
@@ -61,7 +62,7 @@ pub fn settle(job: &JobDir, seen: State) -> State {
     }
     match job.lock() {
         Ok(locked) => liveness::repair(&locked, seen),
-        Err(_) => liveness::lost(seen),
+        Err(_) => liveness::recorded_or_lost(job, seen),
     }
 }
 

@@ -41,6 +41,8 @@ pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunB
         timeout_ms: meta.timeout_ms,
         kill_after_ms: meta.kill_after_ms,
         progress_every_ms: meta.progress_every_ms,
+        max_log_bytes: meta.max_log_bytes,
+        no_full_log: meta.no_full_log,
     };
     hand_over(&job, &spec)?;
     // `start --wait` has the same bounded default as `run --wait` (DECISIONS OP-6).

@@ -20,7 +20,8 @@ pub fn tail(root: &Root, request: &TailRequest) -> Result<TailBody> {
     let (tail_lines, max_bytes) = (request.tail_lines, request.max_bytes);
     let stdout_path = job.file(jobstore::STDOUT_LOG);
     let stderr_path = job.file(jobstore::STDERR_LOG);
-    let shot = snapshot(&stdout_path, &stderr_path, tail_lines, max_bytes);
+    let log_error = job.read_state().ok().and_then(|state| state.log_error);
+    let shot = snapshot(&stdout_path, &stderr_path, tail_lines, max_bytes, log_error);
     Ok(TailBody {
         job_id: job.id.clone(),
         stdout_tail: shot.stdout_tail,
@@ -33,5 +34,6 @@ pub fn tail(root: &Root, request: &TailRequest) -> Result<TailBody> {
         stderr_observed_bytes: shot.stderr_observed_bytes,
         stdout_included_bytes: shot.stdout_included_bytes,
         stderr_included_bytes: shot.stderr_included_bytes,
+        log_error: shot.log_error,
     })
 }

@@ -35,6 +35,8 @@ fn definition(command: &[&str]) -> Definition {
         notification: None,
         wrapper: vec!["sh".into(), "-c".into()],
         cwd: Some("/".into()),
+        max_log_bytes: None,
+        no_full_log: false,
     }
 }
 
@@ -83,7 +85,7 @@ fn a_created_job_through_every_reader_and_writer() {
     let listed = list(&root, &filter).unwrap_or_else(|e| panic!("list: {}", e.message));
     assert_eq!(listed.jobs.iter().map(|j| j.job_id.as_str()).collect::<Vec<_>>(), [job.id.as_str()]);
 
-    let policy = GcPolicy { older_than: Some("0s".into()), dry_run: true };
+    let policy = GcPolicy { older_than: Some("0s".into()), keep: Some(0), max_bytes: None, dry_run: true };
     let gc_body = gc(&root, &policy).unwrap_or_else(|e| panic!("gc: {}", e.message));
     assert_eq!(gc_body.jobs.first().map(|j| j.reason.as_str()), Some("non_terminal_status"));
 

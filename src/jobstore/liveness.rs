@@ -8,7 +8,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::sync::OnceLock;
 
-use super::Locked;
+use super::{JobDir, Locked};
 use crate::time;
 use crate::wire::{JobResult, State, Status};
 
@@ -150,20 +150,29 @@ pub fn job_group(state: &State) -> Option<u32> {
 
 /// The lost-supervisor repair (DECISIONS OP-1), for a `running` record `seen` whose
 /// responsible process is gone: re-checked under the job lock the caller holds, so that a
-/// supervisor's own terminal record is never overwritten, then recorded as `failed`.
-/// Taking the caller's guard instead of locking makes a repair inside a locked section
-/// safe: `flock` on a second descriptor of the same file would wait for ourselves.
+/// supervisor's own terminal record is never overwritten, then recorded. Taking the
+/// caller's guard instead of locking makes a repair inside a locked section safe:
+/// `flock` on a second descriptor of the same file would wait for ourselves.
 pub fn repair(locked: &Locked, seen: State) -> State {
+    let job = locked.job();
     match locked.read_state() {
         Ok(current) if is_lost(&current) => {
-            let failed = lost(current);
-            // A record we cannot write is still reported as what it is.
-            let _ = locked.write_state(&failed);
-            failed
+            let repaired = recorded_or_lost(job, current);
+            if locked.write_state(&repaired).is_ok() {
+                super::outcome::clear(job);
+            }
+            repaired
         }
         Ok(current) => current,
-        Err(_) => lost(seen),
+        Err(_) => recorded_or_lost(job, seen),
     }
+}
+
+/// What a lost job really became, in memory only: a supervisor that could not write its
+/// terminal record to the job directory left it in the last-resort file (`outcome`),
+/// which is the real outcome, not a loss.
+pub fn recorded_or_lost(job: &JobDir, state: State) -> State {
+    super::outcome::recorded(job).unwrap_or_else(|| lost(state))
 }
 
 /// The `failed` "supervisor lost" record, in memory only.

@@ -8,6 +8,7 @@
 
 mod atomic;
 pub mod liveness;
+pub mod outcome;
 pub mod read;
 pub mod root;
 pub mod scan;
@@ -84,20 +85,26 @@ impl JobDir {
 
     /// Takes the job's lock (DECISIONS OP-12); it is released when the guard drops. The
     /// lock is not re-entrant: nothing may lock this job again while the guard lives.
-    pub fn lock(&self) -> Result<Locked<'_>> {
-        Ok(Locked { job: self, _lock: Lock::acquire(&self.path)? })
+    pub fn lock(&self) -> Result<Locked> {
+        Ok(Locked { job: self.clone(), _lock: Lock::acquire(&self.path)? })
     }
 }
 
 /// A job under its lock: the only way to read-modify-write `state.json` or `meta.json`
 /// after the job exists (apart from the supervisor's own records). Whatever runs under
-/// it receives the guard, so it never needs to, and never may, lock again.
-pub struct Locked<'a> {
-    job: &'a JobDir,
+/// it receives the guard, so it never needs to, and never may, lock again. It holds its
+/// own copy of the job's name and path rather than a borrow, so that the supervisor can
+/// keep it across calls that need its state mutably.
+pub struct Locked {
+    job: JobDir,
     _lock: Lock,
 }
 
-impl Locked<'_> {
+impl Locked {
+    pub fn job(&self) -> &JobDir {
+        &self.job
+    }
+
     pub fn read_state(&self) -> Result<State> {
         self.job.read_state()
     }

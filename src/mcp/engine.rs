@@ -234,6 +234,8 @@ fn definition(def: &DefinitionRef) -> Result<Definition, Failure> {
         notification: None,
         wrapper: config::resolve_wrapper(None, None).map_err(|e| failure(&e))?,
         cwd: def.cwd.map(str::to_string),
+        max_log_bytes: config::max_log_bytes(None, None).map_err(|e| failure(&e))?,
+        no_full_log: false,
     })
 }
 
@@ -292,6 +294,7 @@ fn snapshot(ctx: &Context, id: &str, options: &Observe) -> Result<Snapshot, Fail
         stderr_observed_bytes: tail.stderr_observed_bytes,
         stdout_included_bytes: tail.stdout_included_bytes,
         stderr_included_bytes: tail.stderr_included_bytes,
+        log_error: tail.log_error,
     })
 }
 

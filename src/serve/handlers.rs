@@ -186,6 +186,8 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         // OP-7: the wrapper comes from config.toml like `run` without --shell-wrapper.
         wrapper: config::resolve_wrapper(None, None)?,
         cwd: request.cwd,
+        max_log_bytes: config::max_log_bytes(None, None)?,
+        no_full_log: false,
     };
     let observe = Observe {
         snapshot_after_ms: 0,

@@ -10,14 +10,18 @@
 mod capture;
 mod env;
 mod launch;
+mod logs;
+mod matcher;
 mod notify;
+mod record;
 mod spec;
+mod timers;
 mod watch;
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -99,16 +103,11 @@ struct Started {
 /// Opens the logs, builds the environment, spawns the job and records it as running.
 /// Returns `None` if the job reached a terminal state before we could start it.
 fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
-    let stdout_log = open_log(&job.file(jobstore::STDOUT_LOG), true)?;
-    let stderr_log = open_log(&job.file(jobstore::STDERR_LOG), true)?;
-    if let Some(parent) = spec.full_log.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|e| format!("create log directory {}: {e}", parent.display()))?;
-    }
-    let full_log = open_log(&spec.full_log, true)?;
+    let stdout_path = job.file(jobstore::STDOUT_LOG);
+    let stderr_path = job.file(jobstore::STDERR_LOG);
+    let stdout_log = logs::LogFile::new(logs::open(&stdout_path, false)?, stdout_path);
+    let stderr_log = logs::LogFile::new(logs::open(&stderr_path, false)?, stderr_path);
+    let full_log = if spec.no_full_log { None } else { Some(open_full_log(job, &spec.full_log)?) };
     let environment = env::build(spec.inherit_env, &spec.env_files, &spec.env)?;
     if let Some(cwd) = &spec.cwd {
         match std::fs::metadata(cwd) {
@@ -160,7 +159,7 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
         return Err(e.message);
     }
     drop(lock);
-    let logs = watch::Logs { stdout: stdout_log, stderr: stderr_log, full: full_log };
+    let logs = logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes);
     let watch = watch::Watch::new(job.clone(), spec.clone(), child, spawned, sigchld, logs);
     Ok(Some(Started { watch }))
 }
@@ -177,14 +176,16 @@ fn restore_signal_defaults() {
     }
 }
 
-/// Logs are private (DECISIONS OP-11) and truncated when the supervisor starts.
-fn open_log(path: &Path, truncate: bool) -> Result<File, String> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| format!("open log {}: {e}", path.display()))
+/// `full.log`: the job directory's own never follows a symlink; a `--log` path chosen
+/// by the caller may be one, and gets its parent directories created.
+fn open_full_log(job: &JobDir, path: &Path) -> Result<logs::LogFile, String> {
+    let own = path.parent() == Some(job.path.as_path());
+    if !own && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|e| format!("create log directory {}: {e}", parent.display()))?;
+    }
+    Ok(logs::LogFile::new(logs::open(path, !own)?, path.to_path_buf()))
 }

@@ -21,6 +21,12 @@ pub struct LaunchSpec {
     pub timeout_ms: u64,
     pub kill_after_ms: u64,
     pub progress_every_ms: u64,
+    /// `--max-log-bytes` (or `[logs] max_bytes`): each log rotates past this size.
+    #[serde(default)]
+    pub max_log_bytes: Option<u64>,
+    /// `--no-full-log`: no `full.log` records at all.
+    #[serde(default)]
+    pub no_full_log: bool,
 }
 
 impl LaunchSpec {
@@ -57,6 +63,8 @@ mod tests {
             timeout_ms: 0,
             kill_after_ms: 0,
             progress_every_ms: 0,
+            max_log_bytes: None,
+            no_full_log: false,
         }
     }
 

@@ -1,28 +1,44 @@
 //! The supervisor's event loop: one `poll()` over the SIGCHLD self-pipe and the job's
 //! stdout and stderr pipes, with one deadline computed from the timers (timeout,
-//! kill-after, heartbeat, drain). Timer bookkeeping is the pure `Timers` type.
+//! kill-after, heartbeat, drain). Nothing in it waits on a sink: output-match deliveries
+//! are queued without blocking, and completion sinks run after the loop.
+//!
+//! Output is handled a chunk at a time (up to `CHUNK` bytes): one `write` per log per
+//! chunk, one clock read per chunk, and the `full.log` records of the chunk built in one
+//! buffer (`capture`). Output that only goes to its raw log (`--no-full-log`, no
+//! output-match) is `splice`d from the pipe to the file without passing through us.
+//!
+//! The job process is not reaped when it exits: its exit status is read with `WNOWAIT`
+//! and the zombie is kept until the loop ends, so its pid, which is also the process
+//! group id, cannot be reused while a scheduled SIGKILL may still be sent to the group.
 
-use std::fs::File;
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, ExitStatus};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Instant;
 
-use super::capture::{self, LineSplitter, Stream};
-use super::notify::{OutputMatcher, deliver_completion};
+use super::capture::{LineSplitter, Records, Stream};
+use super::logs::{Logs, Which};
+use super::matcher::OutputMatcher;
+use super::notify::deliver_completion;
+use super::record::Recorder;
 use super::spec::LaunchSpec;
+use super::timers::{Due, Timers};
 use crate::jobstore::JobDir;
 use crate::wire::{JobResult, Status};
 use crate::{signals, time};
 
-/// Output written by lingering descendants after the job process exited is read for at
-/// most this long (DECISIONS OP-21).
-const DRAIN: Duration = Duration::from_millis(2000);
 /// Reading what the job left in its pipes when it exited stops after this many bytes, so
 /// a descendant that floods the pipe cannot delay the terminal record.
 const EXIT_DRAIN_LIMIT: usize = 16 << 20;
+/// Bytes read from a pipe at once. The pipes are enlarged to match, so a fast writer
+/// fills a whole chunk between two wake-ups.
+const CHUNK: usize = 256 * 1024;
+/// `full.log` records are written out once they reach this size, which bounds the
+/// buffer for chunks of very short lines (a record is up to 31 bytes longer than its
+/// line).
+const RECORDS_FLUSH: usize = 256 * 1024;
 
 /// SIGCHLD delivered as a readable byte on a socket pair (signal-hook's self-pipe).
 pub struct SignalPipe {
@@ -44,12 +60,6 @@ impl SignalPipe {
     }
 }
 
-pub struct Logs {
-    pub stdout: File,
-    pub stderr: File,
-    pub full: File,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
     Data(usize),
@@ -63,83 +73,11 @@ struct Source {
     lines: LineSplitter,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Due {
-    Term,
-    Kill,
-    Heartbeat,
-    DrainOver,
-}
-
-/// When each timed action is due. Pure: it is told the time and never reads a clock.
-#[derive(Debug)]
-pub struct Timers {
-    timeout_at: Option<Instant>,
-    kill_after: Duration,
-    kill_at: Option<Instant>,
-    beat_every: Option<Duration>,
-    next_beat: Option<Instant>,
-    drain_until: Option<Instant>,
-}
-
-impl Timers {
-    pub fn new(spawned: Instant, timeout_ms: u64, kill_after_ms: u64, progress_ms: u64) -> Timers {
-        let beat_every = (progress_ms > 0).then(|| Duration::from_millis(progress_ms));
-        Timers {
-            timeout_at: (timeout_ms > 0).then(|| spawned + Duration::from_millis(timeout_ms)),
-            kill_after: Duration::from_millis(kill_after_ms),
-            kill_at: None,
-            beat_every,
-            next_beat: beat_every.map(|every| spawned + every),
-            drain_until: None,
-        }
-    }
-
-    pub fn next(&self) -> Option<Instant> {
-        [self.timeout_at, self.kill_at, self.next_beat, self.drain_until].into_iter().flatten().min()
-    }
-
-    /// Pops every action due at `now`, scheduling follow-ups (SIGKILL after SIGTERM, the
-    /// next heartbeat). The heartbeat stops once the timeout fires.
-    pub fn due(&mut self, now: Instant) -> Vec<Due> {
-        let mut due = Vec::new();
-        if self.timeout_at.is_some_and(|t| t <= now) {
-            self.timeout_at = None;
-            self.next_beat = None;
-            due.push(Due::Term);
-            if self.kill_after.is_zero() {
-                due.push(Due::Kill);
-            } else {
-                self.kill_at = Some(now + self.kill_after);
-            }
-        }
-        if self.kill_at.is_some_and(|t| t <= now) {
-            self.kill_at = None;
-            due.push(Due::Kill);
-        }
-        if let (Some(at), Some(every)) = (self.next_beat, self.beat_every)
-            && at <= now
-        {
-            let mut next = at + every;
-            while next <= now {
-                next += every;
-            }
-            self.next_beat = Some(next);
-            due.push(Due::Heartbeat);
-        }
-        if self.drain_until.is_some_and(|t| t <= now) {
-            due.push(Due::DrainOver);
-        }
-        due
-    }
-
-    /// The job process is gone: no more signals or heartbeats, only the bounded drain.
-    pub fn child_exited(&mut self, now: Instant) {
-        self.timeout_at = None;
-        self.kill_at = None;
-        self.next_beat = None;
-        self.drain_until = Some(now + DRAIN);
-    }
+/// How the job process ended, read without reaping it.
+#[derive(Debug, Clone, Copy)]
+enum Exit {
+    Code(i32),
+    Signal(i32),
 }
 
 pub struct Watch {
@@ -151,9 +89,18 @@ pub struct Watch {
     sigchld: SignalPipe,
     sources: Vec<Source>,
     logs: Logs,
+    records: Records,
+    buffer: Vec<u8>,
     matcher: OutputMatcher,
     timers: Timers,
+    recorder: Recorder,
     exited: bool,
+    /// Output nothing else needs is spliced from the pipe to its log; false once the
+    /// log's filesystem refused a splice.
+    splice: bool,
+    /// What the terminal record said about the logs, to rewrite it if the drain after
+    /// the exit changed that.
+    recorded_logs: (Option<String>, u64),
 }
 
 impl Watch {
@@ -173,35 +120,59 @@ impl Watch {
             sources.push(Source { stream: Stream::Stderr, pipe: err.into(), lines: LineSplitter::default() });
         }
         for source in &sources {
-            // SAFETY: toggling O_NONBLOCK on a pipe we own.
+            let fd = source.pipe.as_raw_fd();
+            // SAFETY: fcntl on a pipe we own. A larger pipe means fewer wake-ups under
+            // heavy output; the kernel may refuse the size, which only costs speed.
             unsafe {
-                let flags = libc::fcntl(source.pipe.as_raw_fd(), libc::F_GETFL);
-                libc::fcntl(source.pipe.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+                let flags = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+                libc::fcntl(fd, libc::F_SETPIPE_SZ, CHUNK as libc::c_int);
             }
         }
         let timers = Timers::new(spawned, spec.timeout_ms, spec.kill_after_ms, spec.progress_every_ms);
         let matcher = OutputMatcher::new(&job, &spec);
+        let recorder = Recorder::new(&job);
         let pgid = child.id() as i32;
-        Watch { job, spec, child, pgid, spawned, sigchld, sources, logs, matcher, timers, exited: false }
+        Watch {
+            job,
+            spec,
+            child,
+            pgid,
+            spawned,
+            sigchld,
+            sources,
+            logs,
+            records: Records::default(),
+            buffer: vec![0; CHUNK],
+            matcher,
+            timers,
+            recorder,
+            exited: false,
+            splice: true,
+            recorded_logs: (None, 0),
+        }
     }
 
     pub fn run(mut self) {
-        self.reap();
-        'events: loop {
-            if self.exited && self.sources.is_empty() {
-                break;
-            }
+        self.check_exit();
+        loop {
             for due in self.timers.due(Instant::now()) {
                 match due {
                     Due::Term => self.signal(libc::SIGTERM),
                     Due::Kill => self.signal(libc::SIGKILL),
                     Due::Heartbeat => self.heartbeat(),
-                    Due::DrainOver => break 'events,
+                    Due::DrainOver => self.finish_lines(),
                 }
+            }
+            if self.exited && self.sources.is_empty() && !self.timers.kill_pending() {
+                break;
             }
             self.wait_for_events();
         }
         self.finish_lines();
+        // Reap the job process only now: see the module comment.
+        let _ = self.child.wait();
+        self.record_late_log_changes();
         self.matcher.finish();
         if let Ok(state) = self.job.read_state() {
             deliver_completion(&self.job, &self.spec.wrapper, self.spec.cwd.as_deref(), &state);
@@ -233,18 +204,33 @@ impl Watch {
         }
         if fds[0].revents != 0 {
             self.sigchld.drain();
-            self.reap();
+            self.check_exit();
         }
     }
 
     fn read_chunk(&mut self, index: usize) -> Chunk {
-        let mut buf = [0u8; 64 * 1024];
+        self.matcher.refresh();
+        if self.splice && !self.logs.wants_full() && !self.matcher.active() && self.logs.error.is_none() {
+            let source = &self.sources[index];
+            let which = if source.stream == Stream::Stdout { Which::Stdout } else { Which::Stderr };
+            match self.logs.splice_from(which, source.pipe.as_raw_fd(), CHUNK) {
+                Ok(0) => return Chunk::Eof,
+                Ok(n) => return Chunk::Data(n),
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => return Chunk::Empty,
+                // The log's filesystem cannot splice: copy from now on.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => self.splice = false,
+                // A storage fault, recorded: read below to discard what the job writes.
+                Err(_) => {}
+            }
+        }
         // SAFETY: reading into a buffer we own from a descriptor we own.
-        let n = unsafe { libc::read(self.sources[index].pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        let n = unsafe {
+            libc::read(self.sources[index].pipe.as_raw_fd(), self.buffer.as_mut_ptr().cast(), self.buffer.len())
+        };
         match n {
             0 => Chunk::Eof,
             n if n > 0 => {
-                self.on_output(index, &buf[..n as usize]);
+                self.on_output(index, n as usize);
                 Chunk::Data(n as usize)
             }
             _ => match std::io::Error::last_os_error().kind() {
@@ -254,29 +240,51 @@ impl Watch {
         }
     }
 
-    fn on_output(&mut self, index: usize, bytes: &[u8]) {
-        let stream = self.sources[index].stream;
-        let log = match stream {
-            Stream::Stdout => &mut self.logs.stdout,
-            Stream::Stderr => &mut self.logs.stderr,
-        };
-        capture::append(log, bytes);
-        for line in self.sources[index].lines.feed(bytes) {
-            self.on_line(stream, &line);
+    /// Raw bytes to the stream's log, then the lines of the chunk to `full.log` and to
+    /// output-match. Without either, lines are not even looked for.
+    fn on_output(&mut self, index: usize, n: usize) {
+        let Watch { sources, buffer, logs, records, matcher, .. } = self;
+        let source = &mut sources[index];
+        let stream = source.stream;
+        let bytes = &buffer[..n];
+        logs.write(if stream == Stream::Stdout { Which::Stdout } else { Which::Stderr }, bytes);
+        let matching = matcher.active();
+        let full = logs.wants_full();
+        if !matching && !full {
+            return;
         }
-    }
-
-    fn on_line(&mut self, stream: Stream, line: &[u8]) {
-        let text = String::from_utf8_lossy(line);
-        capture::append(&mut self.logs.full, capture::record(stream, &text).as_bytes());
-        self.matcher.on_line(stream, &text);
+        records.tick();
+        source.lines.feed(bytes, &mut |piece| {
+            if full {
+                records.push(stream, &piece);
+                if records.buffer.len() >= RECORDS_FLUSH {
+                    logs.write(Which::Full, &records.buffer);
+                    records.buffer.clear();
+                }
+            }
+            if matching && !piece.continued {
+                matcher.on_line(stream, piece.bytes);
+            }
+        });
+        logs.write(Which::Full, &records.buffer);
+        records.buffer.clear();
     }
 
     fn close_source(&mut self, index: usize) {
         let mut source = self.sources.remove(index);
-        if let Some(rest) = source.lines.finish() {
-            self.on_line(source.stream, &rest);
-        }
+        let Watch { logs, records, matcher, .. } = self;
+        let full = logs.wants_full();
+        records.tick();
+        source.lines.finish(&mut |piece| {
+            if full {
+                records.push(source.stream, &piece);
+            }
+            if !piece.continued {
+                matcher.on_line(source.stream, piece.bytes);
+            }
+        });
+        logs.write(Which::Full, &records.buffer);
+        records.buffer.clear();
     }
 
     fn finish_lines(&mut self) {
@@ -285,18 +293,27 @@ impl Watch {
         }
     }
 
-    fn reap(&mut self) {
+    /// Looks at the job process's exit without reaping it.
+    fn check_exit(&mut self) {
         if self.exited {
             return;
         }
-        if let Ok(Some(status)) = self.child.try_wait() {
-            self.on_exit(status);
+        // SAFETY: waitid on our own child, into a zeroed siginfo we own.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        let found = unsafe { libc::waitid(libc::P_PID, self.child.id(), &mut info, flags) };
+        // SAFETY: si_pid and si_status are valid for SIGCHLD information.
+        if found != 0 || unsafe { info.si_pid() } == 0 {
+            return;
         }
+        let status = unsafe { info.si_status() };
+        let exit = if info.si_code == libc::CLD_EXITED { Exit::Code(status) } else { Exit::Signal(status) };
+        self.on_exit(exit);
     }
 
     /// Records the outcome at once, after taking what the job left in its pipes, so that
     /// a snapshot taken on the terminal state already shows the job's last output.
-    fn on_exit(&mut self, status: ExitStatus) {
+    fn on_exit(&mut self, exit: Exit) {
         let duration_ms = self.spawned.elapsed().as_millis() as u64;
         self.exited = true;
         for index in (0..self.sources.len()).rev() {
@@ -312,26 +329,52 @@ impl Watch {
                 }
             }
         }
-        let (outcome, result) = match (status.code(), status.signal()) {
-            (Some(code), _) => {
+        let (outcome, result) = match exit {
+            Exit::Code(code) => {
                 (Status::Exited, JobResult { exit_code: Some(code), signal: None, duration_ms: Some(duration_ms) })
             }
-            (None, signal) => (
+            Exit::Signal(signal) => (
                 Status::Killed,
-                JobResult { exit_code: None, signal: signal.map(signals::name), duration_ms: Some(duration_ms) },
+                JobResult { exit_code: None, signal: Some(signals::name(signal)), duration_ms: Some(duration_ms) },
             ),
         };
-        if let Ok(_lock) = self.job.lock()
-            && let Ok(mut state) = self.job.read_state()
-        {
+        // A directory that refuses even the lock file (read-only) must not cost the
+        // outcome: record it without the lock then.
+        let lock = self.job.lock().ok();
+        if let Ok(mut state) = self.job.read_state() {
             state.finish(outcome, result, None, time::now());
-            let _ = self.job.write_state(&state);
+            self.note_logs(&mut state);
+            let _ = self.recorder.terminal(&state);
         }
+        drop(lock);
         self.timers.child_exited(Instant::now());
     }
 
+    fn note_logs(&mut self, state: &mut crate::wire::State) {
+        state.log_error = self.logs.error.clone();
+        state.log_dropped_bytes = (self.logs.dropped_bytes > 0).then_some(self.logs.dropped_bytes);
+        self.recorded_logs = (self.logs.error.clone(), self.logs.dropped_bytes);
+    }
+
+    /// Output drained after the terminal record may have hit a storage fault or a
+    /// rotation; the record is brought up to date (only if it is still ours).
+    fn record_late_log_changes(&mut self) {
+        if self.recorded_logs == (self.logs.error.clone(), self.logs.dropped_bytes) {
+            return;
+        }
+        let _lock = self.job.lock().ok();
+        if let Ok(mut state) = self.job.read_state()
+            && state.status().is_terminal()
+        {
+            self.note_logs(&mut state);
+            let _ = self.recorder.terminal(&state);
+        }
+    }
+
     fn signal(&self, signal: i32) {
-        if !self.exited {
+        // After the leader's exit only the timeout's SIGKILL is still sent; the group id
+        // is safe to use because the leader is not reaped yet.
+        if !self.exited || signal == libc::SIGKILL {
             // SAFETY: the job is our unreaped child, so its process group id is still ours.
             unsafe { libc::kill(-self.pgid, signal) };
         }
@@ -345,51 +388,5 @@ impl Watch {
             state.updated_at = time::now();
             let _ = self.job.write_state(&state);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    #[test]
-    fn timeout_without_kill_after_sends_both_signals_at_once() {
-        let t0 = Instant::now();
-        let mut timers = Timers::new(t0, 100, 0, 0);
-        assert_eq!(timers.next(), Some(t0 + ms(100)));
-        assert!(timers.due(t0 + ms(99)).is_empty());
-        assert_eq!(timers.due(t0 + ms(100)), [Due::Term, Due::Kill]);
-        assert_eq!(timers.next(), None);
-    }
-
-    #[test]
-    fn kill_after_delays_sigkill() {
-        let t0 = Instant::now();
-        let mut timers = Timers::new(t0, 100, 50, 0);
-        assert_eq!(timers.due(t0 + ms(100)), [Due::Term]);
-        assert_eq!(timers.next(), Some(t0 + ms(150)));
-        assert_eq!(timers.due(t0 + ms(150)), [Due::Kill]);
-    }
-
-    #[test]
-    fn heartbeat_repeats_and_stops_at_timeout_or_exit() {
-        let t0 = Instant::now();
-        let mut timers = Timers::new(t0, 250, 10, 100);
-        assert_eq!(timers.due(t0 + ms(100)), [Due::Heartbeat]);
-        assert_eq!(timers.due(t0 + ms(230)), [Due::Heartbeat]);
-        assert_eq!(timers.due(t0 + ms(250)), [Due::Term]);
-        assert_eq!(timers.next(), Some(t0 + ms(260)));
-        timers.child_exited(t0 + ms(255));
-        assert_eq!(timers.next(), Some(t0 + ms(2255)));
-        assert_eq!(timers.due(t0 + ms(2255)), [Due::DrainOver]);
-    }
-
-    #[test]
-    fn no_timers_means_no_deadline() {
-        assert_eq!(Timers::new(Instant::now(), 0, 500, 0).next(), None);
     }
 }

@@ -84,6 +84,10 @@ pub struct Snapshot {
     pub stderr_observed_bytes: u64,
     pub stdout_included_bytes: u64,
     pub stderr_included_bytes: u64,
+    /// Why the logs are cut short (a storage fault hit the supervisor); `truncated` is
+    /// then true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 /// The body of `run`, `start` and HTTP `POST /exec`.
@@ -154,6 +158,8 @@ pub struct TailBody {
     pub stderr_observed_bytes: u64,
     pub stdout_included_bytes: u64,
     pub stderr_included_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -245,6 +251,11 @@ pub struct GcBody {
     pub dry_run: bool,
     pub older_than: String,
     pub older_than_source: &'static str,
+    /// `--keep` and `--max-bytes`, echoed only when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
     pub deleted: u64,
     pub skipped: u64,
     pub freed_bytes: u64,

@@ -54,6 +54,13 @@ pub struct Meta {
     /// Where `run --log` sent the merged log (DECISIONS OP-14); absent for the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_log_path: Option<String>,
+    /// `--max-log-bytes` (or the `[logs] max_bytes` default) when set: each log rotates
+    /// to `<name>.1` past this size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_log_bytes: Option<u64>,
+    /// `--no-full-log`: no `full.log` records are written.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_full_log: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -171,6 +178,13 @@ pub struct State {
     /// another namespace they name other processes, or none (issue 11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid_ns: Option<u64>,
+    /// Why the supervisor stopped writing the logs (a storage fault); they are cut short.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_error: Option<String>,
+    /// Bytes of the three logs (`full.log` records included) that are not on disk:
+    /// rotated away by `--max-log-bytes`, or never written after `log_error`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_dropped_bytes: Option<u64>,
 }
 
 impl State {
@@ -186,6 +200,8 @@ impl State {
             supervisor_pid: None,
             supervisor_pid_start: None,
             pid_ns: None,
+            log_error: None,
+            log_dropped_bytes: None,
         }
     }
 

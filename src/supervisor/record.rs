@@ -1,0 +1,54 @@
+//! Recording the terminal state whatever the storage does (README "Output and
+//! storage"). The normal path is the atomic replace of `state.json`. When that fails
+//! (full disk, file-size limit), a reserve created at start is used: a `.tmp-` file in
+//! the job directory that already owns its disk blocks, so writing the state into it and
+//! renaming it needs no new space. When even that fails (read-only directory), the
+//! outcome goes to the last-resort file in the root that readers check
+//! (`jobstore::outcome`).
+
+use std::io::{Seek, SeekFrom, Write};
+
+use crate::jobstore::{self, JobDir, outcome};
+use crate::wire::State;
+
+/// Enough for any state record we write; allocated once per job.
+const RESERVE_BYTES: usize = 8 * 1024;
+
+pub struct Recorder {
+    job: JobDir,
+    reserve: Option<tempfile::NamedTempFile>,
+}
+
+impl Recorder {
+    /// Creates the reserve. Without one (the disk is already full) the last-resort file
+    /// is still there.
+    pub fn new(job: &JobDir) -> Recorder {
+        let reserve = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&job.path).ok().filter(|reserve| {
+            let mut file = reserve.as_file();
+            file.write_all(&[b' '; RESERVE_BYTES]).and_then(|()| file.sync_data()).is_ok()
+        });
+        Recorder { job: job.clone(), reserve }
+    }
+
+    /// Records a terminal state; returns where it went, for the caller's error path.
+    pub fn terminal(&mut self, state: &State) -> Result<(), String> {
+        let Err(first) = self.job.write_state(state) else { return Ok(()) };
+        if let Some(reserve) = self.reserve.take()
+            && write_reserve(reserve, &self.job, state).is_ok()
+        {
+            return Ok(());
+        }
+        outcome::record(&self.job, state).map_err(|last| format!("{}; last resort: {}", first.message, last.message))
+    }
+}
+
+fn write_reserve(mut reserve: tempfile::NamedTempFile, job: &JobDir, state: &State) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    let file = reserve.as_file_mut();
+    file.seek(SeekFrom::Start(0))?;
+    file.write_all(&bytes)?;
+    file.set_len(bytes.len() as u64)?;
+    file.sync_data()?;
+    reserve.persist(job.file(jobstore::STATE)).map_err(|e| e.error)?;
+    Ok(())
+}
