@@ -9,9 +9,9 @@ use crate::jobstore::{self, JobDir, liveness};
 use crate::supervisor::{self, Handshake, LaunchSpec};
 use crate::tail::snapshot;
 use crate::time;
-use crate::wire::{JobResult, RunBody, Snapshot, State, Status};
+use crate::wire::{Clamped, JobResult, RunBody, Snapshot, State, Status};
 
-/// The snapshot window is clamped to this (CONTRACT §8.1).
+/// The snapshot window is clamped to this (CONTRACT §8.1), visibly (`clamped`).
 const MAX_WINDOW_MS: u64 = 10_000;
 
 /// The record written before the supervisor exists (DECISIONS OP-2): `running`, with
@@ -70,6 +70,8 @@ pub struct Observe {
 }
 
 pub struct Observed {
+    /// Set when the snapshot window was lowered to `MAX_WINDOW_MS`.
+    pub clamped: Option<Clamped>,
     pub state: State,
     pub waited_ms: u64,
     pub snapshot: Option<Snapshot>,
@@ -79,6 +81,8 @@ pub struct Observed {
 pub fn observe(job: &JobDir, options: &Observe) -> Observed {
     let t0 = Instant::now();
     let window_ms = if options.wait { options.until_ms } else { Some(options.snapshot_after_ms.min(MAX_WINDOW_MS)) };
+    let clamped = (!options.wait && options.snapshot_after_ms > MAX_WINDOW_MS)
+        .then_some(Clamped { snapshot_after_ms: Some(MAX_WINDOW_MS), until_ms: None });
     let current = || super::current(job).unwrap_or_else(|_| initial_state(&job.id));
     let state = match window_ms {
         Some(0) => current(),
@@ -104,7 +108,7 @@ pub fn observe(job: &JobDir, options: &Observe) -> Observed {
         (true, _) if state.status().is_terminal() => (None, Some(take())),
         (true, _) => (None, None),
     };
-    Observed { state, waited_ms, snapshot, final_snapshot }
+    Observed { clamped, state, waited_ms, snapshot, final_snapshot }
 }
 
 /// The `run`/`start`/`exec` response. Without `--wait`, a job still going is reported as
@@ -117,7 +121,7 @@ pub fn run_body(
     env_vars: Option<Vec<String>>,
     since: Instant,
 ) -> RunBody {
-    let Observed { state, waited_ms, snapshot, final_snapshot } = observed;
+    let Observed { clamped, state, waited_ms, snapshot, final_snapshot } = observed;
     let terminal = state.status().is_terminal();
     RunBody {
         job_id: job.id.clone(),
@@ -134,5 +138,6 @@ pub fn run_body(
         error: state.error.clone().filter(|_| terminal),
         finished_at: state.finished_at.clone().filter(|_| terminal),
         final_snapshot,
+        clamped,
     }
 }

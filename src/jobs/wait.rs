@@ -31,5 +31,6 @@ pub fn wait(root: &Root, request: &WaitRequest) -> Result<WaitBody> {
         signal: state.result.signal.filter(|_| terminal),
         error: state.error.filter(|_| terminal),
         liveness_unchecked: unchecked,
+        clamped: None,
     })
 }

@@ -18,7 +18,7 @@ use crate::config;
 use crate::error::{Code, Error, Result as EngineResult};
 use crate::jobs::{self, Definition, DeleteTarget, KillRequest, ListFilter, RunRequest, TailRequest, WaitRequest};
 use crate::jobstore::Root;
-use crate::wire::{self, Reply, RunBody, Snapshot, TailBody, WaitBody};
+use crate::wire::{self, Clamped, Reply, RunBody, Snapshot, TailBody, WaitBody};
 use crate::{signals, supervisor, tags};
 
 /// One wait slice: the longest a cancellation can go unnoticed.
@@ -99,7 +99,9 @@ pub fn call(ctx: &Context, input: &ToolInput, control: &dyn Control) -> Outcome 
         }
         ToolInput::Wait(wait) => {
             let id = job_id(&wait.job_id)?;
-            let body = wait_sliced(ctx, id, bounded(ctx, wait.until_ms), control)?;
+            let (budget, clamped) = bounded(ctx, wait.until_ms);
+            let mut body = wait_sliced(ctx, id, budget, control)?;
+            body.clamped = clamped;
             answer("wait", Ok(body))
         }
         ToolInput::Kill(kill) => {
@@ -247,12 +249,15 @@ fn check_tags(given: &[String]) -> Result<(), Failure> {
 /// cancelled and report progress; the answer is completed as the CLI would complete it.
 fn observe(ctx: &Context, kind: &'static str, mut body: RunBody, options: &Observe, control: &dyn Control) -> Outcome {
     let since = Instant::now();
-    let budget = if options.wait {
+    let (budget, clamped) = if options.wait {
         bounded(ctx, options.until_ms)
     } else {
-        Duration::from_millis(options.snapshot_after_ms.unwrap_or(DEFAULT_WINDOW_MS).min(MAX_WINDOW_MS))
-            .min(ctx.max_wait)
+        let requested = options.snapshot_after_ms.unwrap_or(DEFAULT_WINDOW_MS);
+        let window = Duration::from_millis(requested.min(MAX_WINDOW_MS)).min(ctx.max_wait);
+        let lowered = options.snapshot_after_ms.is_some() && window.as_millis() < u128::from(requested);
+        (window, lowered.then_some(Clamped { snapshot_after_ms: Some(window.as_millis() as u64), until_ms: None }))
     };
+    body.clamped = clamped;
     if !options.wait && budget.is_zero() {
         return answer(kind, Ok(body));
     }
@@ -329,9 +334,17 @@ fn is_terminal(state: &str) -> bool {
     matches!(state, "exited" | "killed" | "failed")
 }
 
-/// A requested wait, defaulted to and capped by the server maximum.
-fn bounded(ctx: &Context, until_ms: Option<u64>) -> Duration {
-    until_ms.map_or(ctx.max_wait, |ms| Duration::from_millis(ms).min(ctx.max_wait))
+/// A requested wait, defaulted to and capped by the server maximum; a cap that lowered
+/// the request is reported (`clamped`), as the CLI and HTTP report theirs.
+fn bounded(ctx: &Context, until_ms: Option<u64>) -> (Duration, Option<Clamped>) {
+    match until_ms {
+        None => (ctx.max_wait, None),
+        Some(ms) if Duration::from_millis(ms) > ctx.max_wait => {
+            let max = ctx.max_wait.as_millis() as u64;
+            (ctx.max_wait, Some(Clamped { snapshot_after_ms: None, until_ms: Some(max) }))
+        }
+        Some(ms) => (Duration::from_millis(ms), None),
+    }
 }
 
 /// The object the CLI would print for this answer.

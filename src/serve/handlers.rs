@@ -15,7 +15,7 @@ use crate::error::{Code, Error, Result};
 use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
 use crate::jobstore::Root;
 use crate::signals;
-use crate::wire::{self, Empty, Reply};
+use crate::wire::{self, Clamped, Empty, Reply};
 
 /// `/wait` and `/exec` with `wait: true`: the default bound and the most a client may ask
 /// for (DECISIONS OP-6).
@@ -106,7 +106,7 @@ pub fn handle(route: Route, root: &Root, incoming: Incoming) -> Answer {
     }
 }
 
-/// `?until=MS`, default 30 s, clamped to 10 min; an unreadable value is a client error,
+/// `?until=MS`, default 30 s, clamped to 10 min (visibly); an unreadable value is a client error,
 /// not silently the default.
 fn wait(root: &Root, id: &str, target: &str) -> Result<Reply> {
     let until_ms = match query_param(target, "until") {
@@ -121,7 +121,14 @@ fn wait(root: &Root, id: &str, target: &str) -> Result<Reply> {
         until: Some(Duration::from_millis(until_ms.min(MAX_WAIT_MS))),
         poll: WAIT_POLL,
     };
-    Ok(Reply::sorted("wait", &jobs::wait(root, &request)?))
+    let mut body = jobs::wait(root, &request)?;
+    body.clamped = clamped_wait(until_ms);
+    Ok(Reply::sorted("wait", &body))
+}
+
+/// A wait bound above `MAX_WAIT_MS` is lowered to it, and the answer says so.
+fn clamped_wait(until_ms: u64) -> Option<Clamped> {
+    (until_ms > MAX_WAIT_MS).then_some(Clamped { snapshot_after_ms: None, until_ms: Some(MAX_WAIT_MS) })
 }
 
 /// Like CLI `kill` (OP-7): `?signal=NAME` (default TERM) and the `killed` record.
@@ -172,6 +179,7 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
 
 fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
     let (request, command) = parse_exec(body)?;
+    let (wait, until_ms) = (request.wait.unwrap_or(false), request.until_ms.unwrap_or(DEFAULT_WAIT_MS));
     let definition = Definition {
         command,
         env: request.env.unwrap_or_default().into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -193,13 +201,16 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         snapshot_after_ms: 0,
         tail_lines: TAIL_LINES,
         max_bytes: TAIL_BYTES,
-        wait: request.wait.unwrap_or(false),
+        wait,
         poll_ms: WAIT_POLL.as_millis() as u64,
-        until_ms: Some(request.until_ms.unwrap_or(DEFAULT_WAIT_MS).min(MAX_WAIT_MS)),
+        until_ms: Some(until_ms.min(MAX_WAIT_MS)),
     };
     let mut body = jobs::run(root, &RunRequest { definition, log: None, observe })?;
     // `/exec` has never echoed the environment (0.1.18).
     body.env_vars = None;
+    if wait {
+        body.clamped = clamped_wait(until_ms);
+    }
     Ok(Reply::sorted("run", &body))
 }
 

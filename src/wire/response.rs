@@ -114,6 +114,20 @@ pub struct RunBody {
     pub finished_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub final_snapshot: Option<Snapshot>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamped: Option<Clamped>,
+}
+
+/// Which requested bounds were lowered to their maximum, and to what: present only when
+/// one was, so answers to requests within the bounds stay as 0.1.18 printed them.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Clamped {
+    /// The snapshot window (`--snapshot-after`, MCP `snapshot_after_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_after_ms: Option<u64>,
+    /// A wait's bound (HTTP `?until=` and `until_ms`, MCP `until_ms`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -176,6 +190,8 @@ pub struct WaitBody {
     /// what `state.json` says, unchecked (issue 11).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub liveness_unchecked: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamped: Option<Clamped>,
 }
 
 #[derive(Debug, Serialize)]
