@@ -43,7 +43,7 @@ impl Flag {
 
 pub const MATCH_TYPES: &[&str] = &["contains", "regex"];
 pub const STREAMS: &[&str] = &["stdout", "stderr", "either"];
-pub const STATES: &[&str] = &["created", "running", "exited", "killed", "failed", "unknown"];
+pub const STATES: &[&str] = crate::wire::STATE_NAMES;
 pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "powershell"];
 pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT"];
 

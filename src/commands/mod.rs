@@ -4,7 +4,7 @@
 
 mod install_skills;
 pub mod options;
-pub mod schema;
+mod schema;
 
 use std::process::ExitCode;
 

@@ -3,10 +3,7 @@
 //! for a file next to the executable.
 
 use crate::error::{Error, Result};
-use crate::wire::{Reply, SchemaBody};
-
-/// The document itself; `schema/agent-exec.schema.json` is its only copy in the tree.
-pub const DOCUMENT: &str = include_str!("../../schema/agent-exec.schema.json");
+use crate::wire::{Reply, SCHEMA_DOCUMENT as DOCUMENT, SchemaBody};
 
 pub fn schema() -> Result<Reply> {
     // The document is a compile-time constant checked by a unit test, so a parse failure

@@ -54,7 +54,7 @@ fn delete_one(given: &str, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<
     }
     let entry = |standing: &Standing, action| DeleteEntry {
         job_id: job.id.clone(),
-        state: standing.state_name().to_string(),
+        state: standing.state(),
         action,
         reason: "explicit_delete".to_string(),
     };
@@ -117,7 +117,7 @@ fn delete_all(root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)
             "skipped" => skipped += 1,
             _ => {}
         }
-        jobs.push(DeleteEntry { job_id: name, state: standing.state_name().to_string(), action, reason });
+        jobs.push(DeleteEntry { job_id: name, state: standing.state(), action, reason });
     }
     Ok((deleted, skipped, jobs))
 }

@@ -141,7 +141,7 @@ pub fn gc(root: &Root, policy: &GcPolicy) -> Result<GcBody> {
         if matches!(action, "deleted" | "would_delete") {
             body.freed_bytes = body.freed_bytes.saturating_add(bytes);
         }
-        body.jobs.push(GcEntry { job_id: name, state: standing.state_name().to_string(), action, reason, bytes });
+        body.jobs.push(GcEntry { job_id: name, state: standing.state(), action, reason, bytes });
     }
     if !dry_run {
         remove_abandoned_staging(root);

@@ -57,7 +57,7 @@ pub fn kill(root: &Root, request: &KillRequest) -> Result<KillBody> {
             locked.write_state(&current)?;
         }
     }
-    let finished = (!delivered && state.status().is_terminal()).then(|| state.status().as_str());
+    let finished = (!delivered && state.status().is_terminal()).then(|| state.status().into());
     Ok(KillBody { job_id: job.id.clone(), signal: requested.echo.clone(), delivered, state: finished })
 }
 

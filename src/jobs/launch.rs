@@ -125,7 +125,7 @@ pub fn run_body(
     let terminal = state.status().is_terminal();
     RunBody {
         job_id: job.id.clone(),
-        state: state.status().as_str().to_string(),
+        state: state.status().into(),
         tags,
         env_vars,
         snapshot,

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::jobstore::scan::{Scan, par_map};
 use crate::jobstore::{self, Root, liveness};
 use crate::tags;
-use crate::wire::{JobSummary, ListBody, MetaView, State};
+use crate::wire::{JobState, JobSummary, ListBody, MetaView, State};
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -62,7 +62,7 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
         };
         let state = scan.with_file(name, jobstore::STATE, |b| serde_json::from_slice::<State>(b).ok()).flatten();
         let summary = summarize(root, name, listing, state);
-        if state_filter.is_some_and(|s| s != summary.state) { Entry::Filtered } else { Entry::Listed(summary) }
+        if state_filter.is_some_and(|s| s != summary.state.as_str()) { Entry::Filtered } else { Entry::Listed(summary) }
     });
     let skipped = entries.iter().filter(|e| matches!(e, Entry::Unreadable)).count() as u64;
     let mut jobs: Vec<JobSummary> =
@@ -84,7 +84,7 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
     let Some(state) = state else {
         return JobSummary {
             job_id,
-            state: "unknown",
+            state: JobState::Unknown,
             exit_code: None,
             created_at,
             started_at: None,
@@ -99,7 +99,7 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
     let terminal = state.status().is_terminal();
     JobSummary {
         job_id,
-        state: state.status().as_str(),
+        state: state.status().into(),
         exit_code: state.result.exit_code,
         created_at,
         started_at: state.job.started_at,

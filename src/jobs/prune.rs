@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::jobstore::{JobDir, Locked, liveness};
 use crate::time;
-use crate::wire::{JobResult, State, Status};
+use crate::wire::{JobResult, JobState, State, Status};
 
 /// A job's condition as far as removal is concerned.
 #[derive(Debug, Clone)]
@@ -56,10 +56,10 @@ impl Standing {
     }
 
     /// The `state` reported in delete/gc entries.
-    pub fn state_name(&self) -> &'static str {
+    pub fn state(&self) -> JobState {
         match self {
-            Standing::Unreadable => "unknown",
-            Standing::Live(state) | Standing::Settled(state) => state.status().as_str(),
+            Standing::Unreadable => JobState::Unknown,
+            Standing::Live(state) | Standing::Settled(state) => state.status().into(),
         }
     }
 }

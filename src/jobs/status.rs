@@ -12,7 +12,7 @@ pub fn status(root: &Root, given: &str) -> Result<StatusBody> {
     let terminal = state.status().is_terminal();
     Ok(StatusBody {
         job_id: job.id.clone(),
-        state: state.status().as_str().to_string(),
+        state: state.status().into(),
         exit_code: state.result.exit_code,
         created_at: meta.created_at,
         started_at: state.job.started_at,

@@ -10,7 +10,7 @@ use crate::error::Code;
 use crate::jobstore::{JobDir, Root};
 use crate::signals;
 use crate::time;
-use crate::wire::{Notification, State, Status};
+use crate::wire::{JobState, Notification, State, Status};
 
 /// A hang detector for the deadlock tests, not a timing goal.
 const HANG: Duration = Duration::from_secs(30);
@@ -61,13 +61,13 @@ fn a_created_job_through_every_reader_and_writer() {
     let (_dir, root) = root();
     let job = created(&root);
     let reported = status(&root, &job.id[..10]).unwrap_or_else(|e| panic!("status: {}", e.message));
-    assert_eq!((reported.job_id.as_str(), reported.state.as_str()), (job.id.as_str(), "created"));
+    assert_eq!((reported.job_id.as_str(), reported.state), (job.id.as_str(), JobState::Created));
     let meta = job.read_meta().unwrap_or_else(|e| panic!("meta: {}", e.message));
     assert_eq!(meta.env_vars, ["A=1", "S=***"]);
 
     let waited =
         wait(&root, &WaitRequest { job_id: job.id.clone(), until: Some(Duration::ZERO), poll: Duration::ZERO });
-    assert_eq!(waited.map(|w| w.state).ok().as_deref(), Some("created"));
+    assert_eq!(waited.map(|w| w.state).ok(), Some(JobState::Created));
     let tail = tail(&root, &TailRequest { job_id: job.id.clone(), tail_lines: 0, max_bytes: 10 });
     assert_eq!(tail.map(|t| t.stdout_tail).ok().as_deref(), Some(""));
 
@@ -103,7 +103,7 @@ fn a_lost_supervisor_is_repaired_and_persisted_by_the_explicit_step() {
     let raw = job.read_state().unwrap_or_else(|e| panic!("read: {}", e.message));
     assert_eq!(raw.status(), Status::Running);
     let reported = status(&root, &job.id).unwrap_or_else(|e| panic!("status: {}", e.message));
-    assert_eq!((reported.state.as_str(), reported.error.as_deref()), ("failed", Some(liveness::SUPERVISOR_LOST)));
+    assert_eq!((reported.state, reported.error.as_deref()), (JobState::Failed, Some(liveness::SUPERVISOR_LOST)));
     let persisted = job.read_state().unwrap_or_else(|e| panic!("read: {}", e.message));
     assert_eq!(persisted.status(), Status::Failed);
 }
@@ -140,7 +140,7 @@ fn readers_do_not_wait_for_the_lock() {
     std::thread::spawn(move || {
         let _ = done.send(status(&reader_root, &id).map(|s| s.state).ok());
     });
-    assert_eq!(finished.recv_timeout(HANG).ok().flatten().as_deref(), Some("created"), "status waited for the lock");
+    assert_eq!(finished.recv_timeout(HANG).ok().flatten(), Some(JobState::Created), "status waited for the lock");
     drop(locked);
 }
 

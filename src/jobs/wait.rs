@@ -26,7 +26,7 @@ pub fn wait(root: &Root, request: &WaitRequest) -> Result<WaitBody> {
     let terminal = state.status().is_terminal();
     Ok(WaitBody {
         job_id: job.id.clone(),
-        state: state.status().as_str().to_string(),
+        state: state.status().into(),
         exit_code: state.result.exit_code.filter(|_| terminal),
         signal: state.result.signal.filter(|_| terminal),
         error: state.error.filter(|_| terminal),

@@ -13,12 +13,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::framing::ErrorObject;
-use super::tools::{CommandLine, CreateInput, Observe, RunInput, ToolInput};
+use super::tools::ToolInput;
 use crate::config;
 use crate::error::{Code, Error, Result as EngineResult};
 use crate::jobs::{self, Definition, DeleteTarget, KillRequest, ListFilter, RunRequest, TailRequest, WaitRequest};
 use crate::jobstore::Root;
-use crate::wire::{self, Clamped, Reply, RunBody, Snapshot, TailBody, WaitBody};
+use crate::wire::{
+    self, Clamped, CommandLine, CreateInput, JobState, McpObserve as Observe, Reply, RunBody, RunInput, STATE_NAMES,
+    Snapshot, TailBody, WaitBody,
+};
 use crate::{signals, supervisor, tags};
 
 /// One wait slice: the longest a cancellation can go unnoticed.
@@ -35,8 +38,6 @@ const TAIL_LINES: u64 = 50;
 const TAIL_BYTES: u64 = 65_536;
 /// How often a wait slice looks at the job besides inotify.
 const SLICE_POLL: Duration = Duration::from_millis(50);
-/// The states `list` filters on (the CLI's `--state` choices).
-const STATES: &[&str] = &["created", "running", "exited", "killed", "failed", "unknown"];
 
 /// What a call may look at while it works.
 pub trait Control {
@@ -111,8 +112,8 @@ pub fn call(ctx: &Context, input: &ToolInput, control: &dyn Control) -> Outcome 
             answer("kill", jobs::kill(root, &KillRequest { job_id: id, signal }))
         }
         ToolInput::List(list) => {
-            if let Some(state) = list.state.as_deref().filter(|s| !STATES.contains(s)) {
-                return Err(params(format!("state: '{state}' is not one of {}", STATES.join(", "))));
+            if let Some(state) = list.state.as_deref().filter(|s| !STATE_NAMES.contains(s)) {
+                return Err(params(format!("state: '{state}' is not one of {}", STATE_NAMES.join(", "))));
             }
             for pattern in &list.tags {
                 tags::check_pattern(pattern).map_err(|e| params(format!("tags: {e}")))?;
@@ -265,7 +266,7 @@ fn observe(ctx: &Context, kind: &'static str, mut body: RunBody, options: &Obser
     wait_sliced(ctx, &body.job_id, budget, control)?;
     let waited_ms = watch_started.elapsed().as_millis() as u64;
     let status = jobs::status(&ctx.root, &body.job_id).map_err(|e| failure(&e))?;
-    let terminal = is_terminal(&status.state);
+    let terminal = status.state.is_terminal();
     let snapshot = if terminal || !options.wait { Some(snapshot(ctx, &body.job_id, options)?) } else { None };
     body.waited_ms = waited_ms;
     body.elapsed_ms += since.elapsed().as_millis() as u64;
@@ -312,7 +313,7 @@ fn wait_sliced(ctx: &Context, id: &str, budget: Duration, control: &dyn Control)
         let remaining = budget.saturating_sub(started.elapsed());
         let request = WaitRequest { job_id: id.to_string(), until: Some(remaining.min(SLICE)), poll: SLICE_POLL };
         let answer = jobs::wait(&ctx.root, &request).map_err(|e| failure(&e))?;
-        if is_terminal(&answer.state) || remaining.is_zero() || answer.state != "running" {
+        if answer.state.is_terminal() || remaining.is_zero() || answer.state != JobState::Running {
             return Ok(answer);
         }
         if control.cancelled() {
@@ -328,10 +329,6 @@ fn wait_sliced(ctx: &Context, id: &str, budget: Duration, control: &dyn Control)
 fn output_bytes(ctx: &Context, id: &str) -> u64 {
     let request = TailRequest { job_id: id.to_string(), tail_lines: 1, max_bytes: 0 };
     jobs::tail(&ctx.root, &request).map_or(0, |tail| tail.stdout_observed_bytes + tail.stderr_observed_bytes)
-}
-
-fn is_terminal(state: &str) -> bool {
-    matches!(state, "exited" | "killed" | "failed")
 }
 
 /// A requested wait, defaulted to and capped by the server maximum; a cap that lowered

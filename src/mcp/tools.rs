@@ -5,14 +5,14 @@
 //! Inputs are deserialized with `deny_unknown_fields`, so a misspelt argument is an
 //! error naming it rather than a silent default.
 
-use std::collections::BTreeMap;
-
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use super::framing::ErrorObject;
-use crate::commands::schema::DOCUMENT;
+use crate::wire::{
+    CreateInput, DeleteInput, JobInput, KillInput, ListInput, RunInput, SCHEMA_DOCUMENT as DOCUMENT, StartInput,
+    TagSetInput, TailInput, WaitInput,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
@@ -40,155 +40,6 @@ pub const ALL: [Tool; 10] = [
     Tool::TagSet,
     Tool::Delete,
 ];
-
-/// A job's command: an argv array (exec'd as given) or one shell string (run by the
-/// shell wrapper), exactly as the CLI treats one word or several.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged, expecting = "an array of strings (argv) or a string (shell command)")]
-pub enum CommandLine {
-    Argv(Vec<String>),
-    Shell(String),
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RunInput {
-    pub command: CommandLine,
-    pub cwd: Option<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub mask: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub timeout_ms: Option<u64>,
-    pub kill_after_ms: Option<u64>,
-    pub snapshot_after_ms: Option<u64>,
-    pub tail_lines: Option<u64>,
-    pub max_bytes: Option<u64>,
-    #[serde(default)]
-    pub wait: bool,
-    pub until_ms: Option<u64>,
-}
-
-/// How `run` and `start` watch the job before answering (serde cannot flatten a struct
-/// into one that denies unknown fields, so both inputs carry these fields themselves).
-#[derive(Debug, Clone, Copy)]
-pub struct Observe {
-    pub snapshot_after_ms: Option<u64>,
-    pub tail_lines: Option<u64>,
-    pub max_bytes: Option<u64>,
-    pub wait: bool,
-    pub until_ms: Option<u64>,
-}
-
-impl RunInput {
-    pub fn observe(&self) -> Observe {
-        Observe {
-            snapshot_after_ms: self.snapshot_after_ms,
-            tail_lines: self.tail_lines,
-            max_bytes: self.max_bytes,
-            wait: self.wait,
-            until_ms: self.until_ms,
-        }
-    }
-}
-
-impl StartInput {
-    pub fn observe(&self) -> Observe {
-        Observe {
-            snapshot_after_ms: self.snapshot_after_ms,
-            tail_lines: self.tail_lines,
-            max_bytes: self.max_bytes,
-            wait: self.wait,
-            until_ms: self.until_ms,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateInput {
-    pub command: CommandLine,
-    pub cwd: Option<String>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    #[serde(default)]
-    pub mask: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub timeout_ms: Option<u64>,
-    pub kill_after_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartInput {
-    pub job_id: String,
-    pub snapshot_after_ms: Option<u64>,
-    pub tail_lines: Option<u64>,
-    pub max_bytes: Option<u64>,
-    #[serde(default)]
-    pub wait: bool,
-    pub until_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct JobInput {
-    pub job_id: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TailInput {
-    pub job_id: String,
-    pub lines: Option<u64>,
-    pub max_bytes: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WaitInput {
-    pub job_id: String,
-    pub until_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KillInput {
-    pub job_id: String,
-    pub signal: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListInput {
-    pub state: Option<String>,
-    pub cwd: Option<String>,
-    #[serde(default)]
-    pub all: bool,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    pub limit: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TagSetInput {
-    pub job_id: String,
-    pub tags: Vec<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeleteInput {
-    pub job_id: Option<String>,
-    #[serde(default)]
-    pub all: bool,
-    #[serde(default)]
-    pub dry_run: bool,
-}
 
 /// A validated call: the tool and its typed input.
 #[derive(Debug, Clone)]
@@ -316,7 +167,7 @@ impl Tool {
             ),
             Tool::List => (
                 json!({
-                    "state": {"type": "string", "enum": crate::cli::table::STATES},
+                    "state": {"type": "string", "enum": crate::wire::STATE_NAMES},
                     "cwd": {"type": "string", "description": "only jobs started in this directory"},
                     "all": {"type": "boolean", "description": "jobs from every directory"},
                     "tags": strings("tag patterns ('x' or 'x.*') that must all match"),
@@ -446,6 +297,7 @@ fn field_at(text: &str, line: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::CommandLine;
 
     fn error(tool: Tool, arguments: Value) -> String {
         tool.input(arguments).expect_err("must be refused").message

@@ -3,7 +3,6 @@
 //! `Answer`; `mod.rs` is the only place that writes it to the socket. A job launched by
 //! `POST /exec` goes through the same engine call as `run`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -15,7 +14,7 @@ use crate::error::{Code, Error, Result};
 use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
 use crate::jobstore::Root;
 use crate::signals;
-use crate::wire::{self, Clamped, Empty, Reply};
+use crate::wire::{self, Clamped, Empty, ExecRequest, Reply};
 
 /// `/wait` and `/exec` with `wait: true`: the default bound and the most a client may ask
 /// for (DECISIONS OP-6).
@@ -142,19 +141,6 @@ fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
     // The id is already resolved by the route: messages name the full id, as before.
     let job = root.lookup(id)?;
     Ok(Reply::sorted("kill", &jobs::kill(root, &KillRequest { job_id: job.id, signal })?))
-}
-
-/// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as
-/// absent. `until_ms` is our addition: the bound for `wait: true` (default 30000, at
-/// most 600000, like `/wait`).
-#[derive(Deserialize)]
-struct ExecRequest {
-    command: Option<Vec<String>>,
-    cwd: Option<String>,
-    env: Option<BTreeMap<String, String>>,
-    timeout_ms: Option<u64>,
-    wait: Option<bool>,
-    until_ms: Option<u64>,
 }
 
 /// The pure part of `POST /exec`: the body's checks of CONTRACT §11.2, in their order.

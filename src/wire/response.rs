@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Notification, SCHEMA_VERSION};
+use super::{Notification, SCHEMA_VERSION, Status};
 use crate::error::Error;
 
 #[derive(Serialize)]
@@ -74,6 +74,51 @@ pub fn error_json(err: &Error) -> String {
     serde_json::to_string(&envelope).unwrap_or_default()
 }
 
+/// A job's state as answers report it: its recorded status, or `unknown` when
+/// `state.json` cannot be read (`list`, `delete`, `gc` entries).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Created,
+    Running,
+    Exited,
+    Killed,
+    Failed,
+    Unknown,
+}
+
+/// Every `JobState` as answers spell it, in lifecycle order (filters and completions).
+pub const STATE_NAMES: &[&str] = &["created", "running", "exited", "killed", "failed", "unknown"];
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Unknown => "unknown",
+            JobState::Created => Status::Created.as_str(),
+            JobState::Running => Status::Running.as_str(),
+            JobState::Exited => Status::Exited.as_str(),
+            JobState::Killed => Status::Killed.as_str(),
+            JobState::Failed => Status::Failed.as_str(),
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobState::Exited | JobState::Killed | JobState::Failed)
+    }
+}
+
+impl From<Status> for JobState {
+    fn from(status: Status) -> JobState {
+        match status {
+            Status::Created => JobState::Created,
+            Status::Running => JobState::Running,
+            Status::Exited => JobState::Exited,
+            Status::Killed => JobState::Killed,
+            Status::Failed => JobState::Failed,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Snapshot {
     pub stdout_tail: String,
@@ -94,7 +139,7 @@ pub struct Snapshot {
 #[derive(Debug, Serialize)]
 pub struct RunBody {
     pub job_id: String,
-    pub state: String,
+    pub state: JobState,
     pub tags: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_vars: Option<Vec<String>>,
@@ -133,7 +178,7 @@ pub struct Clamped {
 #[derive(Debug, Serialize)]
 pub struct CreateBody {
     pub job_id: String,
-    pub state: &'static str,
+    pub state: JobState,
     pub stdout_log_path: String,
     pub stderr_log_path: String,
 }
@@ -141,7 +186,7 @@ pub struct CreateBody {
 #[derive(Debug, Serialize)]
 pub struct StatusBody {
     pub job_id: String,
-    pub state: String,
+    pub state: JobState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     pub created_at: String,
@@ -179,7 +224,7 @@ pub struct TailBody {
 #[derive(Debug, Serialize)]
 pub struct WaitBody {
     pub job_id: String,
-    pub state: String,
+    pub state: JobState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -204,13 +249,13 @@ pub struct KillBody {
     /// The recorded terminal state, when nothing was signalled because the job had
     /// already finished.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<&'static str>,
+    pub state: Option<JobState>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct JobSummary {
     pub job_id: String,
-    pub state: &'static str,
+    pub state: JobState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     pub created_at: String,
@@ -238,7 +283,7 @@ pub struct ListBody {
 #[derive(Debug, Serialize)]
 pub struct DeleteEntry {
     pub job_id: String,
-    pub state: String,
+    pub state: JobState,
     pub action: &'static str,
     pub reason: String,
 }
@@ -255,7 +300,7 @@ pub struct DeleteBody {
 #[derive(Debug, Serialize)]
 pub struct GcEntry {
     pub job_id: String,
-    pub state: String,
+    pub state: JobState,
     pub action: &'static str,
     pub reason: String,
     pub bytes: u64,
@@ -317,6 +362,15 @@ pub struct Empty {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_serialize_to_the_0_1_18_strings() {
+        let all = [JobState::Created, JobState::Running, JobState::Exited, JobState::Killed, JobState::Failed];
+        for (state, name) in all.into_iter().chain([JobState::Unknown]).zip(STATE_NAMES) {
+            assert_eq!(serde_json::to_string(&state).ok(), Some(format!("\"{name}\"")));
+            assert_eq!(state.as_str(), *name);
+        }
+    }
     use crate::error::Code;
 
     #[test]

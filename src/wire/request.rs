@@ -1,0 +1,171 @@
+//! Request bodies of the front doors that take JSON: HTTP `POST /exec` and the MCP tool
+//! inputs. **API boundary**: field names and the unknown-field rules are the contract
+//! of those doors (`/exec` ignores unknown keys as 0.1.18 did; MCP inputs refuse them,
+//! so a misspelt argument is an error naming it rather than a silent default).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as
+/// absent. `until_ms` is our addition: the bound for `wait: true` (default 30000, at
+/// most 600000, like `/wait`).
+#[derive(Deserialize)]
+pub struct ExecRequest {
+    pub command: Option<Vec<String>>,
+    pub cwd: Option<String>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub timeout_ms: Option<u64>,
+    pub wait: Option<bool>,
+    pub until_ms: Option<u64>,
+}
+
+/// A job's command: an argv array (exec'd as given) or one shell string (run by the
+/// shell wrapper), exactly as the CLI treats one word or several.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged, expecting = "an array of strings (argv) or a string (shell command)")]
+pub enum CommandLine {
+    Argv(Vec<String>),
+    Shell(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunInput {
+    pub command: CommandLine,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub mask: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub timeout_ms: Option<u64>,
+    pub kill_after_ms: Option<u64>,
+    pub snapshot_after_ms: Option<u64>,
+    pub tail_lines: Option<u64>,
+    pub max_bytes: Option<u64>,
+    #[serde(default)]
+    pub wait: bool,
+    pub until_ms: Option<u64>,
+}
+
+/// How the MCP `run` and `start` watch the job before answering (serde cannot flatten a
+/// struct into one that denies unknown fields, so both inputs carry these fields
+/// themselves and this gathers them).
+#[derive(Debug, Clone, Copy)]
+pub struct McpObserve {
+    pub snapshot_after_ms: Option<u64>,
+    pub tail_lines: Option<u64>,
+    pub max_bytes: Option<u64>,
+    pub wait: bool,
+    pub until_ms: Option<u64>,
+}
+
+impl RunInput {
+    pub fn observe(&self) -> McpObserve {
+        McpObserve {
+            snapshot_after_ms: self.snapshot_after_ms,
+            tail_lines: self.tail_lines,
+            max_bytes: self.max_bytes,
+            wait: self.wait,
+            until_ms: self.until_ms,
+        }
+    }
+}
+
+impl StartInput {
+    pub fn observe(&self) -> McpObserve {
+        McpObserve {
+            snapshot_after_ms: self.snapshot_after_ms,
+            tail_lines: self.tail_lines,
+            max_bytes: self.max_bytes,
+            wait: self.wait,
+            until_ms: self.until_ms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateInput {
+    pub command: CommandLine,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub mask: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub timeout_ms: Option<u64>,
+    pub kill_after_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartInput {
+    pub job_id: String,
+    pub snapshot_after_ms: Option<u64>,
+    pub tail_lines: Option<u64>,
+    pub max_bytes: Option<u64>,
+    #[serde(default)]
+    pub wait: bool,
+    pub until_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobInput {
+    pub job_id: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TailInput {
+    pub job_id: String,
+    pub lines: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitInput {
+    pub job_id: String,
+    pub until_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillInput {
+    pub job_id: String,
+    pub signal: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListInput {
+    pub state: Option<String>,
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagSetInput {
+    pub job_id: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteInput {
+    pub job_id: Option<String>,
+    #[serde(default)]
+    pub all: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+}
