@@ -189,6 +189,69 @@ fn a_trickled_body_meets_its_deadline() {
 }
 
 #[test]
+fn a_trickled_head_meets_its_deadline() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    stream.write_all(b"GET /health HTTP/1.1\r\nX-Slow: ").expect("start of head");
+    let reader = stream.try_clone().expect("clone");
+    let answer = std::thread::spawn(move || {
+        let mut reader = reader;
+        reader.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let mut bytes = Vec::new();
+        let _ = reader.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    });
+    // A header value a byte every 200 ms: far inside the idle timeout and the line
+    // bound for minutes. The head's own deadline (10 s) ends it.
+    let t0 = Instant::now();
+    while !answer.is_finished() && t0.elapsed() < Duration::from_secs(40) {
+        if stream.write_all(b"x").is_err() {
+            break;
+        }
+        // Pacing the attacker, not synchronisation.
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = answer.join().expect("reader");
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text:?}");
+    assert!(text.contains("\"code\":\"invalid_request\""), "{text:?}");
+    assert_eq!(request(server.port, "GET", "/health", &[], b"").status, 200);
+}
+
+#[test]
+fn a_connection_flood_is_refused_beyond_the_open_cap() {
+    let env = Env::new();
+    // One slot of each class: at most 4 × (1 + 1) = 8 connections open at once.
+    let server = Server::start(&env, &["--max-connections", "1", "--max-waiters", "1"]);
+    let pid = server.pid();
+    assert!(eventually(Duration::from_secs(10), || count(pid, "task") > 0));
+    let threads_before = count(pid, "task");
+    let mut idle = Vec::new();
+    let mut refused = 0;
+    for _ in 0..60 {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+        let mut head = [0u8; 12];
+        // An open connection stays silent; one over the cap is answered 503 at once.
+        match stream.read(&mut head) {
+            Ok(n) if n > 0 => {
+                assert!(head.starts_with(b"HTTP/1.1 503"), "{:?}", String::from_utf8_lossy(&head[..n]));
+                refused += 1;
+            }
+            _ => idle.push(stream),
+        }
+    }
+    assert!(idle.len() <= 8, "{} connections held open", idle.len());
+    assert!(refused >= 52, "only {refused} refused");
+    assert!(count(pid, "task") <= threads_before + 8 + 2, "threads: {} from {threads_before}", count(pid, "task"));
+    drop(idle);
+    assert!(
+        eventually(Duration::from_secs(20), || request(server.port, "GET", "/health", &[], b"").status == 200),
+        "serve does not recover once the flood closes"
+    );
+}
+
+#[test]
 fn health_answers_beside_long_polls_and_slow_bodies() {
     let env = Env::new();
     let server = Server::start(&env, &[]);

@@ -20,18 +20,26 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// however it trickles: a byte now and then no longer keeps a connection alive.
 pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
 
+/// A whole head (at most 16 KiB) must arrive within this time from its first byte: the
+/// idle timeout alone let a client trickle a head a byte at a time, holding a thread.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The bounds tiny_http enforces on every connection before a request reaches us (and
 /// before the token is checked): 431 for a line over 8 KiB, a head over 16 KiB or more
 /// than 100 headers; 413 for a body over `MAX_BODY`; 408 for a body later than
-/// `BODY_DEADLINE`; 505 for versions other than 1.0 and 1.1. Each is answered, then the
-/// connection is closed.
-pub fn http_limits() -> tiny_http::Limits {
+/// `BODY_DEADLINE` or a head later than `HEAD_DEADLINE`; 505 for versions other than 1.0
+/// and 1.1; 503 for a connection beyond `max_open`. Each is answered, then the connection
+/// is closed.
+/// `max_open`: how many connections may be open at once (each holds a thread).
+pub fn http_limits(max_open: usize) -> tiny_http::Limits {
     tiny_http::Limits {
         max_line: 8 * 1024,
         max_head: 16 * 1024,
         max_headers: 100,
         max_body: MAX_BODY,
         body_deadline: BODY_DEADLINE,
+        head_deadline: HEAD_DEADLINE,
+        max_open,
         idle_timeout: Some(IDLE_TIMEOUT),
         error_body: protocol_error,
     }
@@ -40,10 +48,11 @@ pub fn http_limits() -> tiny_http::Limits {
 /// The JSON envelope of the answers tiny_http sends on its own.
 fn protocol_error(status: u16) -> (String, &'static str) {
     let message = match status {
-        408 => "request body not received in time",
+        408 => "request not received in time",
         413 => "request body over 1 MiB",
         417 => "unsupported Expect header",
         431 => "request head too large",
+        503 => "too many open connections; try again later",
         505 => "HTTP version not supported (only 1.0 and 1.1)",
         _ => "malformed request",
     };

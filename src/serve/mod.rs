@@ -57,6 +57,14 @@ struct Shared {
     stop: Arc<AtomicBool>,
 }
 
+/// Connections that may be open at once, each holding a thread: room for every slot
+/// of both classes and for as many connections again waiting for one, four times over;
+/// one more is answered 503 at once. Without a bound a flood of connections (each
+/// within every per-request limit) would make a thread each until `fork` fails.
+fn max_open(max_requests: usize, max_waiters: usize) -> usize {
+    max_requests.saturating_add(max_waiters).saturating_mul(4)
+}
+
 /// `serve`'s options, typed by the CLI.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -101,8 +109,9 @@ pub fn serve(options: &Options, root: Root) -> Result<()> {
     });
     let handler_shared = shared.clone();
     let handler = Arc::new(move |request| handle(&handler_shared, request));
-    let server = Server::from_listener_with_handler(listener, limits::http_limits(), handler)
-        .map_err(|e| Error::internal(format!("start HTTP server: {e}")))?;
+    let server =
+        Server::from_listener_with_handler(listener, limits::http_limits(max_open(max_requests, max_waiters)), handler)
+            .map_err(|e| Error::internal(format!("start HTTP server: {e}")))?;
     info!("serving on http://{local} (at most {max_requests} requests and {max_waiters} long-polls at once)");
     while !shared.stop.load(Ordering::Relaxed) {
         // Polling a signal flag; nothing else happens on this thread.

@@ -39,6 +39,9 @@ pub struct ClientConnection {
 
     // bounds on heads and bodies (agent-exec patch)
     limits: Arc<Limits>,
+
+    // when the first byte of the head being read arrived (agent-exec patch 9)
+    head_started: Option<Instant>,
 }
 
 /// Error that can happen when reading a request.
@@ -51,6 +54,8 @@ enum ReadError {
     ReadIoError(IoError),
     /// A line, the head or the header count crossed its bound (agent-exec patch 1).
     HeadTooLarge,
+    /// The head did not arrive whole within `head_deadline` (agent-exec patch 9).
+    HeadTooSlow,
     /// A version other than 1.0 and 1.1 (agent-exec patch 2).
     VersionNotSupported,
     /// The body is over `max_body` (413), late (408) or malformed (400) (agent-exec patch 4).
@@ -84,6 +89,7 @@ impl ClientConnection {
             no_more_requests: false,
             secure,
             limits,
+            head_started: None,
         }
     }
 
@@ -109,6 +115,13 @@ impl ClientConnection {
                     )))
                 }
             };
+
+            // agent-exec patch 9: the head's clock starts at its first byte (a
+            // keep-alive connection may idle before it) and is checked at every byte.
+            let started = *self.head_started.get_or_insert_with(Instant::now);
+            if started.elapsed() > self.limits.head_deadline {
+                return Err(ReadError::HeadTooSlow);
+            }
 
             if byte == b'\n' && prev_byte_was_cr {
                 buf.pop(); // removing the '\r'
@@ -137,6 +150,7 @@ impl ClientConnection {
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
         let mut head_left = self.limits.max_head;
+        self.head_started = None;
         let (method, path, version, headers) = {
             // reading the request line
             let (method, path, version) = {
@@ -271,6 +285,10 @@ impl Iterator for ClientConnection {
             }
             Err(ReadError::HeadTooLarge) => {
                 self.refuse(431, HTTPVersion(1, 1));
+                return None;
+            }
+            Err(ReadError::HeadTooSlow) => {
+                self.refuse(408, HTTPVersion(1, 1));
                 return None;
             }
             Err(ReadError::VersionNotSupported) => {

@@ -99,7 +99,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -322,10 +322,16 @@ impl Server {
         thread::spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::new();
+            // agent-exec patch 10: connections open at once, each holding a thread.
+            let open = Arc::new(AtomicUsize::new(0));
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
+                    Ok((sock, _)) if open.load(Relaxed) >= limits.max_open => {
+                        refuse_busy(sock, &limits);
+                        continue;
+                    }
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
                         // agent-exec patch 6: every accepted socket gets the idle
@@ -358,7 +364,9 @@ impl Server {
                         let messages = inside_messages.clone();
                         let handler = handler.clone();
                         let mut client = Some(client);
+                        let mut held = Some(OpenConnection::new(&open));
                         tasks_pool.spawn(Box::new(move || {
+                            let _held = held.take();
                             if let Some(client) = client.take() {
                                 // agent-exec patch 3: one request at a time per
                                 // connection, for every connection (upstream did this
@@ -488,4 +496,37 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// One connection counted against `Limits::max_open` for as long as it lives
+/// (agent-exec patch 10); dropped when its thread is done with it, even by a panic.
+struct OpenConnection(Arc<AtomicUsize>);
+
+impl OpenConnection {
+    fn new(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, Relaxed);
+        OpenConnection(open.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Answers a connection over `max_open` with 503 and closes it, on the accept thread:
+/// a fresh socket's send buffer is empty, and the write is bounded by a short timeout
+/// anyway, so this never holds up accepting (agent-exec patch 10).
+fn refuse_busy(mut sock: Connection, limits: &Limits) {
+    use std::io::Write;
+    let (body, content_type) = (limits.error_body)(503);
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        content_type,
+        body.len()
+    );
+    let _ = sock.set_timeouts(Some(Duration::from_millis(200)));
+    let _ = sock.write_all(head.as_bytes()).and_then(|()| sock.write_all(body.as_bytes()));
+    let _ = sock.shutdown(Shutdown::Write);
 }

@@ -20,10 +20,16 @@ pub struct Limits {
     pub max_body: usize,
     /// The whole body must arrive within this time after its head: otherwise, 408.
     pub body_deadline: Duration,
+    /// The whole head must arrive within this time from its first byte: otherwise, 408.
+    /// The idle timeout alone lets a client trickle a head a byte at a time forever.
+    pub head_deadline: Duration,
+    /// Most connections open at once; one more is answered 503 and closed on the accept
+    /// thread, so a flood of connections cannot make a thread each.
+    pub max_open: usize,
     /// Read and write timeout of every accepted socket (`None`: block forever).
     pub idle_timeout: Option<Duration>,
     /// The body (and its content type) of the answers the server sends by itself
-    /// (400, 408, 413, 417, 431, 505), given the status code.
+    /// (400, 408, 413, 417, 431, 503, 505), given the status code.
     pub error_body: fn(u16) -> (String, &'static str),
 }
 
@@ -35,6 +41,8 @@ impl Default for Limits {
             max_headers: 100,
             max_body: 1024 * 1024,
             body_deadline: Duration::from_secs(10),
+            head_deadline: Duration::from_secs(10),
+            max_open: 1024,
             idle_timeout: Some(Duration::from_secs(10)),
             error_body: |_| (String::new(), "text/plain"),
         }
