@@ -34,6 +34,27 @@ pub struct Definition {
 }
 
 impl Definition {
+    /// The definition a `created` job stored (`create` keeps the real env values in
+    /// `env_vars_runtime`), with the effective working directory recorded then.
+    pub fn stored(meta: Meta) -> Definition {
+        Definition {
+            command: meta.command,
+            env: meta.env_vars_runtime,
+            env_files: meta.env_files,
+            inherit_env: meta.inherit_env,
+            mask: meta.mask,
+            tags: meta.tags,
+            timeout_ms: meta.timeout_ms,
+            kill_after_ms: meta.kill_after_ms,
+            progress_every_ms: meta.progress_every_ms,
+            notification: meta.notification,
+            wrapper: meta.shell_wrapper,
+            cwd: meta.cwd,
+            max_log_bytes: meta.max_log_bytes,
+            no_full_log: meta.no_full_log,
+        }
+    }
+
     /// The env entries as shown to users: masked values replaced by `***`.
     pub fn display_env(&self) -> Vec<String> {
         masked(&self.env, &self.mask)

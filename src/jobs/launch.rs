@@ -122,7 +122,7 @@ pub fn run_body(
     since: Instant,
 ) -> RunBody {
     let Observed { clamped, state, waited_ms, snapshot, final_snapshot } = observed;
-    let terminal = state.status().is_terminal();
+    let ended = super::Ended::of(&state);
     RunBody {
         job_id: job.id.clone(),
         state: state.status().into(),
@@ -133,10 +133,10 @@ pub fn run_body(
         stderr_log_path: job.file_string(jobstore::STDERR_LOG),
         waited_ms,
         elapsed_ms: since.elapsed().as_millis() as u64,
-        exit_code: state.result.exit_code.filter(|_| terminal),
-        signal: state.result.signal.clone().filter(|_| terminal),
-        error: state.error.clone().filter(|_| terminal),
-        finished_at: state.finished_at.clone().filter(|_| terminal),
+        exit_code: ended.exit_code,
+        signal: ended.signal,
+        error: ended.error,
+        finished_at: ended.finished_at,
         final_snapshot,
         clamped,
     }

@@ -96,14 +96,14 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
     };
     let state = super::settle(&root.job(name), state);
     let unchecked = !liveness::checkable(&state);
-    let terminal = state.status().is_terminal();
+    let ended = super::Ended::of(&state);
     JobSummary {
         job_id,
         state: state.status().into(),
         exit_code: state.result.exit_code,
         created_at,
         started_at: state.job.started_at,
-        finished_at: state.finished_at.filter(|_| terminal),
+        finished_at: ended.finished_at,
         liveness_unchecked: unchecked,
         updated_at: Some(state.updated_at),
         tags,

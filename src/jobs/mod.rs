@@ -66,5 +66,30 @@ pub fn settle(job: &JobDir, seen: State) -> State {
     }
 }
 
+/// The fields only a finished job reports. A record that is not terminal may still
+/// carry some (a `running` record rewritten by a restart, a 0.1.18 file), and answers
+/// never show them then; `status` and `list` show `exit_code` whatever the state, as
+/// 0.1.18 did, so they read it from the record.
+struct Ended {
+    exit_code: Option<i32>,
+    signal: Option<String>,
+    error: Option<String>,
+    finished_at: Option<String>,
+}
+
+impl Ended {
+    fn of(state: &State) -> Ended {
+        if !state.status().is_terminal() {
+            return Ended { exit_code: None, signal: None, error: None, finished_at: None };
+        }
+        Ended {
+            exit_code: state.result.exit_code,
+            signal: state.result.signal.clone(),
+            error: state.error.clone(),
+            finished_at: state.finished_at.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
+use super::define::Definition;
 use super::launch::{Observe, hand_over, initial_state, observe, run_body};
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{self, Root};
-use crate::supervisor::{LaunchSpec, masked};
 use crate::wire::{RunBody, Status};
 
 /// `given` is the id or prefix as the caller typed it, for messages.
@@ -30,23 +30,11 @@ pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunB
         locked.write_state(&initial_state(&job.id))?;
     }
     let since = Instant::now();
-    let spec = LaunchSpec {
-        command: meta.command.clone(),
-        wrapper: meta.shell_wrapper.clone(),
-        env: meta.env_vars_runtime.clone(),
-        env_files: meta.env_files.clone(),
-        inherit_env: meta.inherit_env,
-        cwd: meta.cwd.clone(),
-        full_log: job.file(jobstore::FULL_LOG),
-        timeout_ms: meta.timeout_ms,
-        kill_after_ms: meta.kill_after_ms,
-        progress_every_ms: meta.progress_every_ms,
-        max_log_bytes: meta.max_log_bytes,
-        no_full_log: meta.no_full_log,
-    };
-    hand_over(&job, &spec)?;
+    // The stored definition, launched from the effective directory recorded at creation.
+    let definition = Definition::stored(meta);
+    hand_over(&job, &definition.spec(definition.cwd.clone(), job.file(jobstore::FULL_LOG)))?;
     // `start --wait` has the same bounded default as `run --wait` (DECISIONS OP-6).
     let observed = observe(&job, observe_options);
-    let env_vars = (!meta.env_vars_runtime.is_empty()).then(|| masked(&meta.env_vars_runtime, &meta.mask));
-    Ok(run_body(&job, observed, meta.tags.clone(), env_vars, since))
+    let env_vars = (!definition.env.is_empty()).then(|| definition.display_env());
+    Ok(run_body(&job, observed, definition.tags, env_vars, since))
 }

@@ -9,16 +9,16 @@ pub fn status(root: &Root, given: &str) -> Result<StatusBody> {
     let meta = job.read_meta()?;
     let state = super::current(&job)?;
     let unchecked = !liveness::checkable(&state);
-    let terminal = state.status().is_terminal();
+    let ended = super::Ended::of(&state);
     Ok(StatusBody {
         job_id: job.id.clone(),
         state: state.status().into(),
         exit_code: state.result.exit_code,
         created_at: meta.created_at,
         started_at: state.job.started_at,
-        finished_at: state.finished_at.filter(|_| terminal),
-        signal: state.result.signal.filter(|_| terminal),
-        error: state.error.filter(|_| terminal),
+        finished_at: ended.finished_at,
+        signal: ended.signal,
+        error: ended.error,
         liveness_unchecked: unchecked,
     })
 }

@@ -23,13 +23,13 @@ pub fn wait(root: &Root, request: &WaitRequest) -> Result<WaitBody> {
     let deadline = request.until.map(|d| Instant::now() + d);
     let state = wait_for_end(&job, deadline, request.poll, OnUnreadable::Fail, super::current)?;
     let unchecked = !liveness::checkable(&state);
-    let terminal = state.status().is_terminal();
+    let ended = super::Ended::of(&state);
     Ok(WaitBody {
         job_id: job.id.clone(),
         state: state.status().into(),
-        exit_code: state.result.exit_code.filter(|_| terminal),
-        signal: state.result.signal.filter(|_| terminal),
-        error: state.error.filter(|_| terminal),
+        exit_code: ended.exit_code,
+        signal: ended.signal,
+        error: ended.error,
         liveness_unchecked: unchecked,
         clamped: None,
     })
