@@ -113,7 +113,7 @@ impl Args {
     pub fn num(&self, flag: &Flag) -> u64 {
         match self.value_or_default(flag).map(str::parse) {
             Some(Ok(n)) => n,
-            // A table defect, caught by `cli::options` tests: no silent zero.
+            // A table defect, caught by the `commands::options` tests: no silent zero.
             _ => panic!("--{} is not a numeric flag with a default", flag.long),
         }
     }
