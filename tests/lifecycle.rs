@@ -279,6 +279,10 @@ fn job_directory_files_and_modes() {
     for key in ["exit_code", "signal", "duration_ms"] {
         assert!(state["result"].get(key).is_some(), "result.{key} must always be present");
     }
+    // The supervisor keeps a reserve `.tmp-` file for its terminal record until it exits
+    // (it may still drain output or deliver notifications after `wait` returns): none
+    // may be left once it is gone.
+    env.supervisor_gone(&id);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .expect("read dir")
         .filter_map(|e| e.ok())
