@@ -8,25 +8,14 @@
 //! matches `[STDOUT] ` still sees every line's start.
 
 use crate::time;
+pub use crate::wire::Stream;
 
 /// The longest piece of a line kept in memory, written as one record and shown to
 /// output-match.
 pub const LINE_CAP: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
-    Stdout,
-    Stderr,
-}
-
 impl Stream {
-    pub fn name(self) -> &'static str {
-        match self {
-            Stream::Stdout => "stdout",
-            Stream::Stderr => "stderr",
-        }
-    }
-
+    /// The record tag of `full.log`; `+` marks the continuation of a capped line.
     fn tag(self, continued: bool) -> &'static [u8] {
         match (self, continued) {
             (Stream::Stdout, false) => b" [STDOUT] ",

@@ -26,7 +26,7 @@ use super::capture::Stream;
 use super::notify::{SinkContext, append_job_file, append_line, sink_dir};
 use super::spec::LaunchSpec;
 use crate::jobstore::{self, JobDir};
-use crate::wire::{Delivered, MatchType, MatchedEvent, OutputMatch, SCHEMA_VERSION, StreamFilter};
+use crate::wire::{Delivered, EventType, MatchType, MatchedEvent, OutputMatch, SCHEMA_VERSION, StreamFilter};
 
 /// Matches waiting for delivery: far more than a sane sink needs.
 const QUEUE: usize = 1024;
@@ -82,7 +82,7 @@ impl DirWatch {
 #[derive(Serialize)]
 struct Dropped<'a> {
     schema_version: &'a str,
-    event_type: &'a str,
+    event_type: EventType,
     job_id: &'a str,
     dropped: u64,
 }
@@ -220,11 +220,11 @@ impl OutputMatcher {
         }
         let event = MatchedEvent {
             schema_version: SCHEMA_VERSION.to_string(),
-            event_type: "job.output.matched".to_string(),
+            event_type: EventType::OutputMatched,
             job_id: self.job.id.clone(),
             pattern: compiled.config.pattern.clone(),
             match_type: compiled.config.match_type,
-            stream: stream.name().to_string(),
+            stream,
             line: line.to_string(),
             stdout_log_path: self.job.file_string(jobstore::STDOUT_LOG),
             stderr_log_path: self.job.file_string(jobstore::STDERR_LOG),
@@ -239,7 +239,7 @@ impl OutputMatcher {
                     dir: self.dir.clone(),
                     event_path: self.job.file(jobstore::MATCH_EVENTS),
                     job_id: self.job.id.clone(),
-                    event_type: "job.output.matched",
+                    event_type: EventType::OutputMatched,
                 };
                 let queued_bytes = Arc::clone(&self.queued_bytes);
                 let handle = std::thread::spawn(move || {
@@ -275,7 +275,7 @@ impl OutputMatcher {
         if self.dropped > 0 {
             let record = Dropped {
                 schema_version: SCHEMA_VERSION,
-                event_type: "job.output.dropped",
+                event_type: EventType::OutputDropped,
                 job_id: &self.job.id,
                 dropped: self.dropped,
             };

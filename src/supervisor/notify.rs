@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::jobstore::{self, JobDir};
-use crate::wire::{Delivered, DeliveryResult, FinishedEvent, SCHEMA_VERSION, State};
+use crate::wire::{Delivered, DeliveryResult, EventType, FinishedEvent, SCHEMA_VERSION, SinkType, State};
 use crate::{signals, time};
 
 const SINK_BOUND: Duration = Duration::from_secs(60);
@@ -49,7 +49,7 @@ pub fn deliver_completion(job: &JobDir, wrapper: &[String], cwd: Option<&str>, s
     let finished_at = state.finished_at.clone().unwrap_or_else(time::now);
     let event = FinishedEvent {
         schema_version: SCHEMA_VERSION.to_string(),
-        event_type: "job.finished".to_string(),
+        event_type: EventType::Finished,
         job_id: job.id.clone(),
         state: state.status().as_str().to_string(),
         command: meta.command.clone(),
@@ -77,7 +77,7 @@ pub fn deliver_completion(job: &JobDir, wrapper: &[String], cwd: Option<&str>, s
         dir: sink_dir(cwd),
         event_path: job.file(jobstore::COMPLETION_EVENT),
         job_id: job.id.clone(),
-        event_type: "job.finished",
+        event_type: EventType::Finished,
     };
     let mut results = Vec::new();
     if let Some(command) = &notification.notify_command {
@@ -94,7 +94,7 @@ pub(super) struct SinkContext {
     pub dir: Option<PathBuf>,
     pub event_path: PathBuf,
     pub job_id: String,
-    pub event_type: &'static str,
+    pub event_type: EventType,
 }
 
 impl SinkContext {
@@ -102,7 +102,7 @@ impl SinkContext {
     pub fn run_command(&self, command: &str, payload: &str) -> DeliveryResult {
         let attempted_at = time::now();
         let result = |error: Option<String>| DeliveryResult {
-            sink_type: "command".to_string(),
+            sink_type: SinkType::Command,
             target: command.to_string(),
             success: error.is_none(),
             error,
@@ -119,7 +119,7 @@ impl SinkContext {
             .arg(command)
             .env("AGENT_EXEC_EVENT_PATH", &self.event_path)
             .env("AGENT_EXEC_JOB_ID", &self.job_id)
-            .env("AGENT_EXEC_EVENT_TYPE", self.event_type)
+            .env("AGENT_EXEC_EVENT_TYPE", self.event_type.as_str())
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -217,7 +217,7 @@ fn append_bounded(path: &str, payload: &str, own: bool) -> DeliveryResult {
         })
     };
     DeliveryResult {
-        sink_type: "file".to_string(),
+        sink_type: SinkType::File,
         target: path.to_string(),
         success: outcome.is_ok(),
         error: outcome.err(),

@@ -248,12 +248,51 @@ pub struct JobRefView<'a> {
     pub id: Cow<'a, str>,
 }
 
+/// What a notification event reports; the string is the `event_type` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "job.finished")]
+    Finished,
+    #[serde(rename = "job.output.matched")]
+    OutputMatched,
+    /// Matches a slow sink could not take, counted (never in 0.1.18's files).
+    #[serde(rename = "job.output.dropped")]
+    OutputDropped,
+}
+
+impl EventType {
+    /// The name, as `event_type` and `AGENT_EXEC_EVENT_TYPE` carry it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Finished => "job.finished",
+            EventType::OutputMatched => "job.output.matched",
+            EventType::OutputDropped => "job.output.dropped",
+        }
+    }
+}
+
+/// Where a notification went: a shell command or an NDJSON file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkType {
+    Command,
+    File,
+}
+
+/// One of a job's two output streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
 /// The `job.finished` event (CONTRACT §10.2); `completion_event.json` adds
 /// `delivery_results`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinishedEvent {
     pub schema_version: String,
-    pub event_type: String,
+    pub event_type: EventType,
     pub job_id: String,
     pub state: String,
     pub command: Vec<String>,
@@ -277,11 +316,11 @@ pub struct FinishedEvent {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatchedEvent {
     pub schema_version: String,
-    pub event_type: String,
+    pub event_type: EventType,
     pub job_id: String,
     pub pattern: String,
     pub match_type: MatchType,
-    pub stream: String,
+    pub stream: Stream,
     pub line: String,
     pub stdout_log_path: String,
     pub stderr_log_path: String,
@@ -289,7 +328,7 @@ pub struct MatchedEvent {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DeliveryResult {
-    pub sink_type: String,
+    pub sink_type: SinkType,
     pub target: String,
     pub success: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -304,4 +343,31 @@ pub struct Delivered<'a, E: Serialize> {
     #[serde(flatten)]
     pub event: &'a E,
     pub delivery_results: &'a [DeliveryResult],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json<T: Serialize>(value: &T) -> String {
+        serde_json::to_string(value).unwrap_or_default()
+    }
+
+    /// The enums write exactly the strings the event files and results always held.
+    #[test]
+    fn event_enums_serialize_to_their_names() {
+        for (event, name) in [
+            (EventType::Finished, "job.finished"),
+            (EventType::OutputMatched, "job.output.matched"),
+            (EventType::OutputDropped, "job.output.dropped"),
+        ] {
+            assert_eq!(json(&event), format!("\"{name}\""));
+            assert_eq!(event.as_str(), name);
+            assert_eq!(serde_json::from_str::<EventType>(&format!("\"{name}\"")).ok(), Some(event));
+        }
+        assert_eq!(json(&SinkType::Command), "\"command\"");
+        assert_eq!(json(&SinkType::File), "\"file\"");
+        assert_eq!(json(&Stream::Stdout), "\"stdout\"");
+        assert_eq!(json(&Stream::Stderr), "\"stderr\"");
+    }
 }
