@@ -172,11 +172,27 @@ fn tail_limits_lines_and_bytes() {
     assert_eq!(value["stderr_tail"], "errline");
     assert_eq!(value["truncated"], true);
     let value = env.ok(&["tail", "--tail-lines", "0", "--max-bytes", "6", &id]);
-    assert_eq!(value["stdout_tail"], "line5\n");
+    assert_eq!(value["stdout_tail"], "line5");
     assert_eq!(value["stdout_observed_bytes"], 30);
-    assert_eq!(value["stdout_included_bytes"], 6);
+    assert_eq!(value["stdout_included_bytes"], 5);
     let value = env.ok(&["tail", &id]);
     assert_eq!(value["truncated"], false);
+}
+
+/// `--tail-lines 0` lifts the line limit and nothing else: the same log gives the same
+/// text as the default limit (no final newline, `\r\n` read as a line end).
+#[test]
+fn tail_lines_zero_follows_the_default_newline_rule() {
+    let env = Env::new();
+    let id = env.start_job(&["printf", "a\\r\\nb\\n"]);
+    env.wait_job(&id);
+    for args in [&["tail", &id][..], &["tail", "--tail-lines", "0", &id], &["tail", "--tail-lines", "50", &id]] {
+        let value = env.ok(args);
+        assert_eq!(value["stdout_tail"], "a\nb", "{args:?}");
+        assert_eq!(value["truncated"], false, "{args:?}");
+    }
+    let value = env.ok(&["run", "--snapshot-after", "5000", "--tail-lines", "0", "--", "printf", "a\\n"]);
+    assert_eq!(value["snapshot"]["stdout_tail"], "a");
 }
 
 #[test]
@@ -279,6 +295,9 @@ fn job_directory_files_and_modes() {
     for key in ["exit_code", "signal", "duration_ms"] {
         assert!(state["result"].get(key).is_some(), "result.{key} must always be present");
     }
+    // The supervisor holds its reserve (a `.tmp-` file) until it exits, which may be
+    // just after the terminal record that `wait` saw.
+    env.supervisor_gone(&id);
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .expect("read dir")
         .filter_map(|e| e.ok())
