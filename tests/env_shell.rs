@@ -38,6 +38,21 @@ fn an_unknown_program_exits_127_with_the_shell_message() {
     assert_eq!(stdout_of(&env, &["run", "--wait", "--", "sh", "-c", "echo \"$0|$*\"", "zero", "one"]), "zero|one");
 }
 
+/// A wrapper that cannot be executed is our failure to start the job: `failed`, with the
+/// exec error, and no job pid in the record. The wrapper is looked up on the job's PATH.
+#[test]
+fn a_wrapper_that_cannot_be_executed_fails_the_job() {
+    let env = Env::new();
+    let value = env.ok(&["run", "--wait", "--shell-wrapper", "no-such-shell-agent-exec -c", "--", "true"]);
+    assert_eq!(value["state"], "failed", "{value}");
+    assert_eq!(value["error"], "spawn no-such-shell-agent-exec: No such file or directory (os error 2)");
+    let id = value["job_id"].as_str().expect("id");
+    let state = env.read_json(id, "state.json");
+    assert!(state.get("pid").is_none() && state.get("pid_start").is_none(), "{state}");
+    let value = env.ok(&["run", "--wait", "--env", "PATH=/nonexistent", "--", "true"]);
+    assert_eq!(value["error"], "spawn sh: No such file or directory (os error 2)", "{value}");
+}
+
 #[test]
 fn argv_mode_execs_the_workload_as_the_job_process() {
     let env = Env::new();
