@@ -66,11 +66,10 @@ pub fn main(job_dir: &Path) -> i32 {
         Ok(Some(started)) => {
             let _ = ack.write_all(b"ok\n");
             drop(ack);
-            // Set up after the answer, which does not depend on them: the reserve's
-            // fsync and the output-match configuration are first needed by the loop,
-            // and the job's output waits in its pipes until then.
-            let Started { process, spawned, sigchld, logs, reserve } = started;
-            let recorder = record::Recorder::new(&job, reserve);
+            // Set up after the answer, which does not depend on it: the output-match
+            // configuration is first needed by the loop, and the job's output waits in
+            // its pipes until then.
+            let Started { process, spawned, sigchld, logs, recorder } = started;
             watch::Watch::new(job, spec, process, spawned, sigchld, logs, recorder).run();
             0
         }
@@ -109,7 +108,7 @@ struct Started {
     spawned: Instant,
     sigchld: watch::SignalPipe,
     logs: logs::Logs,
-    reserve: record::Reserve,
+    recorder: record::Recorder,
 }
 
 /// Opens the logs, builds the environment, starts the job and records it as running.
@@ -153,7 +152,9 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     state.supervisor_pid_start = liveness::start_time(std::process::id());
     // Written and synced while the child execs; the answer still waits for both.
     let recorded = job.write_state(&state);
-    let reserve = record::Reserve::create(job);
+    // The reserve is in the directory before the caller hears of the job (an `rm -r`
+    // of it never races with us), and costs no time: the child is still exec'ing.
+    let recorder = record::Recorder::new(job);
     let process = forked.exec_result().map_err(|e| spawn_error(&e))?;
     if let Err(e) = recorded {
         // Without a running record nobody could follow the job: stop it and report.
@@ -164,7 +165,7 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     }
     drop(lock);
     let logs = logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes);
-    Ok(Some(Started { process, spawned, sigchld, logs, reserve }))
+    Ok(Some(Started { process, spawned, sigchld, logs, recorder }))
 }
 
 /// The supervisor ignores SIGHUP and SIGXFSZ (and the Rust runtime SIGPIPE); ignored

@@ -19,25 +19,20 @@ pub struct Recorder {
     reserve: Option<tempfile::NamedTempFile>,
 }
 
-/// The reserve before its fsync. It is created before the supervisor answers the
-/// front-end, so that the job directory holds all its files when the caller gets the
-/// job (an `rm -r` of it then never races with us); its fsync can wait until after.
-pub struct Reserve(Option<tempfile::NamedTempFile>);
-
-impl Reserve {
-    /// Without a reserve (the disk is already full) the last-resort file is still there.
-    pub fn create(job: &JobDir) -> Reserve {
-        Reserve(tempfile::Builder::new().prefix(".tmp-").tempfile_in(&job.path).ok().filter(|reserve| {
+impl Recorder {
+    /// Creates the reserve. Without one (the disk is already full) the last-resort file
+    /// is still there.
+    ///
+    /// The write alone sets the space aside: a filesystem allocates at `write` or, with
+    /// delayed allocation (ext4, XFS), reserves the blocks then and counts them as used,
+    /// so a disk that fills up later cannot take them. An fsync would add nothing for
+    /// a file that is never read after a crash, and it used to cost every launch a
+    /// journal commit before the start answer.
+    pub fn new(job: &JobDir) -> Recorder {
+        let reserve = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&job.path).ok().filter(|reserve| {
             let mut file = reserve.as_file();
             file.write_all(&[b' '; RESERVE_BYTES]).is_ok()
-        }))
-    }
-}
-
-impl Recorder {
-    /// Syncs the reserve, so that its blocks are its own before any terminal record.
-    pub fn new(job: &JobDir, reserve: Reserve) -> Recorder {
-        let reserve = reserve.0.filter(|reserve| reserve.as_file().sync_data().is_ok());
+        });
         Recorder { job: job.clone(), reserve }
     }
 
