@@ -57,13 +57,15 @@ fn last_bytes(path: &Path, max_bytes: u64) -> (Vec<u8>, u64) {
     (bytes, len)
 }
 
-/// Decodes lossily and keeps the last `tail_lines` lines (0 keeps the text as is).
-/// Returns the text and whether lines were dropped.
+/// Decodes lossily and keeps the last `tail_lines` lines (0: all of them). Returns the
+/// text and whether lines were dropped.
+///
+/// One rule whatever the limit (docs/compatibility.md §7.1, "Our behaviour"): lines end
+/// at `\n`, a `\r` before it is dropped, and the text never ends with the log's final
+/// newline. 0.1.18 returned the raw text for 0, so `--tail-lines 0` and the default
+/// gave different texts for the same log.
 pub fn tail_text(bytes: &[u8], tail_lines: u64) -> (String, bool) {
     let text = String::from_utf8_lossy(bytes);
-    if tail_lines == 0 {
-        return (text.into_owned(), false);
-    }
     let (body, ends_with_newline) = match text.strip_suffix('\n') {
         Some(body) => (body, true),
         None => (&*text, false),
@@ -78,7 +80,8 @@ pub fn tail_text(bytes: &[u8], tail_lines: u64) -> (String, bool) {
         .enumerate()
         .map(|(i, line)| if i < last || ends_with_newline { line.strip_suffix('\r').unwrap_or(line) } else { line })
         .collect();
-    let keep = usize::try_from(tail_lines).unwrap_or(usize::MAX).min(lines.len());
+    let limit = if tail_lines == 0 { usize::MAX } else { usize::try_from(tail_lines).unwrap_or(usize::MAX) };
+    let keep = limit.min(lines.len());
     (lines[lines.len() - keep..].join("\n"), lines.len() > keep)
 }
 
@@ -132,7 +135,10 @@ mod tests {
             (b"anything", 50, 0, "", true),
             (b"", 50, 65536, "", false),
             (b"x\r", 50, 65536, "x\r", false),
-            (b"a\r\nb\r\n", 0, 65536, "a\r\nb\r\n", false),
+            (b"a\r\nb\r\n", 0, 65536, "a\nb", false),
+            (b"a\n", 0, 65536, "a", false),
+            (b"\n\n\n", 0, 65536, "\n\n", false),
+            (b"x\r", 0, 65536, "x\r", false),
             (b"1\n2\n3\n", 2, 65536, "2\n3", true),
         ];
         for (bytes, lines, max, text, truncated) in cases {
@@ -149,7 +155,7 @@ mod tests {
         let tail = tail_file(&path, 3, 65536);
         assert_eq!((tail.text.as_str(), tail.truncated, tail.observed_bytes), ("2\n3\n4", true, 8));
         let tail = tail_file(&path, 0, 4);
-        assert_eq!((tail.text.as_str(), tail.truncated), ("3\n4\n", true));
+        assert_eq!((tail.text.as_str(), tail.truncated), ("3\n4", true));
     }
 
     #[test]

@@ -23,6 +23,36 @@ fn one_word_is_a_shell_string_several_words_are_an_argv() {
     assert_eq!(stdout_of(&env, &["run", "--wait", "echo", "--yaml", "-v"]), "--yaml -v");
 }
 
+/// An unknown program is the wrapper shell's failure, not ours: the job ran and exited
+/// with 127, and the shell's message names `agent-exec` as its `$0` (0.1.18 passed `--`).
+#[test]
+fn an_unknown_program_exits_127_with_the_shell_message() {
+    let env = Env::new();
+    let value = env.ok(&["run", "--wait", "--", "no-such-program-agent-exec-test", "arg"]);
+    assert_eq!(value["state"], "exited", "{value}");
+    assert_eq!(value["exit_code"], 127, "{value}");
+    let stderr = value["final_snapshot"]["stderr_tail"].as_str().expect("stderr");
+    assert!(stderr.starts_with("agent-exec: "), "{stderr:?}");
+    assert!(stderr.contains("no-such-program-agent-exec-test") && stderr.contains("not found"), "{stderr:?}");
+    // The arguments are still $1.. exactly: $0 is not one of them.
+    assert_eq!(stdout_of(&env, &["run", "--wait", "--", "sh", "-c", "echo \"$0|$*\"", "zero", "one"]), "zero|one");
+}
+
+/// A wrapper that cannot be executed is our failure to start the job: `failed`, with the
+/// exec error, and no job pid in the record. The wrapper is looked up on the job's PATH.
+#[test]
+fn a_wrapper_that_cannot_be_executed_fails_the_job() {
+    let env = Env::new();
+    let value = env.ok(&["run", "--wait", "--shell-wrapper", "no-such-shell-agent-exec -c", "--", "true"]);
+    assert_eq!(value["state"], "failed", "{value}");
+    assert_eq!(value["error"], "spawn no-such-shell-agent-exec: No such file or directory (os error 2)");
+    let id = value["job_id"].as_str().expect("id");
+    let state = env.read_json(id, "state.json");
+    assert!(state.get("pid").is_none() && state.get("pid_start").is_none(), "{state}");
+    let value = env.ok(&["run", "--wait", "--env", "PATH=/nonexistent", "--", "true"]);
+    assert_eq!(value["error"], "spawn sh: No such file or directory (os error 2)", "{value}");
+}
+
 #[test]
 fn argv_mode_execs_the_workload_as_the_job_process() {
     let env = Env::new();

@@ -143,7 +143,9 @@ fn kill_signals_by_name_and_records_the_kill() {
     let id = env.start_job(&["sleep", "30"]);
     assert_eq!(env.ok(&["kill", "--signal", "9", &id])["signal"], "9");
     assert_eq!(env.wait_job(&id)["state"], "killed");
-    // Killing a finished job changes nothing and succeeds.
+    // Killing a finished job changes nothing and succeeds. `wait` may have seen the kill
+    // record, which the supervisor then replaces with its own: compare after that.
+    env.supervisor_gone(&id);
     let before = env.read_json(&id, "state.json");
     env.ok(&["kill", &id]);
     assert_eq!(env.read_json(&id, "state.json"), before);
@@ -172,11 +174,27 @@ fn tail_limits_lines_and_bytes() {
     assert_eq!(value["stderr_tail"], "errline");
     assert_eq!(value["truncated"], true);
     let value = env.ok(&["tail", "--tail-lines", "0", "--max-bytes", "6", &id]);
-    assert_eq!(value["stdout_tail"], "line5\n");
+    assert_eq!(value["stdout_tail"], "line5");
     assert_eq!(value["stdout_observed_bytes"], 30);
-    assert_eq!(value["stdout_included_bytes"], 6);
+    assert_eq!(value["stdout_included_bytes"], 5);
     let value = env.ok(&["tail", &id]);
     assert_eq!(value["truncated"], false);
+}
+
+/// `--tail-lines 0` lifts the line limit and nothing else: the same log gives the same
+/// text as the default limit (no final newline, `\r\n` read as a line end).
+#[test]
+fn tail_lines_zero_follows_the_default_newline_rule() {
+    let env = Env::new();
+    let id = env.start_job(&["printf", "a\\r\\nb\\n"]);
+    env.wait_job(&id);
+    for args in [&["tail", &id][..], &["tail", "--tail-lines", "0", &id], &["tail", "--tail-lines", "50", &id]] {
+        let value = env.ok(args);
+        assert_eq!(value["stdout_tail"], "a\nb", "{args:?}");
+        assert_eq!(value["truncated"], false, "{args:?}");
+    }
+    let value = env.ok(&["run", "--snapshot-after", "5000", "--tail-lines", "0", "--", "printf", "a\\n"]);
+    assert_eq!(value["snapshot"]["stdout_tail"], "a");
 }
 
 #[test]

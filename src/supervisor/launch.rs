@@ -78,13 +78,15 @@ pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
         }
     }
     drop((spec_read, ack_write, devnull));
-    reap(intermediate)?;
 
     let mut spec_write = File::from(spec_write);
     // A supervisor that died early closes its end: the write fails with EPIPE (SIGPIPE is
-    // ignored by the Rust runtime) and the handshake below reports it as lost.
+    // ignored by the Rust runtime) and the handshake below reports it as lost. Written
+    // before the intermediate child is reaped, so that it is waiting in the pipe when
+    // the supervisor gets there; a supervisor never forked leaves no reader, hence EPIPE.
     let _ = spec_write.write_all(&payload);
     drop(spec_write);
+    reap(intermediate)?;
     let mut answer = String::new();
     let _ = File::from(ack_read).read_to_string(&mut answer);
     Ok(parse_ack(&answer))

@@ -14,6 +14,7 @@ mod logs;
 mod matcher;
 mod notify;
 mod record;
+mod spawn;
 mod spec;
 mod timers;
 mod watch;
@@ -22,9 +23,8 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::time::Instant;
 
 #[cfg(test)]
 pub use env::parse_env_file;
@@ -66,7 +66,11 @@ pub fn main(job_dir: &Path) -> i32 {
         Ok(Some(started)) => {
             let _ = ack.write_all(b"ok\n");
             drop(ack);
-            started.watch.run();
+            // Set up after the answer, which does not depend on it: the output-match
+            // configuration is first needed by the loop, and the job's output waits in
+            // its pipes until then.
+            let Started { process, spawned, sigchld, logs, recorder } = started;
+            watch::Watch::new(job, spec, process, spawned, sigchld, logs, recorder).run();
             0
         }
         // The job was already finished (repaired as lost, or killed) before we started.
@@ -85,6 +89,9 @@ fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String)
         }
         state.supervisor_pid = Some(std::process::id());
         state.supervisor_pid_start = liveness::start_time(std::process::id());
+        // A job process whose exec failed was recorded, but never ran the job.
+        state.pid = None;
+        state.pid_start = None;
         state.finish(Status::Failed, JobResult::default(), Some(reason.clone()), time::now());
         let _ = job.write_state(&state);
         Some(state)
@@ -97,10 +104,14 @@ fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String)
 }
 
 struct Started {
-    watch: watch::Watch,
+    process: spawn::JobProcess,
+    spawned: Instant,
+    sigchld: watch::SignalPipe,
+    logs: logs::Logs,
+    recorder: record::Recorder,
 }
 
-/// Opens the logs, builds the environment, spawns the job and records it as running.
+/// Opens the logs, builds the environment, starts the job and records it as running.
 /// Returns `None` if the job reached a terminal state before we could start it.
 fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     let stdout_path = job.file(jobstore::STDOUT_LOG);
@@ -117,25 +128,11 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
         }
     }
     let argv = spec.argv();
-    let Some((program, args)) = argv.split_first() else {
+    let Some(program) = argv.first() else {
         return Err("shell wrapper must not be empty".to_string());
     };
-    let mut command = Command::new(program);
-    command.args(args).env_clear().envs(environment).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    if let Some(cwd) = &spec.cwd {
-        command.current_dir(cwd);
-    }
-    // SAFETY: setsid is async-signal-safe; it makes the job a session and group leader
-    // so that signals to -pid reach all of its descendants and none of ours.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            restore_signal_defaults();
-            Ok(())
-        });
-    }
+    let spawn_error = |e: &dyn std::fmt::Display| format!("spawn {program}: {e}");
+    let image = spawn::Program::new(&argv, environment, spec.cwd.as_deref()).map_err(|e| spawn_error(&e))?;
     let sigchld = watch::SignalPipe::new().map_err(|e| format!("signal pipe: {e}"))?;
 
     let lock = job.lock().map_err(|e| e.message)?;
@@ -143,25 +140,32 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     if state.status() != Status::Running {
         return Ok(None);
     }
-    let child: Child = command.spawn().map_err(|e| format!("spawn {program}: {e}"))?;
-    let spawned = std::time::Instant::now();
-    let pid = child.id();
+    let forked = image.fork().map_err(|e| spawn_error(&e))?;
+    let spawned = Instant::now();
+    let pid = forked.pid();
     state.job.started_at = Some(time::now());
     state.updated_at = time::now();
     state.pid = Some(pid);
+    // The start time is the fork's: it is known before the exec, and stays.
     state.pid_start = liveness::start_time(pid);
     state.supervisor_pid = Some(std::process::id());
     state.supervisor_pid_start = liveness::start_time(std::process::id());
-    if let Err(e) = job.write_state(&state) {
+    // Written and synced while the child execs; the answer still waits for both.
+    let recorded = job.write_state(&state);
+    // The reserve is in the directory before the caller hears of the job (an `rm -r`
+    // of it never races with us), and costs no time: the child is still exec'ing.
+    let recorder = record::Recorder::new(job);
+    let process = forked.exec_result().map_err(|e| spawn_error(&e))?;
+    if let Err(e) = recorded {
         // Without a running record nobody could follow the job: stop it and report.
-        // SAFETY: signalling the process group we just created.
+        // SAFETY: signalling the process group that the exec'd child leads.
         unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        spawn::reap(pid);
         return Err(e.message);
     }
     drop(lock);
     let logs = logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes);
-    let watch = watch::Watch::new(job.clone(), spec.clone(), child, spawned, sigchld, logs);
-    Ok(Some(Started { watch }))
+    Ok(Some(Started { process, spawned, sigchld, logs, recorder }))
 }
 
 /// The supervisor ignores SIGHUP and SIGXFSZ (and the Rust runtime SIGPIPE); ignored

@@ -22,10 +22,16 @@ pub struct Recorder {
 impl Recorder {
     /// Creates the reserve. Without one (the disk is already full) the last-resort file
     /// is still there.
+    ///
+    /// The write alone sets the space aside: a filesystem allocates at `write` or, with
+    /// delayed allocation (ext4, XFS), reserves the blocks then and counts them as used,
+    /// so a disk that fills up later cannot take them. An fsync would add nothing for
+    /// a file that is never read after a crash, and it used to cost every launch a
+    /// journal commit before the start answer.
     pub fn new(job: &JobDir) -> Recorder {
         let reserve = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&job.path).ok().filter(|reserve| {
             let mut file = reserve.as_file();
-            file.write_all(&[b' '; RESERVE_BYTES]).and_then(|()| file.sync_data()).is_ok()
+            file.write_all(&[b' '; RESERVE_BYTES]).is_ok()
         });
         Recorder { job: job.clone(), reserve }
     }

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+/// `$0` of the wrapper shell in argv mode.
+const WRAPPER_ARG0: &str = "agent-exec";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LaunchSpec {
     pub command: Vec<String>,
@@ -32,14 +35,15 @@ pub struct LaunchSpec {
 impl LaunchSpec {
     /// The job process's argv (CONTRACT §6.3): one word is a shell string for the
     /// wrapper; several words are exec'd by it as `"$@"`, so the job's pid is the
-    /// workload's.
+    /// workload's. The wrapper's `$0` is `agent-exec` (0.1.18 passed `--`), because the
+    /// shell prefixes its own messages with it: `agent-exec: 1: exec: nope: not found`.
     pub fn argv(&self) -> Vec<String> {
         let mut argv = self.wrapper.clone();
         match self.command.as_slice() {
             [single] => argv.push(single.clone()),
             words => {
                 argv.push("exec \"$@\"".to_string());
-                argv.push("--".to_string());
+                argv.push(WRAPPER_ARG0.to_string());
                 argv.extend(words.iter().cloned());
             }
         }
@@ -71,6 +75,6 @@ mod tests {
     #[test]
     fn launch_modes() {
         assert_eq!(spec(&["echo hi && ls"]).argv(), ["sh", "-lc", "echo hi && ls"]);
-        assert_eq!(spec(&["echo", "hi"]).argv(), ["sh", "-lc", "exec \"$@\"", "--", "echo", "hi"]);
+        assert_eq!(spec(&["echo", "hi"]).argv(), ["sh", "-lc", "exec \"$@\"", "agent-exec", "echo", "hi"]);
     }
 }

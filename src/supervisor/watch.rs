@@ -15,7 +15,6 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::Child;
 use std::time::Instant;
 
 use super::capture::{LineSplitter, Records, Stream};
@@ -23,6 +22,7 @@ use super::logs::{Logs, Which};
 use super::matcher::OutputMatcher;
 use super::notify::deliver_completion;
 use super::record::Recorder;
+use super::spawn::{self, JobProcess};
 use super::spec::LaunchSpec;
 use super::timers::{Due, Timers};
 use crate::jobstore::JobDir;
@@ -83,8 +83,8 @@ enum Exit {
 pub struct Watch {
     job: JobDir,
     spec: LaunchSpec,
-    child: Child,
-    pgid: i32,
+    /// The job process: also its process group id.
+    pid: u32,
     spawned: Instant,
     sigchld: SignalPipe,
     sources: Vec<Source>,
@@ -107,18 +107,17 @@ impl Watch {
     pub fn new(
         job: JobDir,
         spec: LaunchSpec,
-        mut child: Child,
+        process: JobProcess,
         spawned: Instant,
         sigchld: SignalPipe,
         logs: Logs,
+        recorder: Recorder,
     ) -> Watch {
-        let mut sources = Vec::new();
-        if let Some(out) = child.stdout.take() {
-            sources.push(Source { stream: Stream::Stdout, pipe: out.into(), lines: LineSplitter::default() });
-        }
-        if let Some(err) = child.stderr.take() {
-            sources.push(Source { stream: Stream::Stderr, pipe: err.into(), lines: LineSplitter::default() });
-        }
+        let JobProcess { pid, stdout, stderr } = process;
+        let sources = vec![
+            Source { stream: Stream::Stdout, pipe: stdout, lines: LineSplitter::default() },
+            Source { stream: Stream::Stderr, pipe: stderr, lines: LineSplitter::default() },
+        ];
         for source in &sources {
             let fd = source.pipe.as_raw_fd();
             // SAFETY: fcntl on a pipe we own. A larger pipe means fewer wake-ups under
@@ -131,13 +130,10 @@ impl Watch {
         }
         let timers = Timers::new(spawned, spec.timeout_ms, spec.kill_after_ms, spec.progress_every_ms);
         let matcher = OutputMatcher::new(&job, &spec);
-        let recorder = Recorder::new(&job);
-        let pgid = child.id() as i32;
         Watch {
             job,
             spec,
-            child,
-            pgid,
+            pid,
             spawned,
             sigchld,
             sources,
@@ -171,7 +167,7 @@ impl Watch {
         }
         self.finish_lines();
         // Reap the job process only now: see the module comment.
-        let _ = self.child.wait();
+        spawn::reap(self.pid);
         self.record_late_log_changes();
         self.matcher.finish();
         if let Ok(state) = self.job.read_state() {
@@ -301,7 +297,7 @@ impl Watch {
         // SAFETY: waitid on our own child, into a zeroed siginfo we own.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
-        let found = unsafe { libc::waitid(libc::P_PID, self.child.id(), &mut info, flags) };
+        let found = unsafe { libc::waitid(libc::P_PID, self.pid, &mut info, flags) };
         // SAFETY: si_pid and si_status are valid for SIGCHLD information.
         if found != 0 || unsafe { info.si_pid() } == 0 {
             return;
@@ -376,7 +372,7 @@ impl Watch {
         // is safe to use because the leader is not reaped yet.
         if !self.exited || signal == libc::SIGKILL {
             // SAFETY: the job is our unreaped child, so its process group id is still ours.
-            unsafe { libc::kill(-self.pgid, signal) };
+            unsafe { libc::kill(-(self.pid as i32), signal) };
         }
     }
 

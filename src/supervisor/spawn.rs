@@ -1,0 +1,244 @@
+//! Starting the job process in two halves, so that the supervisor records the job while
+//! the kernel is still loading it.
+//!
+//! `Program::fork` forks; the child becomes a session leader, takes /dev/null and the two
+//! pipes as stdin, stdout and stderr, enters the working directory and `execvp`s the
+//! wrapper. The pid and its start time exist from the fork on, so the parent can write
+//! the `running` record (and wait for its fsync) while the child execs on the other
+//! core; `Forked::exec_result` then says whether the exec happened. A failed exec sends
+//! its errno on a close-on-exec pipe, exactly like `std::process::Command` (which
+//! cannot hand out the pid before the exec is over), and the error text is the same.
+//!
+//! Everything the child needs is built before the fork; in between it makes only
+//! async-signal-safe calls.
+
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+
+unsafe extern "C" {
+    /// The process environment that `execvp` reads `PATH` from and passes on.
+    static mut environ: *const *const libc::c_char;
+}
+
+/// A started job process: its pid (also its session and process group id) and the read
+/// ends of its stdout and stderr pipes.
+pub struct JobProcess {
+    pub pid: u32,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Everything `execvp` needs, built before forking.
+pub struct Program {
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    cwd: Option<CString>,
+}
+
+/// `std::process::Command`'s wording for the same refusal.
+const NUL_IN_DATA: &str = "nul byte found in provided data";
+
+impl Program {
+    /// `argv[0]` is looked up on the `PATH` of `env` (as `execvp` does), which replaces
+    /// our environment entirely.
+    pub fn new(argv: &[String], env: BTreeMap<OsString, OsString>, cwd: Option<&str>) -> Result<Program, String> {
+        let cstring = |bytes: &[u8]| CString::new(bytes).map_err(|_| NUL_IN_DATA.to_string());
+        let argv: Vec<CString> = argv.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = env
+            .into_iter()
+            .map(|(key, value)| {
+                let mut entry = key.as_bytes().to_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(value.as_bytes());
+                cstring(&entry)
+            })
+            .collect::<Result<_, _>>()?;
+        let cwd = cwd.map(|dir| cstring(dir.as_bytes())).transpose()?;
+        let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        let envp_ptrs = envp.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        Ok(Program { _argv: argv, argv_ptrs, _envp: envp, envp_ptrs, cwd })
+    }
+
+    /// Forks the job process; it is exec'ing (or failing to) when this returns.
+    pub fn fork(&self) -> std::io::Result<Forked> {
+        if self.argv_ptrs.len() < 2 {
+            return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+        }
+        let devnull = File::open("/dev/null")?;
+        let (stdout_read, stdout_write) = pipe()?;
+        let (stderr_read, stderr_write) = pipe()?;
+        let (status_read, status_write) = pipe()?;
+        let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigemptyset initialises the set we own.
+        unsafe { libc::sigemptyset(&mut empty_mask) };
+
+        // SAFETY: the supervisor is single-threaded here, and the child only makes
+        // async-signal-safe calls before execvp or _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // SAFETY: in the child, on descriptors and C strings prepared above.
+            unsafe {
+                let errno = self.exec_child(
+                    devnull.as_raw_fd(),
+                    stdout_write.as_raw_fd(),
+                    stderr_write.as_raw_fd(),
+                    &empty_mask,
+                );
+                let bytes = errno.to_ne_bytes();
+                libc::write(status_write.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::_exit(127);
+            }
+        }
+        drop((devnull, stdout_write, stderr_write, status_write));
+        let process = JobProcess { pid: pid as u32, stdout: stdout_read, stderr: stderr_read };
+        Ok(Forked { process, status: File::from(status_read) })
+    }
+
+    /// The child's side: returns only if something failed, with its errno.
+    ///
+    /// # Safety
+    /// Call only in the freshly forked child.
+    unsafe fn exec_child(&self, stdin: RawFd, stdout: RawFd, stderr: RawFd, empty_mask: &libc::sigset_t) -> i32 {
+        let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
+        // SAFETY: async-signal-safe calls on values we own (see the caller).
+        unsafe {
+            // A session and group of its own, so that signals to -pid reach all of the
+            // job's descendants and none of ours.
+            if libc::setsid() < 0 {
+                return errno();
+            }
+            // Ignored dispositions survive exec: give back the defaults the supervisor
+            // took away (SIGHUP, SIGXFSZ; SIGPIPE by the Rust runtime), and the mask.
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
+            for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
+                if !dup_onto(fd, target) {
+                    return errno();
+                }
+            }
+            if let Some(cwd) = &self.cwd
+                && libc::chdir(cwd.as_ptr()) != 0
+            {
+                return errno();
+            }
+            environ = self.envp_ptrs.as_ptr();
+            libc::execvp(self.argv_ptrs[0], self.argv_ptrs.as_ptr());
+            errno()
+        }
+    }
+}
+
+/// A forked job process whose exec may still be under way.
+pub struct Forked {
+    process: JobProcess,
+    status: File,
+}
+
+impl Forked {
+    pub fn pid(&self) -> u32 {
+        self.process.pid
+    }
+
+    /// Waits for the exec: the status pipe closes with it, or carries the errno of what
+    /// failed, in which case the child is reaped.
+    pub fn exec_result(mut self) -> std::io::Result<JobProcess> {
+        let mut bytes = [0u8; 4];
+        let mut read = 0;
+        while read < bytes.len() {
+            match self.status.read(&mut bytes[read..]) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if read == 0 {
+            return Ok(self.process);
+        }
+        reap(self.process.pid);
+        Err(std::io::Error::from_raw_os_error(i32::from_ne_bytes(bytes)))
+    }
+}
+
+/// Waits for the job process to end and releases it.
+pub fn reap(pid: u32) {
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    while unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) } < 0
+        && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
+    {}
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// `dup2`, except that a descriptor already in place loses its close-on-exec flag
+/// (which `dup2` onto itself would keep). Async-signal-safe.
+fn dup_onto(fd: RawFd, target: RawFd) -> bool {
+    // SAFETY: fcntl and dup2 on descriptors of ours.
+    unsafe { if fd == target { libc::fcntl(fd, libc::F_SETFD, 0) == 0 } else { libc::dup2(fd, target) >= 0 } }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(argv: &[&str]) -> Program {
+        let argv: Vec<String> = argv.iter().map(|a| a.to_string()).collect();
+        let env = BTreeMap::from([(OsString::from("PATH"), OsString::from("/usr/bin:/bin"))]);
+        Program::new(&argv, env, None).expect("program")
+    }
+
+    #[test]
+    fn a_missing_program_is_an_exec_error_and_the_child_is_reaped() {
+        let forked = program(&["agent-exec-no-such-program"]).fork().expect("fork");
+        let pid = forked.pid();
+        let error = forked.exec_result().err().expect("exec must fail");
+        assert_eq!(error.raw_os_error(), Some(libc::ENOENT));
+        // SAFETY: probing a pid we forked and reaped.
+        assert_eq!(unsafe { libc::kill(pid as i32, 0) }, -1, "the child was not reaped");
+    }
+
+    #[test]
+    fn the_program_runs_in_its_own_session_with_its_output_on_the_pipes() {
+        let forked =
+            program(&["sh", "-c", "echo out; echo err >&2; read -r _ _ _ _ _ sid _ </proc/$$/stat; echo $sid"])
+                .fork()
+                .expect("fork");
+        let pid = forked.pid();
+        let process = forked.exec_result().expect("exec");
+        let mut out = String::new();
+        File::from(process.stdout).read_to_string(&mut out).expect("stdout");
+        let mut err = String::new();
+        File::from(process.stderr).read_to_string(&mut err).expect("stderr");
+        reap(pid);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), Some("out"));
+        assert_eq!(lines.next().map(str::trim), Some(pid.to_string().as_str()));
+        assert_eq!(err, "err\n");
+    }
+
+    #[test]
+    fn nul_bytes_are_refused_before_forking() {
+        let env = BTreeMap::from([(OsString::from("A"), OsString::from("x\0y"))]);
+        assert_eq!(Program::new(&["true".to_string()], env, None).err().as_deref(), Some(NUL_IN_DATA));
+    }
+}
