@@ -41,6 +41,10 @@ fn a_write_limit_while_creating_a_job_leaves_nothing_behind() {
     assert_eq!(value["error"]["code"], "internal_error");
     let leftovers: Vec<_> = std::fs::read_dir(&env.root).expect("read root").flatten().collect();
     assert!(leftovers.is_empty(), "left behind: {:?}", leftovers.iter().map(|e| e.file_name()).collect::<Vec<_>>());
+    // `run` forks the supervisor before creating the job: unused, it must go away too.
+    let root = env.root.to_string_lossy().into_owned();
+    let supervisors = || common::all_pids().into_iter().filter(|&p| common::cmdline(p).contains(&root)).count();
+    assert!(common::eventually(std::time::Duration::from_secs(10), || supervisors() == 0), "a supervisor stayed");
     // The store still works for everyone else.
     assert_eq!(env.ok(&["run", "--wait", "--", "true"])["state"], "exited");
 }

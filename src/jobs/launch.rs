@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
 use crate::jobstore::{self, JobDir, liveness};
-use crate::supervisor::{self, Handshake, LaunchSpec};
+use crate::supervisor::{self, Handshake, LaunchSpec, Launching};
 use crate::tail::snapshot;
 use crate::time;
 use crate::wire::{Clamped, JobResult, RunBody, Snapshot, State, Status};
@@ -32,7 +32,15 @@ pub fn initial_state(id: &str) -> State {
 /// Launches the supervisor and waits for its start handshake. A supervisor that died
 /// before answering, or could not be launched at all, leaves a `failed` record.
 pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
-    let handshake = supervisor::launch(job, spec);
+    settle_handshake(job, supervisor::launch(job, spec))
+}
+
+/// The same for a supervisor forked before the job directory was created (`run`).
+pub fn hand_over_to(launching: Launching, job: &JobDir, spec: &LaunchSpec) -> Result<()> {
+    settle_handshake(job, launching.hand_over(spec))
+}
+
+fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {
     crate::debug!("job {}: supervisor handshake {handshake:?}", job.id);
     match handshake {
         Ok(Handshake::Started | Handshake::Failed(_)) => Ok(()),

@@ -32,64 +32,102 @@ pub enum Handshake {
     Lost,
 }
 
+/// Launches the supervisor of an existing job and waits for its start handshake.
 pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
-    let payload = serde_json::to_vec(spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
-    let exec = ExecImage::new(job)?;
-    let (spec_read, spec_write) = pipe()?;
-    let (ack_read, ack_write) = pipe()?;
-    let devnull =
-        File::options().read(true).write(true).open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
-    // Keep the descriptors the grandchild dup2()s away from 0..=4, so that no dup2 can
-    // clobber another source before it is used.
-    // The originals are dropped here: a write end left open in this process would keep
-    // the handshake read below from ever seeing end of file.
-    let spec_read = dup_high(spec_read)?;
-    let ack_write = dup_high(ack_write)?;
-    let devnull = dup_high(OwnedFd::from(devnull))?;
-    let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: sigemptyset initialises the set we own.
-    unsafe { libc::sigemptyset(&mut empty_mask) };
+    Launching::fork(job)?.hand_over(spec)
+}
 
-    // SAFETY: fork in a possibly multi-threaded process; both children below only call
-    // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve).
-    let intermediate = unsafe { libc::fork() };
-    if intermediate < 0 {
-        return Err(Error::io("fork supervisor", std::io::Error::last_os_error()));
-    }
-    if intermediate == 0 {
-        unsafe {
-            libc::setsid();
-            let supervisor = libc::fork();
-            if supervisor != 0 {
-                libc::_exit(if supervisor < 0 { 1 } else { 0 });
+/// A supervisor forked and exec'd, blocked reading its launch spec. `run` forks it
+/// before the job directory exists, so that the supervisor's exec and dynamic loading
+/// overlap the front-end's writes and fsyncs: the supervisor touches nothing until the
+/// spec arrives, and the spec is sent only once the directory is complete. Dropped
+/// without `hand_over`, it closes the spec pipe; the supervisor then finds no job to
+/// record a failure in and exits.
+pub struct Launching {
+    intermediate: libc::pid_t,
+    spec_write: Option<File>,
+    ack_read: Option<OwnedFd>,
+}
+
+impl Launching {
+    /// Forks the supervisor of the job at `job.path`, which need not exist yet.
+    pub fn fork(job: &JobDir) -> Result<Launching> {
+        let exec = ExecImage::new(job)?;
+        let (spec_read, spec_write) = pipe()?;
+        let (ack_read, ack_write) = pipe()?;
+        let devnull =
+            File::options().read(true).write(true).open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
+        // Keep the descriptors the grandchild dup2()s away from 0..=4, so that no dup2 can
+        // clobber another source before it is used.
+        // The originals are dropped here: a write end left open in this process would keep
+        // the handshake read from ever seeing end of file.
+        let spec_read = dup_high(spec_read)?;
+        let ack_write = dup_high(ack_write)?;
+        let devnull = dup_high(OwnedFd::from(devnull))?;
+        let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigemptyset initialises the set we own.
+        unsafe { libc::sigemptyset(&mut empty_mask) };
+
+        // SAFETY: fork in a possibly multi-threaded process; both children below only call
+        // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve).
+        let intermediate = unsafe { libc::fork() };
+        if intermediate < 0 {
+            return Err(Error::io("fork supervisor", std::io::Error::last_os_error()));
+        }
+        if intermediate == 0 {
+            unsafe {
+                libc::setsid();
+                let supervisor = libc::fork();
+                if supervisor != 0 {
+                    libc::_exit(if supervisor < 0 { 1 } else { 0 });
+                }
+                libc::sigprocmask(libc::SIG_SETMASK, &empty_mask, std::ptr::null_mut());
+                // `serve` ignores SIGCHLD so that the kernel reaps its children (PID 1
+                // duties); an ignored disposition survives exec, and the supervisor must
+                // be able to wait for its job and sinks.
+                libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+                libc::dup2(devnull.as_raw_fd(), 0);
+                libc::dup2(devnull.as_raw_fd(), 1);
+                libc::dup2(devnull.as_raw_fd(), 2);
+                libc::dup2(spec_read.as_raw_fd(), SPEC_FD);
+                libc::dup2(ack_write.as_raw_fd(), ACK_FD);
+                libc::execve(exec.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
+                libc::_exit(127);
             }
-            libc::sigprocmask(libc::SIG_SETMASK, &empty_mask, std::ptr::null_mut());
-            // `serve` ignores SIGCHLD so that the kernel reaps its children (PID 1
-            // duties); an ignored disposition survives exec, and the supervisor must
-            // be able to wait for its job and sinks.
-            libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-            libc::dup2(devnull.as_raw_fd(), 0);
-            libc::dup2(devnull.as_raw_fd(), 1);
-            libc::dup2(devnull.as_raw_fd(), 2);
-            libc::dup2(spec_read.as_raw_fd(), SPEC_FD);
-            libc::dup2(ack_write.as_raw_fd(), ACK_FD);
-            libc::execve(exec.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
-            libc::_exit(127);
+        }
+        drop((spec_read, ack_write, devnull));
+        Ok(Launching { intermediate, spec_write: Some(File::from(spec_write)), ack_read: Some(ack_read) })
+    }
+
+    /// Sends the launch spec and waits for the supervisor's answer.
+    pub fn hand_over(mut self, spec: &LaunchSpec) -> Result<Handshake> {
+        let payload = serde_json::to_vec(spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
+        if let Some(mut spec_write) = self.spec_write.take() {
+            // A supervisor that died early closes its end: the write fails with EPIPE
+            // (SIGPIPE is ignored by the Rust runtime) and the handshake below reports it
+            // as lost. Written before the intermediate child is reaped, so that it is
+            // waiting in the pipe when the supervisor gets there; a supervisor never
+            // forked leaves no reader, hence EPIPE.
+            let _ = spec_write.write_all(&payload);
+        }
+        reap(self.intermediate)?;
+        let mut answer = String::new();
+        if let Some(ack_read) = self.ack_read.take() {
+            let _ = File::from(ack_read).read_to_string(&mut answer);
+        }
+        Ok(parse_ack(&answer))
+    }
+}
+
+impl Drop for Launching {
+    fn drop(&mut self) {
+        // Not handed over (the job could not be created): the supervisor reads an empty
+        // spec and exits. The intermediate child is reaped in every case.
+        drop(self.spec_write.take());
+        if self.ack_read.is_some() {
+            let _ = reap(self.intermediate);
         }
     }
-    drop((spec_read, ack_write, devnull));
-
-    let mut spec_write = File::from(spec_write);
-    // A supervisor that died early closes its end: the write fails with EPIPE (SIGPIPE is
-    // ignored by the Rust runtime) and the handshake below reports it as lost. Written
-    // before the intermediate child is reaped, so that it is waiting in the pipe when
-    // the supervisor gets there; a supervisor never forked leaves no reader, hence EPIPE.
-    let _ = spec_write.write_all(&payload);
-    drop(spec_write);
-    reap(intermediate)?;
-    let mut answer = String::new();
-    let _ = File::from(ack_read).read_to_string(&mut answer);
-    Ok(parse_ack(&answer))
 }
 
 fn parse_ack(answer: &str) -> Handshake {

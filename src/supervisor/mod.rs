@@ -29,7 +29,7 @@ use std::time::Instant;
 #[cfg(test)]
 pub use env::parse_env_file;
 pub use env::{check_entry, check_key, check_pair, masked, split_entry};
-pub use launch::{Handshake, SUPERVISE_ARG, launch};
+pub use launch::{Handshake, Launching, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
 pub use spec::LaunchSpec;
 
@@ -53,10 +53,14 @@ pub fn main(job_dir: &Path) -> i32 {
     let mut spec_pipe = unsafe { File::from_raw_fd(launch::SPEC_FD) };
     let mut ack = unsafe { File::from_raw_fd(launch::ACK_FD) };
     let mut payload = Vec::new();
-    let spec = spec_pipe
-        .read_to_end(&mut payload)
-        .map_err(|e| format!("read launch spec: {e}"))
-        .and_then(|_| serde_json::from_slice::<LaunchSpec>(&payload).map_err(|e| format!("parse launch spec: {e}")));
+    let spec = spec_pipe.read_to_end(&mut payload).map_err(|e| format!("read launch spec: {e}")).and_then(|_| {
+        if payload.is_empty() {
+            // `run` forks us before the job exists; its front-end gave up (or died)
+            // before handing the job over.
+            return Err("the front-end exited before handing the job over".to_string());
+        }
+        serde_json::from_slice::<LaunchSpec>(&payload).map_err(|e| format!("parse launch spec: {e}"))
+    });
     drop(spec_pipe);
     let spec = match spec {
         Ok(spec) => spec,
