@@ -166,6 +166,12 @@ const LOG_FLAGS: &[Flag] = &[LOG];
 pub const UNTIL: Flag =
     num("until", "MS", "30000", "With --wait: give up waiting after MS milliseconds and report the current state");
 pub const FOREVER: Flag = switch("forever", "With --wait: wait without a deadline");
+pub const EXIT_CODE: Flag = switch(
+    "exit-code",
+    "Exit with the job's exit code: 128+N if a signal N killed it, 124 if it was still running at the deadline, 125 if it failed (the JSON answer is unchanged)",
+);
+const EXIT_STATUS: &[Flag] = &[EXIT_CODE];
+
 /// `run --wait` and `start --wait` share the bounded default (DECISIONS OP-6).
 const WAIT_BOUND: &[Flag] = &[UNTIL, FOREVER];
 
@@ -273,7 +279,7 @@ pub const COMMANDS: &[Command] = &[
         name: "start",
         about: "Start a created job",
         usage: "start [OPTIONS] <JOB_ID>",
-        flags: &[OBSERVE, WAIT_BOUND],
+        flags: &[OBSERVE, WAIT_BOUND, EXIT_STATUS],
         operand: Operand::JobId,
         conflicts: &[("until", "forever")],
         requires: &[("until", "wait"), ("forever", "wait")],
@@ -282,7 +288,7 @@ pub const COMMANDS: &[Command] = &[
         name: "run",
         about: "Run a command as a background job and report on it",
         usage: "run [OPTIONS] [--] <COMMAND>...",
-        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG_FLAGS],
+        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG_FLAGS, EXIT_STATUS],
         operand: Operand::JobCommand,
         conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever")],
         requires: &[("until", "wait"), ("forever", "wait")],
@@ -309,7 +315,7 @@ pub const COMMANDS: &[Command] = &[
         name: "wait",
         about: "Wait until a job ends (30 s by default)",
         usage: "wait [OPTIONS] <JOB_ID>",
-        flags: &[WAIT_CMD],
+        flags: &[WAIT_CMD, EXIT_STATUS],
         operand: Operand::JobId,
         conflicts: &[("until", "forever")],
         requires: &[],

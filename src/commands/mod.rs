@@ -2,6 +2,7 @@
 //! Each arm is an adapter of a few lines; the work is in `crate::jobs`. Printing and
 //! exit codes belong to `main`.
 
+mod exit_status;
 mod install_skills;
 pub mod options;
 mod schema;
@@ -20,6 +21,8 @@ use crate::wire::Reply;
 pub enum Answer {
     /// One JSON (or YAML) object.
     Reply(Reply),
+    /// One JSON (or YAML) object about a job, and the exit status `--exit-code` asked for.
+    Job(Reply, u8),
     /// A text, as is (a completion script).
     Text(String),
     /// A server that has ended (`serve`, `mcp`): nothing more to print.
@@ -33,18 +36,34 @@ pub fn dispatch(args: &Args) -> Result<Answer> {
     if !matches!(args.command.name, "schema" | "install-skills" | "completions" | "mcp") {
         root.check_secure()?;
     }
-    run(Invocation::from_args(args)?, root)
+    let exit_code =
+        args.command.flag(crate::cli::table::EXIT_CODE.long).is_some() && args.has(&crate::cli::table::EXIT_CODE);
+    Ok(match run(Invocation::from_args(args)?, root)? {
+        Answer::Job(reply, _) if !exit_code => Answer::Reply(reply),
+        answer => answer,
+    })
+}
+
+/// A job's answer and the exit status it stands for (used only under `--exit-code`).
+fn job_answer(kind: &'static str, body: &crate::wire::RunBody) -> Answer {
+    Answer::Job(Reply::new(kind, body), exit_status::of(body.state, body.exit_code, body.signal.as_deref()))
 }
 
 /// Runs one typed invocation against a resolved (and, where it matters, checked) root.
 pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
     let reply = match invocation {
-        Invocation::Run(request) => Reply::new("run", &jobs::run(&root, &request)?),
+        Invocation::Run(request) => return Ok(job_answer("run", &jobs::run(&root, &request)?)),
         Invocation::Create(definition) => Reply::new("create", &jobs::create(&root, &definition)?),
-        Invocation::Start { job_id, observe } => Reply::new("start", &jobs::start(&root, &job_id, &observe)?),
+        Invocation::Start { job_id, observe } => {
+            return Ok(job_answer("start", &jobs::start(&root, &job_id, &observe)?));
+        }
         Invocation::Status { job_id } => Reply::new("status", &jobs::status(&root, &job_id)?),
         Invocation::Tail(request) => Reply::new("tail", &jobs::tail(&root, &request)?),
-        Invocation::Wait(request) => Reply::new("wait", &jobs::wait(&root, &request)?),
+        Invocation::Wait(request) => {
+            let body = jobs::wait(&root, &request)?;
+            let status = exit_status::of(body.state, body.exit_code, body.signal.as_deref());
+            return Ok(Answer::Job(Reply::new("wait", &body), status));
+        }
         Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
         Invocation::List(filter) => Reply::new("list", &jobs::list(&root, &filter)?),
         Invocation::Delete { target, dry_run } => Reply::new("delete", &jobs::delete(&root, &target, dry_run)?),
