@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                 }
                 Ok(Answer::Text(text)) => output::print_text(&text),
                 Ok(Answer::Exit(code)) => return code,
-                Err(Error { code: Code::Usage, message }) => {
+                Err(Error { code: Code::Usage, message, .. }) => {
                     return usage_error(&message, &format!("agent-exec {}", args.command.usage));
                 }
                 Err(err) => {

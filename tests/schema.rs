@@ -115,6 +115,10 @@ fn error_outputs_match_the_schema() {
     let created = c.ok(&["create", "--", "true"]);
     let id = created["job_id"].as_str().expect("job_id");
     c.err(&["kill", id], "invalid_state");
+    // A created job holds its name: the clash error carries the holder's id.
+    c.ok(&["create", "--name", "held", "--", "true"]);
+    c.err(&["create", "--name", "held", "--", "true"], "name_in_use");
+    c.ok(&["list"]);
     c.err(&["install-skills", "--source", "git:x"], "unknown_source_scheme");
     c.err(&["install-skills", "--source", "local:/nonexistent/skill"], "internal_error");
 }

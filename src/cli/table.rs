@@ -44,6 +44,7 @@ impl Flag {
 pub const MATCH_TYPES: &[&str] = &["contains", "regex"];
 pub const STREAMS: &[&str] = &["stdout", "stderr", "either"];
 pub const STATES: &[&str] = crate::wire::STATE_NAMES;
+pub const IF_RUNNING_POLICIES: &[&str] = &["reuse", "replace"];
 pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "powershell"];
 pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT"];
 
@@ -116,6 +117,12 @@ pub const CONFIG: Flag = opt(
     "PATH",
     "config.toml to read the shell wrapper from (default: $XDG_CONFIG_HOME/agent-exec/config.toml)",
 );
+pub const NAME: Flag = opt(
+    "name",
+    "NAME",
+    "Name the job (1-64 of A-Z a-z 0-9 . _ -), unique among the root's jobs that have not ended; @NAME then stands for its id",
+)
+.check(crate::jobstore::names::check_name);
 pub const SHELL_WRAPPER: Flag =
     opt("shell-wrapper", "PROG FLAGS", "Shell wrapper argv, split on whitespace (default: sh -lc)");
 /// What a job is: shared by `run` and `create`.
@@ -142,6 +149,7 @@ const DEFINITION: &[Flag] = &[
     NO_FULL_LOG,
     CONFIG,
     SHELL_WRAPPER,
+    NAME,
 ];
 
 pub const SNAPSHOT_AFTER: Flag = num(
@@ -161,7 +169,13 @@ pub const WAIT_POLL_MS: Flag =
 const OBSERVE: &[Flag] = &[SNAPSHOT_AFTER, TAIL_LINES, MAX_BYTES, WAIT, WAIT_POLL_MS];
 
 pub const LOG: Flag = opt("log", "PATH", "Write the merged, timestamped log to PATH instead of <job>/full.log");
-const LOG_FLAGS: &[Flag] = &[LOG];
+pub const IF_RUNNING: Flag = opt(
+    "if-running",
+    "POLICY",
+    "With --name, when a job that has not ended holds the name: reuse answers about it, replace stops it (TERM, then KILL after --kill-after or 5 s) and starts this one; default: the name_in_use error",
+)
+.choices(IF_RUNNING_POLICIES);
+const LOG_FLAGS: &[Flag] = &[LOG, IF_RUNNING];
 
 pub const UNTIL: Flag =
     num("until", "MS", "30000", "With --wait: give up waiting after MS milliseconds and report the current state");
@@ -291,7 +305,7 @@ pub const COMMANDS: &[Command] = &[
         flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG_FLAGS, EXIT_STATUS],
         operand: Operand::JobCommand,
         conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever")],
-        requires: &[("until", "wait"), ("forever", "wait")],
+        requires: &[("until", "wait"), ("forever", "wait"), ("if-running", "name")],
     },
     Command {
         name: "status",

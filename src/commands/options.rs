@@ -14,8 +14,8 @@ use crate::cli::table::{self as t, Flag};
 use crate::config;
 use crate::error::{Error, Result};
 use crate::jobs::{
-    Definition, DeleteTarget, GcPolicy, KillRequest, ListFilter, NotifyChange, Observe, RunRequest, TailRequest,
-    WaitRequest,
+    DEFAULT_GRACE, Definition, DeleteTarget, GcPolicy, IfRunning, KillRequest, ListFilter, NotifyChange, Observe,
+    RunRequest, TailRequest, WaitRequest,
 };
 use crate::serve;
 use crate::signals;
@@ -51,6 +51,7 @@ impl Invocation {
                 definition: definition(args)?,
                 log: args.value(&t::LOG).map(PathBuf::from),
                 observe: observe(args),
+                if_running: if_running(args),
             }),
             "create" => Invocation::Create(definition(args)?),
             "start" => Invocation::Start { job_id: job_id(), observe: observe(args) },
@@ -138,6 +139,7 @@ fn definition(args: &Args) -> Result<Definition> {
     }
     Ok(Definition {
         command: args.job_command.clone(),
+        name: owned(args.value(&t::NAME)),
         env,
         env_files: all(args, &t::ENV_FILE),
         inherit_env: !args.has(&t::NO_INHERIT_ENV),
@@ -178,6 +180,21 @@ fn observe(args: &Args) -> Observe {
         wait: args.has(&t::WAIT),
         poll_ms: args.num(&t::WAIT_POLL_MS),
         until_ms: if args.has(&t::FOREVER) { None } else { Some(args.num(&t::UNTIL)) },
+    }
+}
+
+/// `run --if-running`; `replace` waits `--kill-after` (when given) between TERM and KILL.
+fn if_running(args: &Args) -> IfRunning {
+    match args.value(&t::IF_RUNNING) {
+        Some("reuse") => IfRunning::Reuse,
+        Some(_) => IfRunning::Replace {
+            grace: if args.has(&t::KILL_AFTER) {
+                Duration::from_millis(args.num(&t::KILL_AFTER))
+            } else {
+                DEFAULT_GRACE
+            },
+        },
+        None => IfRunning::Fail,
     }
 }
 

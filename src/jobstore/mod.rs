@@ -8,6 +8,7 @@
 
 mod atomic;
 pub mod liveness;
+pub mod names;
 pub mod outcome;
 pub mod read;
 pub mod root;

@@ -30,6 +30,8 @@ struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
     retryable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<&'a str>,
 }
 
 /// One finished response: the whole envelope already serialized as compact JSON, in the
@@ -69,7 +71,12 @@ pub fn error_json(err: &Error) -> String {
         schema_version: SCHEMA_VERSION,
         ok: false,
         kind: "error",
-        error: ErrorDetail { code: err.code.as_str(), message: &err.message, retryable: false },
+        error: ErrorDetail {
+            code: err.code.as_str(),
+            message: &err.message,
+            retryable: false,
+            job_id: err.job_id.as_deref(),
+        },
     };
     serde_json::to_string(&envelope).unwrap_or_default()
 }
@@ -255,6 +262,9 @@ pub struct KillBody {
 #[derive(Debug, Serialize)]
 pub struct JobSummary {
     pub job_id: String,
+    /// `--name`, when the job has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub state: JobState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
