@@ -105,6 +105,8 @@ fn job_command_outputs_match_the_schema() {
     c.ok(&["wait", "--until", "0", &running]);
     c.ok(&["kill", &running]);
     c.ok(&["wait", &running]);
+    c.ok(&["wait", &id, &running]);
+    c.ok(&["wait", "--any", "--tag", "later"]);
 }
 
 #[test]

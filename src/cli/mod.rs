@@ -37,6 +37,8 @@ pub enum Operand {
     JobId,
     /// A job id, required unless the named switch is given (and forbidden with it).
     JobIdUnless(&'static str),
+    /// One or more job ids, or none when the named option is given (`wait`).
+    JobIds(&'static str),
     /// Everything from the first positional on is the job's command.
     JobCommand,
     Choice(&'static str, &'static [&'static str]),
@@ -79,6 +81,8 @@ pub struct Args {
     /// Flags in the order given; switches carry an empty value.
     values: Vec<(&'static str, String)>,
     pub operand: Option<String>,
+    /// `Operand::JobIds`: the ids after the first one.
+    pub more_ids: Vec<String>,
     pub job_command: Vec<String>,
     pub root: Option<String>,
     pub yaml: bool,
@@ -120,6 +124,11 @@ impl Args {
 
     pub fn job_id(&self) -> &str {
         self.operand.as_deref().unwrap_or_default()
+    }
+
+    /// Every job id given, in order (`Operand::JobIds`).
+    pub fn job_ids(&self) -> Vec<String> {
+        self.operand.iter().chain(&self.more_ids).cloned().collect()
     }
 
     /// The name of a flag this command defines. Reading a flag of another command is a
@@ -262,6 +271,7 @@ fn parse_command(
     use lexopt::Arg::{Long, Short, Value};
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut operand: Option<String> = None;
+    let mut more_ids: Vec<String> = Vec::new();
     let mut job_command: Vec<String> = Vec::new();
     while let Some(arg) = parser.next().map_err(lex_error)? {
         match arg {
@@ -294,9 +304,12 @@ fn parse_command(
                         job_command.push(utf8(rest)?);
                     }
                 }
-                Operand::JobId | Operand::JobIdUnless(_) | Operand::Choice(..) if operand.is_none() => {
+                Operand::JobId | Operand::JobIdUnless(_) | Operand::JobIds(_) | Operand::Choice(..)
+                    if operand.is_none() =>
+                {
                     operand = Some(utf8(word)?);
                 }
+                Operand::JobIds(_) => more_ids.push(utf8(word)?),
                 _ => return Err(format!("unexpected argument '{}'", word.to_string_lossy())),
             },
             other @ Short(_) => return Err(other.unexpected().to_string()),
@@ -306,6 +319,7 @@ fn parse_command(
         command,
         values,
         operand,
+        more_ids,
         job_command,
         root: state.root_after.or(state.root_before),
         yaml: state.yaml_before || state.yaml_after,
@@ -345,6 +359,9 @@ fn check_args(args: &Args) -> Result<(), String> {
             (true, true) => return Err(format!("<JOB_ID> cannot be used with --{switch}")),
             _ => {}
         },
+        Operand::JobIds(option) if args.operand.is_none() && !args.has_name(option) => {
+            return Err(format!("either <JOB_ID>... or --{option} is required"));
+        }
         Operand::Choice(name, choices) => match args.operand.as_deref() {
             None => return Err(format!("the following required arguments were not provided: <{name}>")),
             Some(value) if !choices.contains(&value) => {

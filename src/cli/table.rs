@@ -199,7 +199,17 @@ pub const WAIT_UNTIL: Flag =
     num("until", "MS", "30000", "Give up after MS milliseconds and report the current state (exit 0)")
         .alias("timeout-ms");
 pub const WAIT_FOREVER: Flag = switch("forever", "Wait without a deadline");
-const WAIT_CMD: &[Flag] = &[POLL_MS, WAIT_UNTIL, WAIT_FOREVER];
+pub const WAIT_TAG: Flag = opt(
+    "tag",
+    "PATTERN",
+    "Also wait for the jobs with a tag matching PATTERN ('x' or 'x.*'), scoped like list; repeat to require all",
+)
+.repeat()
+.check(tags::check_pattern);
+pub const WAIT_CWD: Flag = opt("cwd", "DIR", "With --tag: jobs started in DIR (default: the current directory)");
+pub const WAIT_ALL: Flag = switch("all", "With --tag: jobs from every directory");
+pub const ANY: Flag = switch("any", "Return as soon as one of the jobs ends (default: when all have)");
+const WAIT_CMD: &[Flag] = &[POLL_MS, WAIT_UNTIL, WAIT_FOREVER, WAIT_TAG, WAIT_CWD, WAIT_ALL, ANY];
 
 pub const SIGNAL: Flag = opt("signal", "SIGNAL", "Signal to send to the job's process group: TERM INT KILL HUP QUIT USR1 USR2 STOP CONT (with or without SIG, any case) or 1-64")
     .default("TERM")
@@ -327,12 +337,12 @@ pub const COMMANDS: &[Command] = &[
     },
     Command {
         name: "wait",
-        about: "Wait until a job ends (30 s by default)",
-        usage: "wait [OPTIONS] <JOB_ID>",
+        about: "Wait until a job, or several, ends (30 s by default)",
+        usage: "wait [OPTIONS] <JOB_ID>... | wait --tag <PATTERN> [OPTIONS]",
         flags: &[WAIT_CMD, EXIT_STATUS],
-        operand: Operand::JobId,
-        conflicts: &[("until", "forever")],
-        requires: &[],
+        operand: Operand::JobIds("tag"),
+        conflicts: &[("until", "forever"), ("cwd", "all")],
+        requires: &[("cwd", "tag"), ("all", "tag")],
     },
     Command {
         name: "kill",

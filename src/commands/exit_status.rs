@@ -2,7 +2,7 @@
 //! `systemd-run --wait` report it, so a shell script or Make target needs no JSON parsing.
 
 use crate::signals;
-use crate::wire::JobState;
+use crate::wire::{JobState, WaitedJob};
 
 /// The job was still running when the deadline passed (as `timeout(1)` exits).
 pub const STILL_RUNNING: u8 = 124;
@@ -18,6 +18,16 @@ pub fn of(state: JobState, exit_code: Option<i32>, signal: Option<&str>) -> u8 {
         JobState::Created | JobState::Running => STILL_RUNNING,
         JobState::Failed | JobState::Unknown => FAILED,
     }
+}
+
+/// Many jobs: the first non-zero status in the order given, else 0. Under `--any` only
+/// the jobs that ended count (124 if none did): the others were not waited for.
+pub fn of_many(jobs: &[WaitedJob], any: bool) -> u8 {
+    let counted: Vec<&WaitedJob> = jobs.iter().filter(|j| !any || j.state.is_terminal()).collect();
+    if any && counted.is_empty() {
+        return STILL_RUNNING;
+    }
+    counted.iter().map(|j| of(j.state, j.exit_code, j.signal.as_deref())).find(|&code| code != 0).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -64,6 +64,11 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
             let status = exit_status::of(body.state, body.exit_code, body.signal.as_deref());
             return Ok(Answer::Job(Reply::new("wait", &body), status));
         }
+        Invocation::WaitMany { request } => {
+            let body = jobs::wait_many(&root, &request)?;
+            let status = exit_status::of_many(&body.jobs, request.any);
+            return Ok(Answer::Job(Reply::new("wait", &body), status));
+        }
         Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
         Invocation::List(filter) => Reply::new("list", &jobs::list(&root, &filter)?),
         Invocation::Delete { target, dry_run } => Reply::new("delete", &jobs::delete(&root, &target, dry_run)?),

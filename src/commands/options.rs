@@ -15,7 +15,7 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::jobs::{
     DEFAULT_GRACE, Definition, DeleteTarget, GcPolicy, IfRunning, KillRequest, ListFilter, NotifyChange, Observe,
-    RunRequest, TailRequest, WaitRequest,
+    RunRequest, TailRequest, WaitManyRequest, WaitRequest,
 };
 use crate::serve;
 use crate::signals;
@@ -26,19 +26,42 @@ use crate::wire::{MatchType, Notification, OutputMatch, StreamFilter};
 pub enum Invocation {
     Run(RunRequest),
     Create(Definition),
-    Start { job_id: String, observe: Observe },
-    Status { job_id: String },
+    Start {
+        job_id: String,
+        observe: Observe,
+    },
+    Status {
+        job_id: String,
+    },
     Tail(TailRequest),
     Wait(WaitRequest),
+    /// More than one id, `--tag` or `--any`: the many-job answer.
+    WaitMany {
+        request: WaitManyRequest,
+    },
     Kill(KillRequest),
     List(ListFilter),
-    Delete { target: DeleteTarget, dry_run: bool },
+    Delete {
+        target: DeleteTarget,
+        dry_run: bool,
+    },
     Gc(GcPolicy),
-    TagSet { job_id: String, tags: Vec<String> },
-    NotifySet { job_id: String, change: NotifyChange },
+    TagSet {
+        job_id: String,
+        tags: Vec<String>,
+    },
+    NotifySet {
+        job_id: String,
+        change: NotifyChange,
+    },
     Schema,
-    InstallSkills { source: String, global: bool },
-    Completions { shell: String },
+    InstallSkills {
+        source: String,
+        global: bool,
+    },
+    Completions {
+        shell: String,
+    },
     Serve(serve::Options),
     Mcp,
 }
@@ -61,11 +84,7 @@ impl Invocation {
                 tail_lines: args.num(&t::TAIL_TAIL_LINES),
                 max_bytes: args.num(&t::TAIL_MAX_BYTES),
             }),
-            "wait" => Invocation::Wait(WaitRequest {
-                job_id: job_id(),
-                until: (!args.has(&t::WAIT_FOREVER)).then(|| Duration::from_millis(args.num(&t::WAIT_UNTIL))),
-                poll: Duration::from_millis(args.num(&t::POLL_MS)),
-            }),
+            "wait" => wait(args),
             "kill" => Invocation::Kill(KillRequest {
                 job_id: job_id(),
                 signal: signals::parse(args.value_or_default(&t::SIGNAL).unwrap_or("TERM")).map_err(Error::usage)?,
@@ -183,6 +202,29 @@ fn observe(args: &Args) -> Observe {
     }
 }
 
+/// `wait ID` keeps its 0.1.18 answer; several ids, `--tag` or `--any` get the many-job one.
+fn wait(args: &Args) -> Invocation {
+    let until = (!args.has(&t::WAIT_FOREVER)).then(|| Duration::from_millis(args.num(&t::WAIT_UNTIL)));
+    let poll = Duration::from_millis(args.num(&t::POLL_MS));
+    let job_ids = args.job_ids();
+    let tags = all(args, &t::WAIT_TAG);
+    let any = args.has(&t::ANY);
+    if let ([job_id], true, false) = (job_ids.as_slice(), tags.is_empty(), any) {
+        return Invocation::Wait(WaitRequest { job_id: job_id.clone(), until, poll });
+    }
+    Invocation::WaitMany {
+        request: WaitManyRequest {
+            job_ids,
+            tags,
+            cwd: owned(args.value(&t::WAIT_CWD)),
+            all: args.has(&t::WAIT_ALL),
+            any,
+            until,
+            poll,
+        },
+    }
+}
+
 /// `run --if-running`; `replace` waits `--kill-after` (when given) between TERM and KILL.
 fn if_running(args: &Args) -> IfRunning {
     match args.value(&t::IF_RUNNING) {
@@ -296,6 +338,7 @@ mod tests {
         match command.operand {
             Operand::JobId => words.push("X".into()),
             Operand::JobIdUnless(switch) if !flags.iter().any(|f| f.long == switch) => words.push("X".into()),
+            Operand::JobIds(_) => words.push("X".into()),
             Operand::Choice(_, choices) => words.push(choices[0].into()),
             Operand::JobCommand => words.extend(["--".to_string(), "true".to_string()]),
             _ => {}

@@ -27,6 +27,7 @@ mod status;
 mod tag;
 mod tail;
 mod wait;
+mod wait_many;
 
 pub use create::create;
 pub use define::Definition;
@@ -43,6 +44,7 @@ pub use status::status;
 pub use tag::tag_set;
 pub use tail::{TailRequest, tail};
 pub use wait::{WaitRequest, wait};
+pub use wait_many::{WaitManyRequest, wait_many};
 
 use crate::error::Result;
 use crate::jobstore::{JobDir, liveness};

@@ -14,6 +14,7 @@ pub mod read;
 pub mod root;
 pub mod scan;
 pub mod waiter;
+pub mod watches;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -407,3 +407,31 @@ mod tests {
         assert_eq!(Reply::new("health", &Empty {}).json, r#"{"schema_version":"0.1","ok":true,"type":"health"}"#);
     }
 }
+
+/// The many-job `wait` (issue 14): every job waited for, in the order given, and counts.
+#[derive(Debug, Serialize)]
+pub struct WaitManyBody {
+    pub jobs: Vec<WaitedJob>,
+    pub summary: WaitSummary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaitedJob {
+    pub job_id: String,
+    pub state: JobState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// `finished` + `running` is the number of jobs; `failed_count` counts the finished
+/// ones that did not exit 0 (a non-zero code, a signal, or `failed`).
+#[derive(Debug, Serialize)]
+pub struct WaitSummary {
+    pub finished: u64,
+    pub running: u64,
+    pub failed_count: u64,
+}
