@@ -107,6 +107,8 @@ fn job_command_outputs_match_the_schema() {
     c.ok(&["wait", &running]);
     c.ok(&["wait", &id, &running]);
     c.ok(&["wait", "--any", "--tag", "later"]);
+    c.ok(&["wait", "--for-output", "x", "--until", "0", &id]);
+    c.ok(&["run", "--for-output", "hi", "--", "echo hi"]);
 }
 
 #[test]

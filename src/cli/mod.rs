@@ -172,6 +172,14 @@ pub fn check_u64(text: &str) -> Result<(), String> {
     }
 }
 
+/// A TCP port to connect to: 1-65535.
+pub fn check_port(text: &str) -> Result<(), String> {
+    match text.parse::<u16>() {
+        Ok(1..) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err(format!("invalid value '{text}': expected a port number 1-65535")),
+    }
+}
+
 pub fn check_u16(text: &str) -> Result<(), String> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok() {
         Ok(())
@@ -379,8 +387,10 @@ fn check_args(args: &Args) -> Result<(), String> {
             return Err(format!("the argument '--{a}' cannot be used with '--{b}'"));
         }
     }
+    // A readiness wait is a wait: `run --for-output X --until MS` needs no `--wait`.
+    let readiness = args.has_name("for-output") || args.has_name("for-port");
     for (a, b) in command.requires {
-        if args.has_name(a) && !args.has_name(b) {
+        if args.has_name(a) && !args.has_name(b) && !(*b == "wait" && readiness) {
             return Err(format!("the argument '--{a}' requires '--{b}'"));
         }
     }
@@ -388,6 +398,14 @@ fn check_args(args: &Args) -> Result<(), String> {
         && let Some(pattern) = args.value_by_name("output-pattern")
     {
         crate::jobs::check_regex(pattern)?;
+    }
+    if args.value_by_name("output-match-type") == Some("regex")
+        && let Some(pattern) = args.value_by_name("for-output")
+    {
+        regex_lite::Regex::new(pattern).map_err(|e| format!("invalid regex '{pattern}' for '--for-output': {e}"))?;
+    }
+    if readiness && !args.more_ids.is_empty() {
+        return Err("--for-output and --for-port wait for one job".into());
     }
     Ok(())
 }

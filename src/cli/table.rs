@@ -3,7 +3,7 @@
 //! drift apart. Order here is the order in the docs.
 
 pub use super::Flag;
-use super::{Check, Command, Operand, check_env_name, check_u16, check_u64};
+use super::{Check, Command, Operand, check_env_name, check_port, check_u16, check_u64};
 use crate::{signals, size, supervisor, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
@@ -97,10 +97,13 @@ pub const NOTIFY_FILE: Flag =
     opt("notify-file", "PATH", "Append the job.finished event as one NDJSON line to PATH when the job ends");
 pub const OUTPUT_PATTERN: Flag =
     opt("output-pattern", "PAT", "Emit a job.output.matched event for every output line matching PAT");
-pub const OUTPUT_MATCH_TYPE: Flag =
-    opt("output-match-type", "TYPE", "How --output-pattern matches").choices(MATCH_TYPES).default("contains");
+pub const OUTPUT_MATCH_TYPE: Flag = opt("output-match-type", "TYPE", "How --output-pattern (and --for-output) matches")
+    .choices(MATCH_TYPES)
+    .default("contains");
 pub const OUTPUT_STREAM: Flag =
-    opt("output-stream", "STREAM", "Which stream --output-pattern looks at").choices(STREAMS).default("either");
+    opt("output-stream", "STREAM", "Which stream --output-pattern (and --for-output) looks at")
+        .choices(STREAMS)
+        .default("either");
 pub const OUTPUT_COMMAND: Flag =
     opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin");
 pub const OUTPUT_FILE: Flag =
@@ -167,6 +170,26 @@ pub const WAIT_POLL_MS: Flag =
     num("wait-poll-ms", "MS", "200", "Fallback poll interval while waiting (completion is noticed through inotify)");
 /// How `run` and `start` observe the job before answering.
 const OBSERVE: &[Flag] = &[SNAPSHOT_AFTER, TAIL_LINES, MAX_BYTES, WAIT, WAIT_POLL_MS];
+
+pub const FOR_OUTPUT: Flag = opt(
+    "for-output",
+    "PAT",
+    "Wait until a line of the job's output matches PAT (its logs are read from the start) and answer ready: true with matched_line, stream and offset; ready: false if the job ends first",
+);
+pub const FOR_PORT: Flag = opt(
+    "for-port",
+    "PORT",
+    "Wait until a TCP connect to PORT (1-65535) succeeds and answer ready: true; ready: false if the job ends first",
+)
+.check(check_port);
+pub const FOR_HOST: Flag = opt("for-host", "HOST", "The host --for-port connects to").default("127.0.0.1");
+pub const READY_MATCH_TYPE: Flag =
+    opt("output-match-type", "TYPE", "How --for-output matches").choices(MATCH_TYPES).default("contains");
+pub const READY_STREAM: Flag =
+    opt("output-stream", "STREAM", "Which stream --for-output looks at").choices(STREAMS).default("either");
+/// `run` takes the match type and stream from its `--output-pattern` flags.
+const READY_RUN: &[Flag] = &[FOR_OUTPUT, FOR_PORT, FOR_HOST];
+const READY: &[Flag] = &[FOR_OUTPUT, READY_MATCH_TYPE, READY_STREAM, FOR_PORT, FOR_HOST];
 
 pub const LOG: Flag = opt("log", "PATH", "Write the merged, timestamped log to PATH instead of <job>/full.log");
 pub const IF_RUNNING: Flag = opt(
@@ -303,19 +326,19 @@ pub const COMMANDS: &[Command] = &[
         name: "start",
         about: "Start a created job",
         usage: "start [OPTIONS] <JOB_ID>",
-        flags: &[OBSERVE, WAIT_BOUND, EXIT_STATUS],
+        flags: &[OBSERVE, WAIT_BOUND, READY, EXIT_STATUS],
         operand: Operand::JobId,
-        conflicts: &[("until", "forever")],
-        requires: &[("until", "wait"), ("forever", "wait")],
+        conflicts: &[("until", "forever"), ("for-port", "for-output")],
+        requires: &[("until", "wait"), ("forever", "wait"), ("for-host", "for-port")],
     },
     Command {
         name: "run",
         about: "Run a command as a background job and report on it",
         usage: "run [OPTIONS] [--] <COMMAND>...",
-        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG_FLAGS, EXIT_STATUS],
+        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, READY_RUN, LOG_FLAGS, EXIT_STATUS],
         operand: Operand::JobCommand,
-        conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever")],
-        requires: &[("until", "wait"), ("forever", "wait"), ("if-running", "name")],
+        conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever"), ("for-port", "for-output")],
+        requires: &[("until", "wait"), ("forever", "wait"), ("if-running", "name"), ("for-host", "for-port")],
     },
     Command {
         name: "status",
@@ -339,10 +362,18 @@ pub const COMMANDS: &[Command] = &[
         name: "wait",
         about: "Wait until a job, or several, ends (30 s by default)",
         usage: "wait [OPTIONS] <JOB_ID>... | wait --tag <PATTERN> [OPTIONS]",
-        flags: &[WAIT_CMD, EXIT_STATUS],
+        flags: &[WAIT_CMD, READY, EXIT_STATUS],
         operand: Operand::JobIds("tag"),
-        conflicts: &[("until", "forever"), ("cwd", "all")],
-        requires: &[("cwd", "tag"), ("all", "tag")],
+        conflicts: &[
+            ("until", "forever"),
+            ("cwd", "all"),
+            ("for-port", "for-output"),
+            ("tag", "for-port"),
+            ("tag", "for-output"),
+            ("any", "for-port"),
+            ("any", "for-output"),
+        ],
+        requires: &[("cwd", "tag"), ("all", "tag"), ("for-host", "for-port")],
     },
     Command {
         name: "kill",

@@ -2,7 +2,7 @@
 //! `systemd-run --wait` report it, so a shell script or Make target needs no JSON parsing.
 
 use crate::signals;
-use crate::wire::{JobState, WaitedJob};
+use crate::wire::{JobState, Readiness, WaitedJob};
 
 /// The job was still running when the deadline passed (as `timeout(1)` exits).
 pub const STILL_RUNNING: u8 = 124;
@@ -17,6 +17,21 @@ pub fn of(state: JobState, exit_code: Option<i32>, signal: Option<&str>) -> u8 {
         JobState::Killed => signal.and_then(signals::number).and_then(|n| u8::try_from(128 + n).ok()).unwrap_or(FAILED),
         JobState::Created | JobState::Running => STILL_RUNNING,
         JobState::Failed | JobState::Unknown => FAILED,
+    }
+}
+
+/// With a readiness wait: 0 once ready; else 124 if the deadline passed with the job
+/// going, else the job's own non-zero status, or 125 for a job that ended well but was
+/// never ready. Without one: `of`.
+pub fn of_ready(readiness: Option<&Readiness>, state: JobState, exit_code: Option<i32>, signal: Option<&str>) -> u8 {
+    match readiness {
+        None => of(state, exit_code, signal),
+        Some(r) if r.ready => 0,
+        Some(_) if !state.is_terminal() => STILL_RUNNING,
+        Some(_) => match of(state, exit_code, signal) {
+            0 => FAILED,
+            code => code,
+        },
     }
 }
 

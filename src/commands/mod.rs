@@ -46,7 +46,8 @@ pub fn dispatch(args: &Args) -> Result<Answer> {
 
 /// A job's answer and the exit status it stands for (used only under `--exit-code`).
 fn job_answer(kind: &'static str, body: &crate::wire::RunBody) -> Answer {
-    Answer::Job(Reply::new(kind, body), exit_status::of(body.state, body.exit_code, body.signal.as_deref()))
+    let status = exit_status::of_ready(body.readiness.as_ref(), body.state, body.exit_code, body.signal.as_deref());
+    Answer::Job(Reply::new(kind, body), status)
 }
 
 /// Runs one typed invocation against a resolved (and, where it matters, checked) root.
@@ -62,6 +63,12 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
         Invocation::Wait(request) => {
             let body = jobs::wait(&root, &request)?;
             let status = exit_status::of(body.state, body.exit_code, body.signal.as_deref());
+            return Ok(Answer::Job(Reply::new("wait", &body), status));
+        }
+        Invocation::WaitReady { job_id, ready } => {
+            let body = jobs::wait_ready(&root, &job_id, &ready)?;
+            let status =
+                exit_status::of_ready(body.readiness.as_ref(), body.state, body.exit_code, body.signal.as_deref());
             return Ok(Answer::Job(Reply::new("wait", &body), status));
         }
         Invocation::WaitMany { request } => {

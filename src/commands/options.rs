@@ -13,6 +13,7 @@ use crate::cli::Args;
 use crate::cli::table::{self as t, Flag};
 use crate::config;
 use crate::error::{Error, Result};
+use crate::jobs::{Condition, Pattern, ReadyWait};
 use crate::jobs::{
     DEFAULT_GRACE, Definition, DeleteTarget, GcPolicy, IfRunning, KillRequest, ListFilter, NotifyChange, Observe,
     RunRequest, TailRequest, WaitManyRequest, WaitRequest,
@@ -38,6 +39,11 @@ pub enum Invocation {
     /// More than one id, `--tag` or `--any`: the many-job answer.
     WaitMany {
         request: WaitManyRequest,
+    },
+    /// `wait --for-output` / `--for-port`.
+    WaitReady {
+        job_id: String,
+        ready: ReadyWait,
     },
     Kill(KillRequest),
     List(ListFilter),
@@ -199,7 +205,30 @@ fn observe(args: &Args) -> Observe {
         wait: args.has(&t::WAIT),
         poll_ms: args.num(&t::WAIT_POLL_MS),
         until_ms: if args.has(&t::FOREVER) { None } else { Some(args.num(&t::UNTIL)) },
+        ready: ready(args, &t::WAIT_POLL_MS),
     }
+}
+
+/// `--for-output` / `--for-port` (run, start, wait), bounded by `--until` (default 30 s)
+/// or `--forever`; `poll` is the command's own poll-interval flag.
+fn ready(args: &Args, poll: &Flag) -> Option<ReadyWait> {
+    let condition = if let Some(text) = args.value(&t::FOR_OUTPUT) {
+        let pattern = match args.value_or_default(&t::READY_MATCH_TYPE) {
+            // Checked while parsing: a pattern that does not compile never gets here.
+            Some("regex") => Pattern::Regex(regex_lite::Regex::new(text).ok()?),
+            _ => Pattern::Contains(text.to_string()),
+        };
+        Condition::Output { pattern, stream: stream(args.value_or_default(&t::READY_STREAM)).unwrap_or_default() }
+    } else {
+        let port = args.value(&t::FOR_PORT)?.parse().ok()?;
+        let host = args.value_or_default(&t::FOR_HOST).unwrap_or("127.0.0.1").to_string();
+        Condition::Port { host, port }
+    };
+    Some(ReadyWait {
+        condition,
+        until: (!args.has(&t::FOREVER)).then(|| Duration::from_millis(args.num(&t::UNTIL))),
+        poll: Duration::from_millis(args.num(poll)),
+    })
 }
 
 /// `wait ID` keeps its 0.1.18 answer; several ids, `--tag` or `--any` get the many-job one.
@@ -210,6 +239,9 @@ fn wait(args: &Args) -> Invocation {
     let tags = all(args, &t::WAIT_TAG);
     let any = args.has(&t::ANY);
     if let ([job_id], true, false) = (job_ids.as_slice(), tags.is_empty(), any) {
+        if let Some(ready) = ready(args, &t::POLL_MS) {
+            return Invocation::WaitReady { job_id: job_id.clone(), ready };
+        }
         return Invocation::Wait(WaitRequest { job_id: job_id.clone(), until, poll });
     }
     Invocation::WaitMany {
@@ -347,14 +379,20 @@ mod tests {
     }
 
     /// Every command, with none of its flags and with every flag it defines (the second
-    /// of each conflicting pair left out), builds its typed options: a read of a flag
+    /// of each conflicting pair left out, then what requires a flag left out), builds its typed options: a read of a flag
     /// the command does not define, or of a number without a default, fails here.
     #[test]
     fn every_flag_of_every_command_builds_its_options() {
         for command in t::COMMANDS {
-            let flags: Vec<&Flag> = command
+            let kept: Vec<&Flag> = command
                 .all_flags()
                 .filter(|f| !command.conflicts.iter().any(|(_, second)| f.long == *second))
+                .collect();
+            // A flag that requires one left out goes too.
+            let flags: Vec<&Flag> = kept
+                .iter()
+                .copied()
+                .filter(|f| command.requires.iter().all(|(a, b)| *a != f.long || kept.iter().any(|k| k.long == *b)))
                 .collect();
             for set in [Vec::new(), flags] {
                 let args = parse(words(command, &set));

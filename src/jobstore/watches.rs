@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use super::JobDir;
 
+/// A replaced `state.json` (or the directory's own removal).
+const STATE_CHANGES: u32 = libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+
 /// The fixed part of a `struct inotify_event`: wd, mask, cookie, len.
 const EVENT_HEADER: usize = 16;
 
@@ -33,8 +36,16 @@ impl Watches {
     /// Watches `job`'s directory for a replaced `state.json` (or its own removal). A job
     /// that cannot be watched is still noticed by the caller's fallback poll.
     pub fn add(&mut self, job: &JobDir, index: usize) {
+        self.add_mask(job, index, STATE_CHANGES);
+    }
+
+    /// Like `add`, and also wakes on every append to the job's logs (readiness waits).
+    pub fn add_with_appends(&mut self, job: &JobDir, index: usize) {
+        self.add_mask(job, index, STATE_CHANGES | libc::IN_MODIFY);
+    }
+
+    fn add_mask(&mut self, job: &JobDir, index: usize, mask: u32) {
         let Ok(path) = std::ffi::CString::new(job.path.as_os_str().as_bytes()) else { return };
-        let mask = libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
         // SAFETY: valid descriptor and NUL-terminated path.
         let wd = unsafe { libc::inotify_add_watch(self.fd.as_raw_fd(), path.as_ptr(), mask) };
         if wd >= 0 {

@@ -157,6 +157,7 @@ fn launch_only() -> jobs::Observe {
         wait: false,
         poll_ms: 200,
         until_ms: None,
+        ready: None,
     }
 }
 

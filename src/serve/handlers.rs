@@ -192,6 +192,7 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         wait,
         poll_ms: WAIT_POLL.as_millis() as u64,
         until_ms: Some(until_ms.min(MAX_WAIT_MS)),
+        ready: None,
     };
     let mut body = jobs::run(root, &RunRequest { definition, log: None, observe, if_running: Default::default() })?;
     // `/exec` has never echoed the environment (0.1.18).

@@ -168,6 +168,9 @@ pub struct RunBody {
     pub final_snapshot: Option<Snapshot>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clamped: Option<Clamped>,
+    /// Only with `--for-output` / `--for-port`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
 }
 
 /// Which requested bounds were lowered to their maximum, and to what: present only when
@@ -244,6 +247,9 @@ pub struct WaitBody {
     pub liveness_unchecked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clamped: Option<Clamped>,
+    /// Only with `--for-output` / `--for-port`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
 }
 
 #[derive(Debug, Serialize)]
@@ -434,4 +440,27 @@ pub struct WaitSummary {
     pub finished: u64,
     pub running: u64,
     pub failed_count: u64,
+}
+
+/// `--for-output` / `--for-port` (issue 14): whether the job became ready and, for an
+/// output match, the line, its stream and the byte offset of its start in that log.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<super::Stream>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl Readiness {
+    pub fn ready() -> Readiness {
+        Readiness { ready: true, matched_line: None, stream: None, offset: None }
+    }
+
+    pub fn not_ready() -> Readiness {
+        Readiness { ready: false, matched_line: None, stream: None, offset: None }
+    }
 }
