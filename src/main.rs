@@ -78,6 +78,7 @@ fn main() -> ExitCode {
                 }
                 Ok(Answer::Text(text)) => output::print_text(&text),
                 Ok(Answer::Exit(code)) => return code,
+                Ok(Answer::Streamed(status)) => return ExitCode::from(status),
                 Err(Error { code: Code::Usage, message, .. }) => {
                     return usage_error(&message, &format!("agent-exec {}", args.command.usage));
                 }

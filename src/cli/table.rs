@@ -214,7 +214,17 @@ const WAIT_BOUND: &[Flag] = &[UNTIL, FOREVER];
 
 pub const TAIL_TAIL_LINES: Flag = num("tail-lines", "N", "50", "Keep the last N lines of each stream; 0 keeps all");
 pub const TAIL_MAX_BYTES: Flag = num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream");
-const TAIL: &[Flag] = &[TAIL_TAIL_LINES, TAIL_MAX_BYTES];
+pub const FOLLOW: Flag = switch(
+    "follow",
+    "Stream the output as it is written (stdout to stdout, stderr to stderr, raw bytes) from --tail-lines back (default 10) until the job ends",
+);
+pub const FOLLOW_JSON: Flag =
+    switch("json", "With --follow: print one JSON object per line instead: {\"stream\",\"data\",\"offset\"}");
+pub const TAIL_EXIT_CODE: Flag = switch(
+    "exit-code",
+    "With --follow: exit with the job's exit code: 128+N if a signal N killed it, 125 if it failed",
+);
+const TAIL: &[Flag] = &[TAIL_TAIL_LINES, TAIL_MAX_BYTES, FOLLOW, FOLLOW_JSON, TAIL_EXIT_CODE];
 
 pub const POLL_MS: Flag =
     num("poll-ms", "MS", "200", "Fallback poll interval (completion is noticed through inotify); at least 10");
@@ -355,8 +365,8 @@ pub const COMMANDS: &[Command] = &[
         usage: "tail [OPTIONS] <JOB_ID>",
         flags: &[TAIL],
         operand: Operand::JobId,
-        conflicts: &[],
-        requires: &[],
+        conflicts: &[("follow", "max-bytes")],
+        requires: &[("json", "follow"), ("exit-code", "follow")],
     },
     Command {
         name: "wait",

@@ -3,6 +3,7 @@
 //! exit codes belong to `main`.
 
 mod exit_status;
+mod follow;
 mod install_skills;
 pub mod options;
 mod schema;
@@ -27,6 +28,8 @@ pub enum Answer {
     Text(String),
     /// A server that has ended (`serve`, `mcp`): nothing more to print.
     Exit(ExitCode),
+    /// `tail --follow` has streamed the output; the exit status `--exit-code` asked for.
+    Streamed(u8),
 }
 
 pub fn dispatch(args: &Args) -> Result<Answer> {
@@ -40,6 +43,7 @@ pub fn dispatch(args: &Args) -> Result<Answer> {
         args.command.flag(crate::cli::table::EXIT_CODE.long).is_some() && args.has(&crate::cli::table::EXIT_CODE);
     Ok(match run(Invocation::from_args(args)?, root)? {
         Answer::Job(reply, _) if !exit_code => Answer::Reply(reply),
+        Answer::Streamed(_) if !exit_code => Answer::Streamed(0),
         answer => answer,
     })
 }
@@ -76,6 +80,7 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
             let status = exit_status::of_many(&body.jobs, request.any);
             return Ok(Answer::Job(Reply::new("wait", &body), status));
         }
+        Invocation::Follow { request, json } => return follow::follow(&root, &request, json),
         Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
         Invocation::List(filter) => Reply::new("list", &jobs::list(&root, &filter)?),
         Invocation::Delete { target, dry_run } => Reply::new("delete", &jobs::delete(&root, &target, dry_run)?),

@@ -15,8 +15,8 @@ use crate::config;
 use crate::error::{Error, Result};
 use crate::jobs::{Condition, Pattern, ReadyWait};
 use crate::jobs::{
-    DEFAULT_GRACE, Definition, DeleteTarget, GcPolicy, IfRunning, KillRequest, ListFilter, NotifyChange, Observe,
-    RunRequest, TailRequest, WaitManyRequest, WaitRequest,
+    DEFAULT_GRACE, Definition, DeleteTarget, FollowRequest, GcPolicy, IfRunning, KillRequest, ListFilter, NotifyChange,
+    Observe, RunRequest, TailRequest, WaitManyRequest, WaitRequest,
 };
 use crate::serve;
 use crate::signals;
@@ -35,6 +35,11 @@ pub enum Invocation {
         job_id: String,
     },
     Tail(TailRequest),
+    /// `tail --follow`: streamed, not one answer.
+    Follow {
+        request: FollowRequest,
+        json: bool,
+    },
     Wait(WaitRequest),
     /// More than one id, `--tag` or `--any`: the many-job answer.
     WaitMany {
@@ -85,6 +90,14 @@ impl Invocation {
             "create" => Invocation::Create(definition(args)?),
             "start" => Invocation::Start { job_id: job_id(), observe: observe(args) },
             "status" => Invocation::Status { job_id: job_id() },
+            "tail" if args.has(&t::FOLLOW) => Invocation::Follow {
+                request: FollowRequest {
+                    job_id: job_id(),
+                    // Following starts 10 lines back unless told otherwise.
+                    tail_lines: if args.has(&t::TAIL_TAIL_LINES) { args.num(&t::TAIL_TAIL_LINES) } else { 10 },
+                },
+                json: args.has(&t::FOLLOW_JSON),
+            },
             "tail" => Invocation::Tail(TailRequest {
                 job_id: job_id(),
                 tail_lines: args.num(&t::TAIL_TAIL_LINES),

@@ -13,6 +13,7 @@
 mod create;
 mod define;
 mod delete;
+mod follow;
 mod gc;
 mod kill;
 mod launch;
@@ -33,6 +34,7 @@ mod wait_many;
 pub use create::create;
 pub use define::Definition;
 pub use delete::{DeleteTarget, delete};
+pub use follow::{FollowRequest, follow};
 pub use gc::{GcPolicy, gc};
 pub use kill::{KillRequest, kill};
 pub use launch::Observe;
