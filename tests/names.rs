@@ -45,11 +45,13 @@ fn replace_stops_the_holder_then_starts() {
     // The holder ignores TERM, so only the KILL after --kill-after ends it.
     let args = ["run", "--snapshot-after", "0", "--name", "srv", "--", "trap '' TERM; sleep 30 & wait"];
     let first = id_of(&env.ok(&args));
+    let pid = env.read_json(&first, "state.json")["pid"].as_u64().expect("pid");
     let replaced = start_named(&env, "srv", &["--if-running", "replace", "--kill-after", "100"]);
     let second = id_of(&replaced);
     assert_ne!(second, first);
     let old = env.ok(&["status", &first]);
     assert_eq!(old["state"], "killed", "{old}");
+    assert!(!common::alive(pid), "the replaced job's process is gone before the new one starts");
     assert_eq!(env.ok(&["status", "@srv"])["job_id"], second.as_str());
     env.ok(&["kill", "--signal", "KILL", &second]);
     env.wait_job(&second);

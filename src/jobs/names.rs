@@ -5,8 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::kill::{KillRequest, kill};
 use crate::error::{Code, Error, Result};
-use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
-use crate::jobstore::{JobDir, Root};
+use crate::jobstore::{JobDir, Root, liveness};
 use crate::signals;
 
 /// What `run --name` does when a live job already holds the name.
@@ -25,7 +24,7 @@ pub enum IfRunning {
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// How long a KILLed holder may take to be recorded as ended before we give up.
 const KILL_SETTLE: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(20);
 
 /// The outcome of claiming a name.
 pub enum Claim {
@@ -56,7 +55,8 @@ fn in_use(name: &str, holder: &JobDir) -> Error {
         .with_job_id(&holder.id)
 }
 
-/// TERM, then KILL once `grace` has passed, and wait until the holder's record ends.
+/// TERM, then KILL once `grace` has passed, and wait until no process of the holder
+/// is left.
 /// A `created` holder cannot be signalled: it keeps the name.
 fn stop(root: &Root, name: &str, holder: &JobDir, grace: Duration) -> Result<()> {
     let signal = |text: &str| KillRequest {
@@ -67,9 +67,18 @@ fn stop(root: &Root, name: &str, holder: &JobDir, grace: Duration) -> Result<()>
         Err(e) if e.code == Code::InvalidState => return Err(in_use(name, holder)),
         other => other.map(drop)?,
     }
-    let ended = |within| {
-        wait_for_end(holder, Some(Instant::now() + within), POLL, OnUnreadable::Retry, super::current)
-            .is_ok_and(|state| state.status().is_terminal())
+    // `kill` records `killed` at once; what matters is that no process of the job (a
+    // server that traps TERM, say) is left to hold its port or files.
+    let ended = |within: Duration| {
+        let until = Instant::now() + within;
+        loop {
+            match super::current(holder) {
+                Ok(state) if !liveness::is_live(&state) => return true,
+                Err(_) => return true,
+                Ok(_) if Instant::now() >= until => return false,
+                Ok(_) => std::thread::sleep(POLL),
+            }
+        }
     };
     if ended(grace) {
         return Ok(());
