@@ -19,6 +19,8 @@ pub enum Code {
     /// The jobs root or a job's files belong to another user or are writable by others
     /// (issue 11): nothing in them can be trusted.
     InsecureRoot,
+    /// `--name` is held by a live job (issue 14); the error carries the holder's id.
+    NameInUse,
     Internal,
 }
 
@@ -33,6 +35,7 @@ impl Code {
             Code::InvalidRequest => "invalid_request",
             Code::Unauthorized => "unauthorized",
             Code::InsecureRoot => "insecure_root",
+            Code::NameInUse => "name_in_use",
             Code::Internal => "internal_error",
         }
     }
@@ -42,13 +45,20 @@ impl Code {
 pub struct Error {
     pub code: Code,
     pub message: String,
+    /// The job the error is about, when the caller needs it (`name_in_use`: the holder).
+    pub job_id: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: Code, message: impl Into<String>) -> Error {
-        Error { code, message: message.into() }
+        Error { code, message: message.into(), job_id: None }
+    }
+
+    pub fn with_job_id(mut self, id: &str) -> Error {
+        self.job_id = Some(id.to_string());
+        self
     }
 
     pub fn usage(message: impl Into<String>) -> Error {

@@ -72,9 +72,14 @@ fn main() -> ExitCode {
             scrub::hide_from_argv(&masked_entries(&args));
             match commands::dispatch(&args) {
                 Ok(Answer::Reply(reply)) => output::print(&reply.json, args.yaml),
+                Ok(Answer::Job(reply, status)) => {
+                    output::print(&reply.json, args.yaml);
+                    return ExitCode::from(status);
+                }
                 Ok(Answer::Text(text)) => output::print_text(&text),
                 Ok(Answer::Exit(code)) => return code,
-                Err(Error { code: Code::Usage, message }) => {
+                Ok(Answer::Streamed(status)) => return ExitCode::from(status),
+                Err(Error { code: Code::Usage, message, .. }) => {
                     return usage_error(&message, &format!("agent-exec {}", args.command.usage));
                 }
                 Err(err) => {

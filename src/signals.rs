@@ -69,6 +69,16 @@ pub fn name(number: i32) -> String {
         .map_or_else(|| number.to_string(), |(name, _)| (*name).to_string())
 }
 
+/// The number of a signal as `name` records it (a name, or the number as text).
+pub fn number(recorded: &str) -> Option<i32> {
+    NAMED
+        .iter()
+        .chain(OTHER_NAMES)
+        .find(|(name, _)| *name == recorded)
+        .map(|(_, n)| *n)
+        .or_else(|| recorded.parse().ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,6 +105,10 @@ fn job_command_outputs_match_the_schema() {
     c.ok(&["wait", "--until", "0", &running]);
     c.ok(&["kill", &running]);
     c.ok(&["wait", &running]);
+    c.ok(&["wait", &id, &running]);
+    c.ok(&["wait", "--any", "--tag", "later"]);
+    c.ok(&["wait", "--for-output", "x", "--until", "0", &id]);
+    c.ok(&["run", "--for-output", "hi", "--", "echo hi"]);
 }
 
 #[test]
@@ -115,6 +119,10 @@ fn error_outputs_match_the_schema() {
     let created = c.ok(&["create", "--", "true"]);
     let id = created["job_id"].as_str().expect("job_id");
     c.err(&["kill", id], "invalid_state");
+    // A created job holds its name: the clash error carries the holder's id.
+    c.ok(&["create", "--name", "held", "--", "true"]);
+    c.err(&["create", "--name", "held", "--", "true"], "name_in_use");
+    c.ok(&["list"]);
     c.err(&["install-skills", "--source", "git:x"], "unknown_source_scheme");
     c.err(&["install-skills", "--source", "local:/nonexistent/skill"], "internal_error");
 }

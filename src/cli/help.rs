@@ -36,6 +36,9 @@ pub fn command_help(command: &Command) -> String {
         Operand::JobId | Operand::JobIdUnless(_) => {
             out.push_str("\nArguments:\n  <JOB_ID>  A job id or a unique prefix of one\n");
         }
+        Operand::JobIds(_) => {
+            out.push_str("\nArguments:\n  <JOB_ID>...  Job ids, unique prefixes of ids, or @NAME\n");
+        }
         Operand::Choice(name, choices) => {
             let _ = write!(out, "\nArguments:\n  <{name}>  One of: {}\n", choices.join(", "));
         }

@@ -37,6 +37,8 @@ pub enum Operand {
     JobId,
     /// A job id, required unless the named switch is given (and forbidden with it).
     JobIdUnless(&'static str),
+    /// One or more job ids, or none when the named option is given (`wait`).
+    JobIds(&'static str),
     /// Everything from the first positional on is the job's command.
     JobCommand,
     Choice(&'static str, &'static [&'static str]),
@@ -79,6 +81,8 @@ pub struct Args {
     /// Flags in the order given; switches carry an empty value.
     values: Vec<(&'static str, String)>,
     pub operand: Option<String>,
+    /// `Operand::JobIds`: the ids after the first one.
+    pub more_ids: Vec<String>,
     pub job_command: Vec<String>,
     pub root: Option<String>,
     pub yaml: bool,
@@ -122,6 +126,11 @@ impl Args {
         self.operand.as_deref().unwrap_or_default()
     }
 
+    /// Every job id given, in order (`Operand::JobIds`).
+    pub fn job_ids(&self) -> Vec<String> {
+        self.operand.iter().chain(&self.more_ids).cloned().collect()
+    }
+
     /// The name of a flag this command defines. Reading a flag of another command is a
     /// programming error: it fails every debug build and test that reaches it, instead of
     /// silently reading nothing.
@@ -160,6 +169,14 @@ pub fn check_u64(text: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("invalid value '{text}': expected an unsigned integer"))
+    }
+}
+
+/// A TCP port to connect to: 1-65535.
+pub fn check_port(text: &str) -> Result<(), String> {
+    match text.parse::<u16>() {
+        Ok(1..) if text.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        _ => Err(format!("invalid value '{text}': expected a port number 1-65535")),
     }
 }
 
@@ -262,6 +279,7 @@ fn parse_command(
     use lexopt::Arg::{Long, Short, Value};
     let mut values: Vec<(&'static str, String)> = Vec::new();
     let mut operand: Option<String> = None;
+    let mut more_ids: Vec<String> = Vec::new();
     let mut job_command: Vec<String> = Vec::new();
     while let Some(arg) = parser.next().map_err(lex_error)? {
         match arg {
@@ -294,9 +312,12 @@ fn parse_command(
                         job_command.push(utf8(rest)?);
                     }
                 }
-                Operand::JobId | Operand::JobIdUnless(_) | Operand::Choice(..) if operand.is_none() => {
+                Operand::JobId | Operand::JobIdUnless(_) | Operand::JobIds(_) | Operand::Choice(..)
+                    if operand.is_none() =>
+                {
                     operand = Some(utf8(word)?);
                 }
+                Operand::JobIds(_) => more_ids.push(utf8(word)?),
                 _ => return Err(format!("unexpected argument '{}'", word.to_string_lossy())),
             },
             other @ Short(_) => return Err(other.unexpected().to_string()),
@@ -306,6 +327,7 @@ fn parse_command(
         command,
         values,
         operand,
+        more_ids,
         job_command,
         root: state.root_after.or(state.root_before),
         yaml: state.yaml_before || state.yaml_after,
@@ -345,6 +367,9 @@ fn check_args(args: &Args) -> Result<(), String> {
             (true, true) => return Err(format!("<JOB_ID> cannot be used with --{switch}")),
             _ => {}
         },
+        Operand::JobIds(option) if args.operand.is_none() && !args.has_name(option) => {
+            return Err(format!("either <JOB_ID>... or --{option} is required"));
+        }
         Operand::Choice(name, choices) => match args.operand.as_deref() {
             None => return Err(format!("the following required arguments were not provided: <{name}>")),
             Some(value) if !choices.contains(&value) => {
@@ -362,8 +387,10 @@ fn check_args(args: &Args) -> Result<(), String> {
             return Err(format!("the argument '--{a}' cannot be used with '--{b}'"));
         }
     }
+    // A readiness wait is a wait: `run --for-output X --until MS` needs no `--wait`.
+    let readiness = args.has_name("for-output") || args.has_name("for-port");
     for (a, b) in command.requires {
-        if args.has_name(a) && !args.has_name(b) {
+        if args.has_name(a) && !args.has_name(b) && !(*b == "wait" && readiness) {
             return Err(format!("the argument '--{a}' requires '--{b}'"));
         }
     }
@@ -371,6 +398,14 @@ fn check_args(args: &Args) -> Result<(), String> {
         && let Some(pattern) = args.value_by_name("output-pattern")
     {
         crate::jobs::check_regex(pattern)?;
+    }
+    if args.value_by_name("output-match-type") == Some("regex")
+        && let Some(pattern) = args.value_by_name("for-output")
+    {
+        regex_lite::Regex::new(pattern).map_err(|e| format!("invalid regex '{pattern}' for '--for-output': {e}"))?;
+    }
+    if readiness && !args.more_ids.is_empty() {
+        return Err("--for-output and --for-port wait for one job".into());
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! drift apart. Order here is the order in the docs.
 
 pub use super::Flag;
-use super::{Check, Command, Operand, check_env_name, check_u16, check_u64};
+use super::{Check, Command, Operand, check_env_name, check_port, check_u16, check_u64};
 use crate::{signals, size, supervisor, tags};
 
 const fn switch(long: &'static str, doc: &'static str) -> Flag {
@@ -44,6 +44,7 @@ impl Flag {
 pub const MATCH_TYPES: &[&str] = &["contains", "regex"];
 pub const STREAMS: &[&str] = &["stdout", "stderr", "either"];
 pub const STATES: &[&str] = crate::wire::STATE_NAMES;
+pub const IF_RUNNING_POLICIES: &[&str] = &["reuse", "replace"];
 pub const SHELLS: &[&str] = &["bash", "zsh", "fish", "powershell"];
 pub const SIGNALS: &[&str] = &["TERM", "INT", "KILL", "HUP", "QUIT", "USR1", "USR2", "STOP", "CONT"];
 
@@ -96,10 +97,13 @@ pub const NOTIFY_FILE: Flag =
     opt("notify-file", "PATH", "Append the job.finished event as one NDJSON line to PATH when the job ends");
 pub const OUTPUT_PATTERN: Flag =
     opt("output-pattern", "PAT", "Emit a job.output.matched event for every output line matching PAT");
-pub const OUTPUT_MATCH_TYPE: Flag =
-    opt("output-match-type", "TYPE", "How --output-pattern matches").choices(MATCH_TYPES).default("contains");
+pub const OUTPUT_MATCH_TYPE: Flag = opt("output-match-type", "TYPE", "How --output-pattern (and --for-output) matches")
+    .choices(MATCH_TYPES)
+    .default("contains");
 pub const OUTPUT_STREAM: Flag =
-    opt("output-stream", "STREAM", "Which stream --output-pattern looks at").choices(STREAMS).default("either");
+    opt("output-stream", "STREAM", "Which stream --output-pattern (and --for-output) looks at")
+        .choices(STREAMS)
+        .default("either");
 pub const OUTPUT_COMMAND: Flag =
     opt("output-command", "CMD", "Shell command run with each job.output.matched event on stdin");
 pub const OUTPUT_FILE: Flag =
@@ -116,6 +120,12 @@ pub const CONFIG: Flag = opt(
     "PATH",
     "config.toml to read the shell wrapper from (default: $XDG_CONFIG_HOME/agent-exec/config.toml)",
 );
+pub const NAME: Flag = opt(
+    "name",
+    "NAME",
+    "Name the job (1-64 of A-Z a-z 0-9 . _ -), unique among the root's jobs that have not ended; @NAME then stands for its id",
+)
+.check(crate::jobstore::names::check_name);
 pub const SHELL_WRAPPER: Flag =
     opt("shell-wrapper", "PROG FLAGS", "Shell wrapper argv, split on whitespace (default: sh -lc)");
 /// What a job is: shared by `run` and `create`.
@@ -142,6 +152,7 @@ const DEFINITION: &[Flag] = &[
     NO_FULL_LOG,
     CONFIG,
     SHELL_WRAPPER,
+    NAME,
 ];
 
 pub const SNAPSHOT_AFTER: Flag = num(
@@ -160,18 +171,60 @@ pub const WAIT_POLL_MS: Flag =
 /// How `run` and `start` observe the job before answering.
 const OBSERVE: &[Flag] = &[SNAPSHOT_AFTER, TAIL_LINES, MAX_BYTES, WAIT, WAIT_POLL_MS];
 
+pub const FOR_OUTPUT: Flag = opt(
+    "for-output",
+    "PAT",
+    "Wait until a line of the job's output matches PAT (its logs are read from the start) and answer ready: true with matched_line, stream and offset; ready: false if the job ends first",
+);
+pub const FOR_PORT: Flag = opt(
+    "for-port",
+    "PORT",
+    "Wait until a TCP connect to PORT (1-65535) succeeds and answer ready: true; ready: false if the job ends first",
+)
+.check(check_port);
+pub const FOR_HOST: Flag = opt("for-host", "HOST", "The host --for-port connects to").default("127.0.0.1");
+pub const READY_MATCH_TYPE: Flag =
+    opt("output-match-type", "TYPE", "How --for-output matches").choices(MATCH_TYPES).default("contains");
+pub const READY_STREAM: Flag =
+    opt("output-stream", "STREAM", "Which stream --for-output looks at").choices(STREAMS).default("either");
+/// `run` takes the match type and stream from its `--output-pattern` flags.
+const READY_RUN: &[Flag] = &[FOR_OUTPUT, FOR_PORT, FOR_HOST];
+const READY: &[Flag] = &[FOR_OUTPUT, READY_MATCH_TYPE, READY_STREAM, FOR_PORT, FOR_HOST];
+
 pub const LOG: Flag = opt("log", "PATH", "Write the merged, timestamped log to PATH instead of <job>/full.log");
-const LOG_FLAGS: &[Flag] = &[LOG];
+pub const IF_RUNNING: Flag = opt(
+    "if-running",
+    "POLICY",
+    "With --name, when a job that has not ended holds the name: reuse answers about it, replace stops it (TERM, then KILL after --kill-after or 5 s) and starts this one; default: the name_in_use error",
+)
+.choices(IF_RUNNING_POLICIES);
+const LOG_FLAGS: &[Flag] = &[LOG, IF_RUNNING];
 
 pub const UNTIL: Flag =
     num("until", "MS", "30000", "With --wait: give up waiting after MS milliseconds and report the current state");
 pub const FOREVER: Flag = switch("forever", "With --wait: wait without a deadline");
+pub const EXIT_CODE: Flag = switch(
+    "exit-code",
+    "Exit with the job's exit code: 128+N if a signal N killed it, 124 if it was still running at the deadline, 125 if it failed (the JSON answer is unchanged)",
+);
+const EXIT_STATUS: &[Flag] = &[EXIT_CODE];
+
 /// `run --wait` and `start --wait` share the bounded default (DECISIONS OP-6).
 const WAIT_BOUND: &[Flag] = &[UNTIL, FOREVER];
 
 pub const TAIL_TAIL_LINES: Flag = num("tail-lines", "N", "50", "Keep the last N lines of each stream; 0 keeps all");
 pub const TAIL_MAX_BYTES: Flag = num("max-bytes", "N", "65536", "Keep at most the last N bytes of each stream");
-const TAIL: &[Flag] = &[TAIL_TAIL_LINES, TAIL_MAX_BYTES];
+pub const FOLLOW: Flag = switch(
+    "follow",
+    "Stream the output as it is written (stdout to stdout, stderr to stderr, raw bytes) from --tail-lines back (default 10) until the job ends",
+);
+pub const FOLLOW_JSON: Flag =
+    switch("json", "With --follow: print one JSON object per line instead: {\"stream\",\"data\",\"offset\"}");
+pub const TAIL_EXIT_CODE: Flag = switch(
+    "exit-code",
+    "With --follow: exit with the job's exit code: 128+N if a signal N killed it, 125 if it failed",
+);
+const TAIL: &[Flag] = &[TAIL_TAIL_LINES, TAIL_MAX_BYTES, FOLLOW, FOLLOW_JSON, TAIL_EXIT_CODE];
 
 pub const POLL_MS: Flag =
     num("poll-ms", "MS", "200", "Fallback poll interval (completion is noticed through inotify); at least 10");
@@ -179,7 +232,17 @@ pub const WAIT_UNTIL: Flag =
     num("until", "MS", "30000", "Give up after MS milliseconds and report the current state (exit 0)")
         .alias("timeout-ms");
 pub const WAIT_FOREVER: Flag = switch("forever", "Wait without a deadline");
-const WAIT_CMD: &[Flag] = &[POLL_MS, WAIT_UNTIL, WAIT_FOREVER];
+pub const WAIT_TAG: Flag = opt(
+    "tag",
+    "PATTERN",
+    "Also wait for the jobs with a tag matching PATTERN ('x' or 'x.*'), scoped like list; repeat to require all",
+)
+.repeat()
+.check(tags::check_pattern);
+pub const WAIT_CWD: Flag = opt("cwd", "DIR", "With --tag: jobs started in DIR (default: the current directory)");
+pub const WAIT_ALL: Flag = switch("all", "With --tag: jobs from every directory");
+pub const ANY: Flag = switch("any", "Return as soon as one of the jobs ends (default: when all have)");
+const WAIT_CMD: &[Flag] = &[POLL_MS, WAIT_UNTIL, WAIT_FOREVER, WAIT_TAG, WAIT_CWD, WAIT_ALL, ANY];
 
 pub const SIGNAL: Flag = opt("signal", "SIGNAL", "Signal to send to the job's process group: TERM INT KILL HUP QUIT USR1 USR2 STOP CONT (with or without SIG, any case) or 1-64")
     .default("TERM")
@@ -273,19 +336,19 @@ pub const COMMANDS: &[Command] = &[
         name: "start",
         about: "Start a created job",
         usage: "start [OPTIONS] <JOB_ID>",
-        flags: &[OBSERVE, WAIT_BOUND],
+        flags: &[OBSERVE, WAIT_BOUND, READY, EXIT_STATUS],
         operand: Operand::JobId,
-        conflicts: &[("until", "forever")],
-        requires: &[("until", "wait"), ("forever", "wait")],
+        conflicts: &[("until", "forever"), ("for-port", "for-output")],
+        requires: &[("until", "wait"), ("forever", "wait"), ("for-host", "for-port")],
     },
     Command {
         name: "run",
         about: "Run a command as a background job and report on it",
         usage: "run [OPTIONS] [--] <COMMAND>...",
-        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, LOG_FLAGS],
+        flags: &[DEFINITION, OBSERVE, WAIT_BOUND, READY_RUN, LOG_FLAGS, EXIT_STATUS],
         operand: Operand::JobCommand,
-        conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever")],
-        requires: &[("until", "wait"), ("forever", "wait")],
+        conflicts: &[("inherit-env", "no-inherit-env"), ("until", "forever"), ("for-port", "for-output")],
+        requires: &[("until", "wait"), ("forever", "wait"), ("if-running", "name"), ("for-host", "for-port")],
     },
     Command {
         name: "status",
@@ -302,17 +365,25 @@ pub const COMMANDS: &[Command] = &[
         usage: "tail [OPTIONS] <JOB_ID>",
         flags: &[TAIL],
         operand: Operand::JobId,
-        conflicts: &[],
-        requires: &[],
+        conflicts: &[("follow", "max-bytes")],
+        requires: &[("json", "follow"), ("exit-code", "follow")],
     },
     Command {
         name: "wait",
-        about: "Wait until a job ends (30 s by default)",
-        usage: "wait [OPTIONS] <JOB_ID>",
-        flags: &[WAIT_CMD],
-        operand: Operand::JobId,
-        conflicts: &[("until", "forever")],
-        requires: &[],
+        about: "Wait until a job, or several, ends (30 s by default)",
+        usage: "wait [OPTIONS] <JOB_ID>... | wait --tag <PATTERN> [OPTIONS]",
+        flags: &[WAIT_CMD, READY, EXIT_STATUS],
+        operand: Operand::JobIds("tag"),
+        conflicts: &[
+            ("until", "forever"),
+            ("cwd", "all"),
+            ("for-port", "for-output"),
+            ("tag", "for-port"),
+            ("tag", "for-output"),
+            ("any", "for-port"),
+            ("any", "for-output"),
+        ],
+        requires: &[("cwd", "tag"), ("all", "tag"), ("for-host", "for-port")],
     },
     Command {
         name: "kill",

@@ -2,6 +2,8 @@
 //! Each arm is an adapter of a few lines; the work is in `crate::jobs`. Printing and
 //! exit codes belong to `main`.
 
+mod exit_status;
+mod follow;
 mod install_skills;
 pub mod options;
 mod schema;
@@ -20,10 +22,14 @@ use crate::wire::Reply;
 pub enum Answer {
     /// One JSON (or YAML) object.
     Reply(Reply),
+    /// One JSON (or YAML) object about a job, and the exit status `--exit-code` asked for.
+    Job(Reply, u8),
     /// A text, as is (a completion script).
     Text(String),
     /// A server that has ended (`serve`, `mcp`): nothing more to print.
     Exit(ExitCode),
+    /// `tail --follow` has streamed the output; the exit status `--exit-code` asked for.
+    Streamed(u8),
 }
 
 pub fn dispatch(args: &Args) -> Result<Answer> {
@@ -33,18 +39,48 @@ pub fn dispatch(args: &Args) -> Result<Answer> {
     if !matches!(args.command.name, "schema" | "install-skills" | "completions" | "mcp") {
         root.check_secure()?;
     }
-    run(Invocation::from_args(args)?, root)
+    let exit_code =
+        args.command.flag(crate::cli::table::EXIT_CODE.long).is_some() && args.has(&crate::cli::table::EXIT_CODE);
+    Ok(match run(Invocation::from_args(args)?, root)? {
+        Answer::Job(reply, _) if !exit_code => Answer::Reply(reply),
+        Answer::Streamed(_) if !exit_code => Answer::Streamed(0),
+        answer => answer,
+    })
+}
+
+/// A job's answer and the exit status it stands for (used only under `--exit-code`).
+fn job_answer(kind: &'static str, body: &crate::wire::RunBody) -> Answer {
+    let status = exit_status::of_ready(body.readiness.as_ref(), body.state, body.exit_code, body.signal.as_deref());
+    Answer::Job(Reply::new(kind, body), status)
 }
 
 /// Runs one typed invocation against a resolved (and, where it matters, checked) root.
 pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
     let reply = match invocation {
-        Invocation::Run(request) => Reply::new("run", &jobs::run(&root, &request)?),
+        Invocation::Run(request) => return Ok(job_answer("run", &jobs::run(&root, &request)?)),
         Invocation::Create(definition) => Reply::new("create", &jobs::create(&root, &definition)?),
-        Invocation::Start { job_id, observe } => Reply::new("start", &jobs::start(&root, &job_id, &observe)?),
+        Invocation::Start { job_id, observe } => {
+            return Ok(job_answer("start", &jobs::start(&root, &job_id, &observe)?));
+        }
         Invocation::Status { job_id } => Reply::new("status", &jobs::status(&root, &job_id)?),
         Invocation::Tail(request) => Reply::new("tail", &jobs::tail(&root, &request)?),
-        Invocation::Wait(request) => Reply::new("wait", &jobs::wait(&root, &request)?),
+        Invocation::Wait(request) => {
+            let body = jobs::wait(&root, &request)?;
+            let status = exit_status::of(body.state, body.exit_code, body.signal.as_deref());
+            return Ok(Answer::Job(Reply::new("wait", &body), status));
+        }
+        Invocation::WaitReady { job_id, ready } => {
+            let body = jobs::wait_ready(&root, &job_id, &ready)?;
+            let status =
+                exit_status::of_ready(body.readiness.as_ref(), body.state, body.exit_code, body.signal.as_deref());
+            return Ok(Answer::Job(Reply::new("wait", &body), status));
+        }
+        Invocation::WaitMany { request } => {
+            let body = jobs::wait_many(&root, &request)?;
+            let status = exit_status::of_many(&body.jobs, request.any);
+            return Ok(Answer::Job(Reply::new("wait", &body), status));
+        }
+        Invocation::Follow { request, json } => return follow::follow(&root, &request, json),
         Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
         Invocation::List(filter) => Reply::new("list", &jobs::list(&root, &filter)?),
         Invocation::Delete { target, dry_run } => Reply::new("delete", &jobs::delete(&root, &target, dry_run)?),

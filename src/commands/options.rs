@@ -13,9 +13,10 @@ use crate::cli::Args;
 use crate::cli::table::{self as t, Flag};
 use crate::config;
 use crate::error::{Error, Result};
+use crate::jobs::{Condition, Pattern, ReadyWait};
 use crate::jobs::{
-    Definition, DeleteTarget, GcPolicy, KillRequest, ListFilter, NotifyChange, Observe, RunRequest, TailRequest,
-    WaitRequest,
+    DEFAULT_GRACE, Definition, DeleteTarget, FollowRequest, GcPolicy, IfRunning, KillRequest, ListFilter, NotifyChange,
+    Observe, RunRequest, TailRequest, WaitManyRequest, WaitRequest,
 };
 use crate::serve;
 use crate::signals;
@@ -26,19 +27,52 @@ use crate::wire::{MatchType, Notification, OutputMatch, StreamFilter};
 pub enum Invocation {
     Run(RunRequest),
     Create(Definition),
-    Start { job_id: String, observe: Observe },
-    Status { job_id: String },
+    Start {
+        job_id: String,
+        observe: Observe,
+    },
+    Status {
+        job_id: String,
+    },
     Tail(TailRequest),
+    /// `tail --follow`: streamed, not one answer.
+    Follow {
+        request: FollowRequest,
+        json: bool,
+    },
     Wait(WaitRequest),
+    /// More than one id, `--tag` or `--any`: the many-job answer.
+    WaitMany {
+        request: WaitManyRequest,
+    },
+    /// `wait --for-output` / `--for-port`.
+    WaitReady {
+        job_id: String,
+        ready: ReadyWait,
+    },
     Kill(KillRequest),
     List(ListFilter),
-    Delete { target: DeleteTarget, dry_run: bool },
+    Delete {
+        target: DeleteTarget,
+        dry_run: bool,
+    },
     Gc(GcPolicy),
-    TagSet { job_id: String, tags: Vec<String> },
-    NotifySet { job_id: String, change: NotifyChange },
+    TagSet {
+        job_id: String,
+        tags: Vec<String>,
+    },
+    NotifySet {
+        job_id: String,
+        change: NotifyChange,
+    },
     Schema,
-    InstallSkills { source: String, global: bool },
-    Completions { shell: String },
+    InstallSkills {
+        source: String,
+        global: bool,
+    },
+    Completions {
+        shell: String,
+    },
     Serve(serve::Options),
     Mcp,
 }
@@ -51,20 +85,25 @@ impl Invocation {
                 definition: definition(args)?,
                 log: args.value(&t::LOG).map(PathBuf::from),
                 observe: observe(args),
+                if_running: if_running(args),
             }),
             "create" => Invocation::Create(definition(args)?),
             "start" => Invocation::Start { job_id: job_id(), observe: observe(args) },
             "status" => Invocation::Status { job_id: job_id() },
+            "tail" if args.has(&t::FOLLOW) => Invocation::Follow {
+                request: FollowRequest {
+                    job_id: job_id(),
+                    // Following starts 10 lines back unless told otherwise.
+                    tail_lines: if args.has(&t::TAIL_TAIL_LINES) { args.num(&t::TAIL_TAIL_LINES) } else { 10 },
+                },
+                json: args.has(&t::FOLLOW_JSON),
+            },
             "tail" => Invocation::Tail(TailRequest {
                 job_id: job_id(),
                 tail_lines: args.num(&t::TAIL_TAIL_LINES),
                 max_bytes: args.num(&t::TAIL_MAX_BYTES),
             }),
-            "wait" => Invocation::Wait(WaitRequest {
-                job_id: job_id(),
-                until: (!args.has(&t::WAIT_FOREVER)).then(|| Duration::from_millis(args.num(&t::WAIT_UNTIL))),
-                poll: Duration::from_millis(args.num(&t::POLL_MS)),
-            }),
+            "wait" => wait(args),
             "kill" => Invocation::Kill(KillRequest {
                 job_id: job_id(),
                 signal: signals::parse(args.value_or_default(&t::SIGNAL).unwrap_or("TERM")).map_err(Error::usage)?,
@@ -138,6 +177,7 @@ fn definition(args: &Args) -> Result<Definition> {
     }
     Ok(Definition {
         command: args.job_command.clone(),
+        name: owned(args.value(&t::NAME)),
         env,
         env_files: all(args, &t::ENV_FILE),
         inherit_env: !args.has(&t::NO_INHERIT_ENV),
@@ -178,6 +218,70 @@ fn observe(args: &Args) -> Observe {
         wait: args.has(&t::WAIT),
         poll_ms: args.num(&t::WAIT_POLL_MS),
         until_ms: if args.has(&t::FOREVER) { None } else { Some(args.num(&t::UNTIL)) },
+        ready: ready(args, &t::WAIT_POLL_MS),
+    }
+}
+
+/// `--for-output` / `--for-port` (run, start, wait), bounded by `--until` (default 30 s)
+/// or `--forever`; `poll` is the command's own poll-interval flag.
+fn ready(args: &Args, poll: &Flag) -> Option<ReadyWait> {
+    let condition = if let Some(text) = args.value(&t::FOR_OUTPUT) {
+        let pattern = match args.value_or_default(&t::READY_MATCH_TYPE) {
+            // Checked while parsing: a pattern that does not compile never gets here.
+            Some("regex") => Pattern::Regex(regex_lite::Regex::new(text).ok()?),
+            _ => Pattern::Contains(text.to_string()),
+        };
+        Condition::Output { pattern, stream: stream(args.value_or_default(&t::READY_STREAM)).unwrap_or_default() }
+    } else {
+        let port = args.value(&t::FOR_PORT)?.parse().ok()?;
+        let host = args.value_or_default(&t::FOR_HOST).unwrap_or("127.0.0.1").to_string();
+        Condition::Port { host, port }
+    };
+    Some(ReadyWait {
+        condition,
+        until: (!args.has(&t::FOREVER)).then(|| Duration::from_millis(args.num(&t::UNTIL))),
+        poll: Duration::from_millis(args.num(poll)),
+    })
+}
+
+/// `wait ID` keeps its 0.1.18 answer; several ids, `--tag` or `--any` get the many-job one.
+fn wait(args: &Args) -> Invocation {
+    let until = (!args.has(&t::WAIT_FOREVER)).then(|| Duration::from_millis(args.num(&t::WAIT_UNTIL)));
+    let poll = Duration::from_millis(args.num(&t::POLL_MS));
+    let job_ids = args.job_ids();
+    let tags = all(args, &t::WAIT_TAG);
+    let any = args.has(&t::ANY);
+    if let ([job_id], true, false) = (job_ids.as_slice(), tags.is_empty(), any) {
+        if let Some(ready) = ready(args, &t::POLL_MS) {
+            return Invocation::WaitReady { job_id: job_id.clone(), ready };
+        }
+        return Invocation::Wait(WaitRequest { job_id: job_id.clone(), until, poll });
+    }
+    Invocation::WaitMany {
+        request: WaitManyRequest {
+            job_ids,
+            tags,
+            cwd: owned(args.value(&t::WAIT_CWD)),
+            all: args.has(&t::WAIT_ALL),
+            any,
+            until,
+            poll,
+        },
+    }
+}
+
+/// `run --if-running`; `replace` waits `--kill-after` (when given) between TERM and KILL.
+fn if_running(args: &Args) -> IfRunning {
+    match args.value(&t::IF_RUNNING) {
+        Some("reuse") => IfRunning::Reuse,
+        Some(_) => IfRunning::Replace {
+            grace: if args.has(&t::KILL_AFTER) {
+                Duration::from_millis(args.num(&t::KILL_AFTER))
+            } else {
+                DEFAULT_GRACE
+            },
+        },
+        None => IfRunning::Fail,
     }
 }
 
@@ -279,6 +383,7 @@ mod tests {
         match command.operand {
             Operand::JobId => words.push("X".into()),
             Operand::JobIdUnless(switch) if !flags.iter().any(|f| f.long == switch) => words.push("X".into()),
+            Operand::JobIds(_) => words.push("X".into()),
             Operand::Choice(_, choices) => words.push(choices[0].into()),
             Operand::JobCommand => words.extend(["--".to_string(), "true".to_string()]),
             _ => {}
@@ -287,14 +392,20 @@ mod tests {
     }
 
     /// Every command, with none of its flags and with every flag it defines (the second
-    /// of each conflicting pair left out), builds its typed options: a read of a flag
+    /// of each conflicting pair left out, then what requires a flag left out), builds its typed options: a read of a flag
     /// the command does not define, or of a number without a default, fails here.
     #[test]
     fn every_flag_of_every_command_builds_its_options() {
         for command in t::COMMANDS {
-            let flags: Vec<&Flag> = command
+            let kept: Vec<&Flag> = command
                 .all_flags()
                 .filter(|f| !command.conflicts.iter().any(|(_, second)| f.long == *second))
+                .collect();
+            // A flag that requires one left out goes too.
+            let flags: Vec<&Flag> = kept
+                .iter()
+                .copied()
+                .filter(|f| command.requires.iter().all(|(a, b)| *a != f.long || kept.iter().any(|k| k.long == *b)))
                 .collect();
             for set in [Vec::new(), flags] {
                 let args = parse(words(command, &set));

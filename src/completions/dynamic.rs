@@ -183,7 +183,7 @@ pub fn candidates(words: &[String], index: usize, jobs: &dyn Fn(&Root) -> Vec<(S
         return Vec::new();
     }
     match command.operand {
-        Operand::JobId | Operand::JobIdUnless(_) => {
+        Operand::JobId | Operand::JobIdUnless(_) | Operand::JobIds(_) => {
             let wanted = job_states(command).unwrap_or_default();
             let offered = jobs(&root())
                 .into_iter()

@@ -32,7 +32,7 @@ pub fn script(shell: &str) -> Option<String> {
 /// id, an empty list when any job will do.
 fn job_states(command: &Command) -> Option<&'static [&'static str]> {
     match command.operand {
-        Operand::JobId | Operand::JobIdUnless(_) => Some(match command.name {
+        Operand::JobId | Operand::JobIdUnless(_) | Operand::JobIds(_) => Some(match command.name {
             "start" => &["created"],
             "kill" => &["running"],
             "wait" => &["created", "running"],

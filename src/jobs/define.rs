@@ -16,6 +16,8 @@ use crate::wire::{JobRef, Meta, Notification, SCHEMA_VERSION, State};
 #[derive(Debug, Clone)]
 pub struct Definition {
     pub command: Vec<String>,
+    /// `--name` (already checked).
+    pub name: Option<String>,
     /// `KEY=VALUE` entries with real values.
     pub env: Vec<String>,
     pub env_files: Vec<String>,
@@ -39,6 +41,7 @@ impl Definition {
     pub fn stored(meta: Meta) -> Definition {
         Definition {
             command: meta.command,
+            name: meta.name,
             env: meta.env_vars_runtime,
             env_files: meta.env_files,
             inherit_env: meta.inherit_env,
@@ -65,6 +68,7 @@ impl Definition {
     pub fn meta(&self, id: &str, root: &Root, keep_runtime_env: bool, full_log_path: Option<String>) -> Meta {
         Meta {
             job: JobRef { id: id.to_string() },
+            name: self.name.clone(),
             schema_version: SCHEMA_VERSION.to_string(),
             command: self.command.clone(),
             created_at: time::now(),

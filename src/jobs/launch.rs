@@ -3,13 +3,14 @@
 
 use std::time::{Duration, Instant};
 
+use super::ready::{ReadyWait, await_ready};
 use crate::error::Result;
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
 use crate::jobstore::{self, JobDir, liveness};
 use crate::supervisor::{self, Handshake, LaunchSpec, Launching};
 use crate::tail::snapshot;
 use crate::time;
-use crate::wire::{Clamped, JobResult, RunBody, Snapshot, State, Status};
+use crate::wire::{Clamped, JobResult, Readiness, RunBody, Snapshot, State, Status};
 
 /// The snapshot window is clamped to this (CONTRACT §8.1), visibly (`clamped`).
 const MAX_WINDOW_MS: u64 = 10_000;
@@ -75,6 +76,8 @@ pub struct Observe {
     pub poll_ms: u64,
     /// With `wait`: how long at most; `None` waits until the job ends.
     pub until_ms: Option<u64>,
+    /// `--for-output` / `--for-port`: wait for readiness instead (issue 14).
+    pub ready: Option<ReadyWait>,
 }
 
 pub struct Observed {
@@ -84,10 +87,25 @@ pub struct Observed {
     pub waited_ms: u64,
     pub snapshot: Option<Snapshot>,
     pub final_snapshot: Option<Snapshot>,
+    pub readiness: Option<Readiness>,
 }
 
 pub fn observe(job: &JobDir, options: &Observe) -> Observed {
     let t0 = Instant::now();
+    if let Some(ready) = &options.ready {
+        let (state, readiness) = await_ready(job, ready).unwrap_or_else(|_| {
+            (super::current(job).unwrap_or_else(|_| initial_state(&job.id)), Readiness::not_ready())
+        });
+        let waited_ms = t0.elapsed().as_millis() as u64;
+        return Observed {
+            clamped: None,
+            state,
+            waited_ms,
+            snapshot: None,
+            final_snapshot: None,
+            readiness: Some(readiness),
+        };
+    }
     let window_ms = if options.wait { options.until_ms } else { Some(options.snapshot_after_ms.min(MAX_WINDOW_MS)) };
     let clamped = (!options.wait && options.snapshot_after_ms > MAX_WINDOW_MS)
         .then_some(Clamped { snapshot_after_ms: Some(MAX_WINDOW_MS), until_ms: None });
@@ -116,7 +134,7 @@ pub fn observe(job: &JobDir, options: &Observe) -> Observed {
         (true, _) if state.status().is_terminal() => (None, Some(take())),
         (true, _) => (None, None),
     };
-    Observed { clamped, state, waited_ms, snapshot, final_snapshot }
+    Observed { clamped, state, waited_ms, snapshot, final_snapshot, readiness: None }
 }
 
 /// The `run`/`start`/`exec` response. Without `--wait`, a job still going is reported as
@@ -129,7 +147,7 @@ pub fn run_body(
     env_vars: Option<Vec<String>>,
     since: Instant,
 ) -> RunBody {
-    let Observed { clamped, state, waited_ms, snapshot, final_snapshot } = observed;
+    let Observed { clamped, state, waited_ms, snapshot, final_snapshot, readiness } = observed;
     let ended = super::Ended::of(&state);
     RunBody {
         job_id: job.id.clone(),
@@ -147,5 +165,6 @@ pub fn run_body(
         finished_at: ended.finished_at,
         final_snapshot,
         clamped,
+        readiness,
     }
 }

@@ -25,6 +25,7 @@ struct Listing {
     job_id: String,
     created_at: String,
     tags: Vec<String>,
+    name: Option<String>,
 }
 
 /// What one directory of the root contributes.
@@ -53,6 +54,7 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
                 job_id: meta.job.id.into_owned(),
                 created_at: meta.created_at.into_owned(),
                 tags: meta.tags.iter().map(|t| t.to_string()).collect(),
+                name: meta.name.map(|n| n.into_owned()),
             }))
         });
         let listing = match listed.flatten() {
@@ -80,10 +82,11 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
 
 /// A job with an unreadable `state.json` is listed as `unknown` (CONTRACT §5.9).
 fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) -> JobSummary {
-    let Listing { job_id, created_at, tags } = listing;
+    let Listing { job_id, created_at, tags, name: job_name } = listing;
     let Some(state) = state else {
         return JobSummary {
             job_id,
+            name: job_name,
             state: JobState::Unknown,
             exit_code: None,
             created_at,
@@ -99,6 +102,7 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
     let ended = super::Ended::of(&state);
     JobSummary {
         job_id,
+        name: job_name,
         state: state.status().into(),
         exit_code: state.result.exit_code,
         created_at,

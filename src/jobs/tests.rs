@@ -24,6 +24,7 @@ fn root() -> (tempfile::TempDir, Root) {
 fn definition(command: &[&str]) -> Definition {
     Definition {
         command: command.iter().map(|w| w.to_string()).collect(),
+        name: None,
         env: vec!["A=1".into(), "S=secret".into()],
         env_files: Vec::new(),
         inherit_env: true,

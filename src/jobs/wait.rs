@@ -32,5 +32,6 @@ pub fn wait(root: &Root, request: &WaitRequest) -> Result<WaitBody> {
         error: ended.error,
         liveness_unchecked: unchecked,
         clamped: None,
+        readiness: None,
     })
 }

@@ -8,11 +8,13 @@
 
 mod atomic;
 pub mod liveness;
+pub mod names;
 pub mod outcome;
 pub mod read;
 pub mod root;
 pub mod scan;
 pub mod waiter;
+pub mod watches;
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;

@@ -58,6 +58,9 @@ impl Root {
     /// Finds a job by id or unique prefix (CONTRACT §4 with DECISIONS OP-5): the text is
     /// validated first, matched case-insensitively, and only job directories count.
     pub fn lookup(&self, id: &str) -> Result<JobDir> {
+        if let Some(name) = id.strip_prefix('@') {
+            return self.lookup_name(id, name).and_then(checked);
+        }
         if !valid_id(id) {
             return Err(Error::not_found(id));
         }

@@ -74,7 +74,7 @@ pub fn call(ctx: &Context, input: &ToolInput, control: &dyn Control) -> Outcome 
             let definition = definition(&DefinitionRef::from_run(run))?;
             let options = run.observe();
             check_observe(&options)?;
-            let request = RunRequest { definition, log: None, observe: launch_only() };
+            let request = RunRequest { definition, log: None, observe: launch_only(), if_running: Default::default() };
             let body = jobs::run(root, &request).map_err(|e| failure(&e))?;
             observe(ctx, "run", body, &options, control)
         }
@@ -157,6 +157,7 @@ fn launch_only() -> jobs::Observe {
         wait: false,
         poll_ms: 200,
         until_ms: None,
+        ready: None,
     }
 }
 
@@ -226,6 +227,7 @@ fn definition(def: &DefinitionRef) -> Result<Definition, Failure> {
     };
     Ok(Definition {
         command,
+        name: None,
         env: def.env.iter().map(|(key, value)| format!("{key}={value}")).collect(),
         env_files: Vec::new(),
         inherit_env: true,

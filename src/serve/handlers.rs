@@ -44,6 +44,7 @@ impl Answer {
             Code::JobNotFound => 404,
             Code::AmbiguousJobId | Code::InvalidState | Code::InvalidRequest | Code::Usage => 400,
             Code::Unauthorized => 401,
+            Code::NameInUse => 409,
             Code::UnknownSourceScheme | Code::InsecureRoot | Code::Internal => 500,
         };
         let header = (status == 401).then(|| ("WWW-Authenticate", "Bearer".to_string()));
@@ -168,6 +169,7 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
     let (wait, until_ms) = (request.wait.unwrap_or(false), request.until_ms.unwrap_or(DEFAULT_WAIT_MS));
     let definition = Definition {
         command,
+        name: None,
         env: request.env.unwrap_or_default().into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         env_files: Vec::new(),
         inherit_env: true,
@@ -190,8 +192,9 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         wait,
         poll_ms: WAIT_POLL.as_millis() as u64,
         until_ms: Some(until_ms.min(MAX_WAIT_MS)),
+        ready: None,
     };
-    let mut body = jobs::run(root, &RunRequest { definition, log: None, observe })?;
+    let mut body = jobs::run(root, &RunRequest { definition, log: None, observe, if_running: Default::default() })?;
     // `/exec` has never echoed the environment (0.1.18).
     body.env_vars = None;
     if wait {

@@ -10,6 +10,7 @@
 mod capture;
 mod env;
 mod launch;
+mod login_path;
 mod logs;
 mod matcher;
 mod notify;
@@ -123,7 +124,7 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     let stdout_log = logs::LogFile::new(logs::open(&stdout_path, false)?, stdout_path);
     let stderr_log = logs::LogFile::new(logs::open(&stderr_path, false)?, stderr_path);
     let full_log = if spec.no_full_log { None } else { Some(open_full_log(job, &spec.full_log)?) };
-    let environment = env::build(spec.inherit_env, &spec.env_files, &spec.env)?;
+    let mut environment = env::build(spec.inherit_env, &spec.env_files, &spec.env)?;
     if let Some(cwd) = &spec.cwd {
         match std::fs::metadata(cwd) {
             Ok(m) if m.is_dir() => {}
@@ -131,7 +132,7 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
             Err(e) => return Err(format!("working directory {cwd}: {e}")),
         }
     }
-    let argv = spec.argv();
+    let argv = login_path::keep_given_path(spec.argv(), &spec.wrapper, &mut environment);
     let Some(program) = argv.first() else {
         return Err("shell wrapper must not be empty".to_string());
     };

@@ -30,6 +30,8 @@ struct ErrorDetail<'a> {
     code: &'a str,
     message: &'a str,
     retryable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    job_id: Option<&'a str>,
 }
 
 /// One finished response: the whole envelope already serialized as compact JSON, in the
@@ -69,7 +71,12 @@ pub fn error_json(err: &Error) -> String {
         schema_version: SCHEMA_VERSION,
         ok: false,
         kind: "error",
-        error: ErrorDetail { code: err.code.as_str(), message: &err.message, retryable: false },
+        error: ErrorDetail {
+            code: err.code.as_str(),
+            message: &err.message,
+            retryable: false,
+            job_id: err.job_id.as_deref(),
+        },
     };
     serde_json::to_string(&envelope).unwrap_or_default()
 }
@@ -161,6 +168,9 @@ pub struct RunBody {
     pub final_snapshot: Option<Snapshot>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clamped: Option<Clamped>,
+    /// Only with `--for-output` / `--for-port`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
 }
 
 /// Which requested bounds were lowered to their maximum, and to what: present only when
@@ -237,6 +247,9 @@ pub struct WaitBody {
     pub liveness_unchecked: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clamped: Option<Clamped>,
+    /// Only with `--for-output` / `--for-port`.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<Readiness>,
 }
 
 #[derive(Debug, Serialize)]
@@ -255,6 +268,9 @@ pub struct KillBody {
 #[derive(Debug, Serialize)]
 pub struct JobSummary {
     pub job_id: String,
+    /// `--name`, when the job has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub state: JobState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
@@ -395,5 +411,56 @@ mod tests {
     #[test]
     fn empty_body_is_just_the_envelope() {
         assert_eq!(Reply::new("health", &Empty {}).json, r#"{"schema_version":"0.1","ok":true,"type":"health"}"#);
+    }
+}
+
+/// The many-job `wait` (issue 14): every job waited for, in the order given, and counts.
+#[derive(Debug, Serialize)]
+pub struct WaitManyBody {
+    pub jobs: Vec<WaitedJob>,
+    pub summary: WaitSummary,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaitedJob {
+    pub job_id: String,
+    pub state: JobState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+/// `finished` + `running` is the number of jobs; `failed_count` counts the finished
+/// ones that did not exit 0 (a non-zero code, a signal, or `failed`).
+#[derive(Debug, Serialize)]
+pub struct WaitSummary {
+    pub finished: u64,
+    pub running: u64,
+    pub failed_count: u64,
+}
+
+/// `--for-output` / `--for-port` (issue 14): whether the job became ready and, for an
+/// output match, the line, its stream and the byte offset of its start in that log.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_line: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream: Option<super::Stream>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+impl Readiness {
+    pub fn ready() -> Readiness {
+        Readiness { ready: true, matched_line: None, stream: None, offset: None }
+    }
+
+    pub fn not_ready() -> Readiness {
+        Readiness { ready: false, matched_line: None, stream: None, offset: None }
     }
 }

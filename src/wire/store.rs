@@ -22,6 +22,9 @@ pub struct JobRef {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Meta {
     pub job: JobRef,
+    /// `--name`: unique among the root's non-terminal jobs; absent when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub schema_version: String,
     pub command: Vec<String>,
     pub created_at: String,
@@ -240,6 +243,8 @@ pub struct MetaView<'a> {
     pub cwd: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     pub tags: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub name: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]

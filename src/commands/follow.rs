@@ -1,0 +1,67 @@
+//! `tail --follow`: the one CLI answer that is a stream, not one JSON object (like
+//! `completions`). Raw mode copies each log to the matching stream of ours; `--json`
+//! prints NDJSON records `{stream, data, offset}`, one per line of output, where `data`
+//! keeps the line's newline so that the records concatenate back to the log.
+
+use std::io::Write;
+
+use super::{Answer, exit_status};
+use crate::error::Result;
+use crate::jobs::{self, FollowRequest};
+use crate::jobstore::Root;
+use crate::wire::Stream;
+
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    stream: Stream,
+    data: &'a str,
+    offset: u64,
+}
+
+/// A stream's bytes not yet printed as a record: an unterminated line, and its offset.
+#[derive(Default)]
+struct Partial {
+    bytes: Vec<u8>,
+    offset: u64,
+}
+
+pub fn follow(root: &Root, request: &FollowRequest, json: bool) -> Result<Answer> {
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let mut partial = [Partial::default(), Partial::default()];
+    let state = {
+        let mut emit = |stream: Stream, bytes: &[u8], offset: u64| -> std::io::Result<()> {
+            if !json {
+                let sink: &mut dyn Write = if stream == Stream::Stdout { &mut out } else { &mut err };
+                return sink.write_all(bytes).and_then(|()| sink.flush());
+            }
+            let pending = &mut partial[usize::from(stream == Stream::Stderr)];
+            if pending.bytes.is_empty() {
+                pending.offset = offset;
+            }
+            pending.bytes.extend_from_slice(bytes);
+            let mut start = 0;
+            while let Some(newline) = pending.bytes[start..].iter().position(|&b| b == b'\n') {
+                let end = start + newline + 1;
+                record(&mut out, stream, &pending.bytes[start..end], pending.offset + start as u64)?;
+                start = end;
+            }
+            pending.bytes.drain(..start);
+            pending.offset += start as u64;
+            out.flush()
+        };
+        jobs::follow(root, request, &mut emit)?
+    };
+    for (stream, pending) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&partial) {
+        if !pending.bytes.is_empty() {
+            let _ = record(&mut out, stream, &pending.bytes, pending.offset).and_then(|()| out.flush());
+        }
+    }
+    let status = exit_status::of(state.status().into(), state.result.exit_code, state.result.signal.as_deref());
+    Ok(Answer::Streamed(status))
+}
+
+fn record(out: &mut impl Write, stream: Stream, line: &[u8], offset: u64) -> std::io::Result<()> {
+    let data = String::from_utf8_lossy(line);
+    serde_json::to_writer(&mut *out, &Record { stream, data: &data, offset })?;
+    out.write_all(b"\n")
+}

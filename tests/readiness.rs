@@ -1,0 +1,105 @@
+//! Readiness waits (issue 14 item 3): `--for-output` and `--for-port` on wait, run and
+//! start; output written before the wait counts; a job that ends first is not ready.
+
+mod common;
+
+use common::{Env, describe, single_json};
+
+fn answer(env: &Env, args: &[&str]) -> (serde_json::Value, i32) {
+    let out = env.run(args);
+    let value = single_json(args, &out);
+    assert_eq!(value["ok"], true, "{}", describe(args, &out));
+    (value, out.status.code().expect("exit status"))
+}
+
+fn stop(env: &Env, id: &str) {
+    env.ok(&["kill", "--signal", "KILL", id]);
+    env.wait_job(id);
+}
+
+#[test]
+fn output_written_before_the_wait_counts() {
+    let env = Env::new();
+    let run = env.ok(&["run", "--wait", "--for-output", "ready", "--", "printf 'boot\\nserver ready\\n'; sleep 30"]);
+    assert_eq!(run["ready"], true, "{run}");
+    let id = run["job_id"].as_str().unwrap().to_string();
+    // Long after the line was written, a new wait still finds it, with its offset.
+    let (value, code) = answer(&env, &["wait", "--exit-code", "--for-output", "ready", &id]);
+    assert_eq!(value["ready"], true);
+    assert_eq!(value["matched_line"], "server ready");
+    assert_eq!(value["stream"], "stdout");
+    assert_eq!(value["offset"], 5);
+    assert_eq!(value["state"], "running");
+    assert_eq!(code, 0);
+    stop(&env, &id);
+}
+
+#[test]
+fn regex_and_stream_choice() {
+    let env = Env::new();
+    let id = env.start_job(&["sh", "-c", "echo 'port=8080' >&2; sleep 30"]);
+    let args = ["wait", "--for-output", "^port=[0-9]+$", "--output-match-type", "regex", &id];
+    let (value, _) = answer(&env, &args);
+    assert_eq!((value["ready"].as_bool(), value["stream"].as_str()), (Some(true), Some("stderr")));
+    // Only stdout is looked at: the deadline passes, not ready, 124.
+    let (value, code) = answer(
+        &env,
+        &["wait", "--for-output", "port=", "--output-stream", "stdout", "--until", "200", "--exit-code", &id],
+    );
+    assert_eq!((value["ready"].as_bool(), value["state"].as_str(), code), (Some(false), Some("running"), 124));
+    stop(&env, &id);
+}
+
+#[test]
+fn a_job_that_ends_first_is_not_ready() {
+    let env = Env::new();
+    let (value, code) =
+        answer(&env, &["run", "--for-output", "never", "--exit-code", "--", "sh", "-c", "echo x; exit 3"]);
+    assert_eq!((value["ready"].as_bool(), value["state"].as_str(), code), (Some(false), Some("exited"), 3));
+    let id = env.start_job(&["echo", "done"]);
+    env.wait_job(&id);
+    let (value, code) = answer(&env, &["wait", "--for-output", "never", "--exit-code", &id]);
+    assert_eq!((value["ready"].as_bool(), value["exit_code"].as_i64(), code), (Some(false), Some(0), 125));
+    // Its last line, even without a newline, is matched once it has ended.
+    let id = env.start_job(&["printf", "up"]);
+    env.wait_job(&id);
+    assert_eq!(env.ok(&["wait", "--for-output", "up", &id])["ready"], true);
+}
+
+#[test]
+fn a_port_that_accepts_is_ready() {
+    let env = Env::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let id = env.start_job(&["sleep", "30"]);
+    let (value, code) = answer(&env, &["wait", "--for-port", &port, "--for-host", "127.0.0.1", "--exit-code", &id]);
+    assert_eq!((value["ready"].as_bool(), code), (Some(true), 0));
+    stop(&env, &id);
+    drop(listener);
+    // Nothing listens any more, and the job ends: not ready.
+    let (value, code) = answer(&env, &["run", "--for-port", &port, "--exit-code", "--", "sh", "-c", "exit 4"]);
+    assert_eq!((value["ready"].as_bool(), value["state"].as_str(), code), (Some(false), Some("exited"), 4));
+}
+
+#[test]
+fn start_takes_the_readiness_flags() {
+    let env = Env::new();
+    let created = env.ok(&["create", "--", "sh", "-c", "echo started; sleep 30"]);
+    let id = created["job_id"].as_str().unwrap().to_string();
+    let value = env.ok(&["start", "--for-output", "started", "--until", "20000", &id]);
+    assert_eq!(value["ready"], true, "{value}");
+    stop(&env, &id);
+}
+
+#[test]
+fn bad_input() {
+    let env = Env::new();
+    env.usage(&["wait", "--for-port", "0", "X"]);
+    env.usage(&["wait", "--for-port", "70000", "X"]);
+    env.usage(&["run", "--for-port", "0", "--", "true"]);
+    env.usage(&["wait", "--for-output", "(", "--output-match-type", "regex", "X"]);
+    env.usage(&["run", "--for-output", "(", "--output-match-type", "regex", "--", "true"]);
+    env.usage(&["wait", "--for-output", "x", "A", "B"]);
+    env.usage(&["wait", "--for-output", "x", "--for-port", "80", "A"]);
+    env.usage(&["wait", "--for-host", "h", "A"]);
+}
