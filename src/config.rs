@@ -1,4 +1,4 @@
-//! `config.toml`: the shell wrapper (CONTRACT §6.2: `--shell-wrapper`, else the file,
+//! `config.toml`: the shell wrapper (docs/compatibility.md §6.2: `--shell-wrapper`, else the file,
 //! else `sh -lc`) and the default log cap (`[logs] max_bytes`, overridden by
 //! `--max-log-bytes`).
 

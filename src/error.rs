@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 //!
-//! Every failure carries the contract's error code (CONTRACT §2.5) so that the printer and
+//! Every failure carries the contract's error code (docs/compatibility.md §2.5) so that the printer and
 //! the HTTP layer can map it to an exit code or a status without guessing. Usage errors
 //! are a code of their own: they never reach the JSON printer and exit 2.
 

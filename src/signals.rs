@@ -1,4 +1,4 @@
-//! Signal names for `kill --signal` and for recording how a job died (DECISIONS OP-3,
+//! Signal names for `kill --signal` and for recording how a job died (docs/decisions.md OP-3,
 //! OP-8): names are upper case without the `SIG` prefix everywhere we write them.
 
 const NAMED: &[(&str, i32)] = &[

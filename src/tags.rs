@@ -1,4 +1,4 @@
-//! Tag and tag-pattern syntax (CONTRACT §9). Both are checked while parsing arguments, so
+//! Tag and tag-pattern syntax (docs/compatibility.md §9). Both are checked while parsing arguments, so
 //! an invalid tag is a usage error and never reaches the store.
 
 pub fn check_tag(tag: &str) -> Result<(), String> {

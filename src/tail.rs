@@ -1,4 +1,4 @@
-//! The tail algorithm (CONTRACT §7.1), shared by `tail`, snapshots and HTTP `/tail`.
+//! The tail algorithm (docs/compatibility.md §7.1), shared by `tail`, snapshots and HTTP `/tail`.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};

@@ -1,5 +1,5 @@
 //! Wall-clock timestamps in the one format the contract allows: whole-second RFC 3339 UTC
-//! with a literal `Z` (CONTRACT §2.7). Fixed width is what makes lexicographic comparison
+//! with a literal `Z` (docs/compatibility.md §2.7). Fixed width is what makes lexicographic comparison
 //! of timestamps valid, which `gc` relies on.
 
 use std::time::{SystemTime, UNIX_EPOCH};

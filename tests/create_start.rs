@@ -1,4 +1,4 @@
-//! `create` and `start` through the binary (CONTRACT §8.2, §8.3, DECISIONS OP-1, OP-12):
+//! `create` and `start` through the binary (docs/compatibility.md §8.2, §8.3, docs/decisions.md OP-1, OP-12):
 //! what `create` persists, what `start` reads at start time, and every error path of the
 //! created → running transition. Notifications and tags have their own files.
 
@@ -92,7 +92,7 @@ fn create_persists_the_definition_and_masks_env_vars() {
 }
 
 /// serde_json sorts object keys, so the order is checked on the re-serialised text of
-/// a fresh `create` instead: the wire order is the contract's (§8.2).
+/// a fresh `create` instead: the wire order is the contract's (docs/compatibility.md §8.2).
 fn assert_key_order(value: &Value) {
     let env = Env::new();
     let out = env.run(&["create", "true"]);

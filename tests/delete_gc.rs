@@ -1,4 +1,4 @@
-//! `delete` and `gc` through the binary (CONTRACT §8.9, §8.10, DECISIONS OP-18, OP-19):
+//! `delete` and `gc` through the binary (docs/compatibility.md §8.9, §8.10, docs/decisions.md OP-18, OP-19):
 //! selection and reporting rules, dry runs, and the guarantee that a job with a live
 //! supervisor or job process is never removed, whatever its `state.json` claims. Ages
 //! are forged in `state.json` so no test waits for the clock.
@@ -107,7 +107,7 @@ fn a_job_whose_supervisor_is_gone_is_deleted_as_failed() {
     let value = env.ok(&["delete", "--dry-run", &id]);
     assert_eq!(value["jobs"][0]["state"], "failed");
     assert_eq!(value["jobs"][0]["action"], "would_delete");
-    // The repair is recorded, like every reader does (OP-1).
+    // The repair is recorded, like every reader does (docs/decisions.md OP-1).
     assert_eq!(env.read_json(&id, "state.json")["error"], "supervisor lost");
     assert_eq!(env.ok(&["delete", &id])["deleted"], 1);
 }
@@ -138,7 +138,7 @@ fn single_delete_dry_run_created_and_unknown_jobs() {
     for bad in ["..", ".", "a/b", "01NOSUCHJOB"] {
         env.err(&["delete", bad], "job_not_found");
     }
-    // A directory that is not a job is never a delete target (OP-19).
+    // A directory that is not a job is never a delete target (docs/decisions.md OP-19).
     std::fs::create_dir_all(env.root.join("NOTAJOB")).expect("mkdir");
     env.err(&["delete", "NOTAJOB"], "job_not_found");
     assert!(env.root.join("NOTAJOB").exists());

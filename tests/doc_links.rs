@@ -10,12 +10,6 @@ use std::sync::LazyLock;
 
 use regex_lite::Regex;
 
-/// README.md still links to the specification outside the repository. The citation
-/// rewrite replaces these links with links into docs/ and empties this list (then the
-/// constant can go). `readme_exceptions_are_still_needed` fails as soon as an entry is
-/// no longer in the README, so the list cannot outlive its reason.
-const README_LINKS_AWAITING_REWRITE: &[&str] = &["../shared/spec/CONTRACT.md", "../shared/spec/DECISIONS.md"];
-
 const COMPATIBILITY_DOC: &str = "docs/compatibility.md";
 const OPEN_POINTS_DOC: &str = "docs/decisions.md";
 
@@ -194,25 +188,9 @@ fn every_relative_link_resolves() {
     let root = repo();
     let mut problems = Vec::new();
     for file in checked_markdown(&root) {
-        let exempt: &[&str] = if file == Path::new("README.md") { README_LINKS_AWAITING_REWRITE } else { &[] };
-        problems.extend(
-            dead_links(&root, &file)
-                .into_iter()
-                .filter(|problem| !exempt.iter().any(|target| problem.contains(&format!(": {target}:")))),
-        );
+        problems.extend(dead_links(&root, &file));
     }
     assert!(problems.is_empty(), "dead links:\n{}", problems.join("\n"));
-}
-
-#[test]
-fn readme_exceptions_are_still_needed() {
-    let readme = read(&repo().join("README.md"));
-    for target in README_LINKS_AWAITING_REWRITE {
-        assert!(
-            readme.contains(&format!("]({target})")),
-            "README.md no longer links to {target}: remove it from README_LINKS_AWAITING_REWRITE"
-        );
-    }
 }
 
 /// Text files that may cite the specification: code, tests, man page sources, the skill

@@ -1,5 +1,5 @@
 //! `install-skills`: where the bundle goes, what the lock file records, and what an
-//! install refuses to replace (DECISIONS OP-23). Each test has its own HOME and cwd.
+//! install refuses to replace (docs/decisions.md OP-23). Each test has its own HOME and cwd.
 
 mod common;
 

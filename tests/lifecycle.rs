@@ -342,7 +342,7 @@ fn list_sorts_never_started_jobs_by_their_creation_time() {
     let started = env.start_job(&["true"]);
     env.wait_job(&started);
     let created = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("id").to_string();
-    // DECISIONS OP-17: the newest first by started_at, or created_at for a job never
+    // docs/decisions.md OP-17: the newest first by started_at, or created_at for a job never
     // started; the created job is the newer one (a later second, or the larger ULID).
     let list = env.ok(&["list"]);
     let ids: Vec<&str> = list["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["job_id"].as_str()).collect();

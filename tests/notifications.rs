@@ -1,4 +1,4 @@
-//! Notifications through the binary (CONTRACT §8.12, §10, DECISIONS OP-6, OP-10, OP-24):
+//! Notifications through the binary (docs/compatibility.md §8.12, §10, docs/decisions.md OP-6, OP-10, OP-24):
 //! completion sinks and `completion_event.json`, output-match events, `notify set`
 //! merging, and the sink bound (shortened with `AGENT_EXEC_SINK_TIMEOUT_MS`).
 
@@ -64,7 +64,7 @@ fn command_sink_gets_the_event_on_stdin_and_the_three_variables() {
     let vars = std::fs::read_to_string(&vars).expect("vars");
     let vars: Vec<&str> = vars.lines().collect();
     let event_path = format!("{}/{id}/completion_event.json", env.root.display());
-    // OP-24: the sink runs in the job's working directory.
+    // docs/decisions.md OP-24: the sink runs in the job's working directory.
     assert_eq!(vars, [event_path.as_str(), id, "job.finished", env.cwd.to_string_lossy().as_ref()]);
 
     let lines = read_lines(Path::new(&file));
@@ -200,7 +200,7 @@ fn output_match_fires_per_line_and_only_after_notify_set() {
     env.supervisor_gone(&id);
     let events = match_events(&env, &id);
     let lines: Vec<&str> = events.iter().map(|e| e["line"].as_str().unwrap_or("")).collect();
-    // OP-10: a `\r` before the newline is not part of the matched line.
+    // docs/decisions.md OP-10: a `\r` before the newline is not part of the matched line.
     assert_eq!(lines, ["match-after", "x match-again"]);
     let first = &events[0];
     assert_eq!(first["event_type"], "job.output.matched");

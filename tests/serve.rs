@@ -29,7 +29,7 @@ fn health_and_exec_with_wait() {
     assert_eq!(value["final_snapshot"]["stdout_tail"], "hi");
     assert_eq!(value["final_snapshot"]["stderr_tail"], "oops");
     assert!(value.get("env_vars").is_none() && value.get("snapshot").is_none());
-    // Keys in lexicographic order (CONTRACT §2.2).
+    // Keys in lexicographic order (docs/compatibility.md §2.2).
     let position = |key: &str| reply.body.find(&format!("\"{key}\":")).expect(key);
     assert!(position("elapsed_ms") < position("job_id") && position("job_id") < position("ok"));
     assert!(position("ok") < position("schema_version") && position("schema_version") < position("type"));
@@ -85,8 +85,8 @@ fn status_tail_wait_kill() {
     assert_eq!(status.status, 200, "{status:?}");
     let value = status.json();
     assert_eq!((value["type"].as_str(), value["state"].as_str()), (Some("status"), Some("running")));
-    assert_eq!(value["job_id"], id.as_str(), "the resolved full id (OP-7)");
-    // Lower case works too (OP-5: case-insensitive).
+    assert_eq!(value["job_id"], id.as_str(), "the resolved full id (docs/decisions.md OP-7)");
+    // Lower case works too (docs/decisions.md OP-5: case-insensitive).
     assert_eq!(server.get(&format!("/status/{}", prefix.to_lowercase())).status, 200);
 
     assert!(
@@ -128,7 +128,7 @@ fn id_endpoint_errors() {
     let created = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("id").to_string();
     server.post(&format!("/kill/{created}"), "").assert_error(400, "invalid_state");
 
-    // Two jobs always share their first character: an ambiguous prefix (OP-7: 400).
+    // Two jobs always share their first character: an ambiguous prefix (docs/decisions.md OP-7: 400).
     let other = server.exec(r#"{"command":["true"]}"#);
     let common_prefix: String =
         created.chars().zip(other.chars()).take_while(|(a, b)| a == b).map(|(a, _)| a).collect();

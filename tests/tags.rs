@@ -1,4 +1,4 @@
-//! Tags through the binary (CONTRACT §8.11, §9): validation at parse time, de-duplication,
+//! Tags through the binary (docs/compatibility.md §8.11, §9): validation at parse time, de-duplication,
 //! `tag set` in every state, and `list --tag` exact and prefix patterns ANDed. Jobs are
 //! mostly `create`d, so no process runs unless a test needs one.
 

@@ -55,7 +55,7 @@ pub struct Command {
 }
 
 impl Flag {
-    /// The one-letter form, which only the global `-v` and `-h` have (CONTRACT §3.3).
+    /// The one-letter form, which only the global `-v` and `-h` have (docs/compatibility.md §3.3).
     pub fn short(&self) -> Option<char> {
         match self.long {
             "verbose" => Some('v'),

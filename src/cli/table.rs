@@ -209,7 +209,7 @@ pub const EXIT_CODE: Flag = switch(
 );
 const EXIT_STATUS: &[Flag] = &[EXIT_CODE];
 
-/// `run --wait` and `start --wait` share the bounded default (DECISIONS OP-6).
+/// `run --wait` and `start --wait` share the bounded default (docs/decisions.md OP-6).
 const WAIT_BOUND: &[Flag] = &[UNTIL, FOREVER];
 
 pub const TAIL_TAIL_LINES: Flag = num("tail-lines", "N", "50", "Keep the last N lines of each stream; 0 keeps all");

@@ -1,4 +1,4 @@
-//! `install-skills` (CONTRACT §8.14, DECISIONS OP-23): put a skill directory under
+//! `install-skills` (docs/compatibility.md §8.14, docs/decisions.md OP-23): put a skill directory under
 //! `.agents/skills/` and record it in `.agents/.skill-lock.json`.
 //!
 //! What we replace, precisely: a `self` install writes the embedded files into
@@ -22,7 +22,7 @@ use crate::wire::{InstallSkillsBody, InstalledSkill, Reply};
 const LOCK_FILE: &str = ".skill-lock.json";
 const SELF_NAME: &str = "agent-exec";
 
-/// The built-in bundle (CONTRACT §13): relative path and content.
+/// The built-in bundle (docs/compatibility.md §13): relative path and content.
 pub const BUNDLE: &[(&str, &str)] = &[
     ("SKILL.md", include_str!("../../skills/agent-exec/SKILL.md")),
     ("references/cli-contract.md", include_str!("../../skills/agent-exec/references/cli-contract.md")),
@@ -141,7 +141,7 @@ fn install_local(source: &Path, dest: &Path, name: &str, lock: &[Value]) -> Resu
 }
 
 /// Removes `dest` only if it is a symlink the lock file records as a `local:` install
-/// of `name` (OP-23); everything else is refused.
+/// of `name` (docs/decisions.md OP-23); everything else is refused.
 fn remove_our_symlink(dest: &Path, name: &str, lock: &[Value]) -> Result<()> {
     let is_symlink = fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink());
     let ours =

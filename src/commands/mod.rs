@@ -91,7 +91,7 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
         }
         Invocation::Schema => schema::schema()?,
         Invocation::InstallSkills { source, global } => install_skills::install_skills(&source, global)?,
-        // The one command whose answer is a script, not a JSON object (CONTRACT §2.1).
+        // The one command whose answer is a script, not a JSON object (docs/compatibility.md §2.1).
         Invocation::Completions { shell } => {
             return crate::completions::script(&shell)
                 .map(Answer::Text)

@@ -310,7 +310,7 @@ fn notify_change(args: &Args) -> NotifyChange {
     }
 }
 
-/// `--port P` is `127.0.0.1:P`; `--bind` must be a literal `IP:PORT` (CONTRACT §8.16).
+/// `--port P` is `127.0.0.1:P`; `--bind` must be a literal `IP:PORT` (docs/compatibility.md §8.16).
 fn serve_options(args: &Args) -> Result<serve::Options> {
     let bind = match args.value(&t::PORT) {
         Some(port) => {

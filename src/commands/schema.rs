@@ -1,4 +1,4 @@
-//! `schema`: the response JSON Schema, compiled into the binary (DECISIONS OP-15) so the
+//! `schema`: the response JSON Schema, compiled into the binary (docs/decisions.md OP-15) so the
 //! command works from a lone binary in an empty directory, unlike 0.1.18 which looked
 //! for a file next to the executable.
 

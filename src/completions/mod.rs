@@ -3,9 +3,9 @@
 //!
 //! Job ids are the one thing the table cannot know: each script calls
 //! `agent-exec list --all` when a `JOB_ID` is being completed and keeps the ids whose
-//! state suits the subcommand (DECISIONS OP-16). The JSON is cut apart with grep and sed
+//! state suits the subcommand (docs/decisions.md OP-16). The JSON is cut apart with grep and sed
 //! (fish: `string`), which every system has, rather than jq; this relies on `list`
-//! printing `"job_id":"…","state":"…"` adjacently in each summary, as CONTRACT §8.8
+//! printing `"job_id":"…","state":"…"` adjacently in each summary, as docs/compatibility.md §8.8
 //! fixes the key order.
 
 mod bash;

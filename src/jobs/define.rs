@@ -110,7 +110,7 @@ impl Definition {
     }
 }
 
-/// The effective working directory (CONTRACT §6.5): canonical if it exists, else made
+/// The effective working directory (docs/compatibility.md §6.5): canonical if it exists, else made
 /// absolute with `..` removed lexically.
 pub fn effective_cwd(raw: Option<&str>) -> String {
     let path = match raw {

@@ -1,5 +1,5 @@
 //! `delete`: remove one job by id, or every finished job of the current directory
-//! (CONTRACT §8.9, DECISIONS OP-18, OP-19). The safety rules live in `prune`; this
+//! (docs/compatibility.md §8.9, docs/decisions.md OP-18, OP-19). The safety rules live in `prune`; this
 //! module only applies the contract's selection and reporting rules.
 
 use std::time::{Duration, Instant};
@@ -87,7 +87,7 @@ fn settle(job: &JobDir) -> Standing {
     }
 }
 
-/// Bulk mode: jobs whose `meta.cwd` is the caller's directory, in id order (OP-18).
+/// Bulk mode: jobs whose `meta.cwd` is the caller's directory, in id order (docs/decisions.md OP-18).
 fn delete_all(root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
     let cwd = effective_cwd(None);
     let mut names = root.dir_names()?.unwrap_or_default();

@@ -1,5 +1,5 @@
-//! `gc`: removal of finished jobs over the whole root by age (CONTRACT §8.10,
-//! DECISIONS OP-18, OP-19), and by count or total size (`--keep`, `--max-bytes`, in
+//! `gc`: removal of finished jobs over the whole root by age (docs/compatibility.md §8.10,
+//! docs/decisions.md OP-18, OP-19), and by count or total size (`--keep`, `--max-bytes`, in
 //! `retention`). Meta files are never read: age comes from `state.json` alone, and the
 //! safety rules (live processes, the lock) come from `prune`.
 
@@ -33,7 +33,7 @@ const EARLIEST_CUTOFF: i64 = -62_167_219_200;
 enum BadDuration {
     /// Not in the contract's syntax: `internal_error`, as 0.1.18 answers.
     Syntax,
-    /// Well-formed but too large to compute with: a usage error (DECISIONS OP-18).
+    /// Well-formed but too large to compute with: a usage error (docs/decisions.md OP-18).
     Overflow,
 }
 
@@ -107,7 +107,7 @@ pub fn gc(root: &Root, policy: &GcPolicy) -> Result<GcBody> {
     };
     for (name, mut standing) in standings {
         let job = root.job(&name);
-        // Directories that are not jobs are none of gc's business (OP-18). A readable
+        // Directories that are not jobs are none of gc's business (docs/decisions.md OP-18). A readable
         // state.json already proves a job, so only the rest pay for the check.
         if matches!(standing, Standing::Unreadable) && !is_job_dir(&job.path) {
             continue;
@@ -204,7 +204,7 @@ fn verdict(standing: &Standing, cutoff: &str) -> Result<(), &'static str> {
     if first_19(stamp) < first_19(cutoff) { Ok(()) } else { Err("too_recent") }
 }
 
-/// `finished_at`, else `updated_at` (CONTRACT §8.10).
+/// `finished_at`, else `updated_at` (docs/compatibility.md §8.10).
 fn gc_timestamp(state: &State) -> &str {
     state.finished_at.as_deref().unwrap_or(&state.updated_at)
 }

@@ -1,4 +1,4 @@
-//! `kill`: signal a job's process group and record it (DECISIONS OP-3, OP-4, OP-8).
+//! `kill`: signal a job's process group and record it (docs/decisions.md OP-3, OP-4, OP-8).
 //!
 //! The target is whatever is alive of the job's group (checked by group, session and
 //! start times, `liveness::job_group`), whatever `state.json` says: a job that traps

@@ -1,5 +1,5 @@
 //! Shared by `run`, `start` and HTTP `POST /exec`: hand the job to a supervisor, then
-//! observe it for the snapshot window or until it ends (CONTRACT §7.3, DECISIONS OP-9).
+//! observe it for the snapshot window or until it ends (docs/compatibility.md §7.3, docs/decisions.md OP-9).
 
 use std::time::{Duration, Instant};
 
@@ -12,10 +12,10 @@ use crate::tail::snapshot;
 use crate::time;
 use crate::wire::{Clamped, JobResult, Readiness, RunBody, Snapshot, State, Status};
 
-/// The snapshot window is clamped to this (CONTRACT §8.1), visibly (`clamped`).
+/// The snapshot window is clamped to this (docs/compatibility.md §8.1), visibly (`clamped`).
 const MAX_WINDOW_MS: u64 = 10_000;
 
-/// The record written before the supervisor exists (DECISIONS OP-2): `running`, with
+/// The record written before the supervisor exists (docs/decisions.md OP-2): `running`, with
 /// this process as the one responsible until the supervisor takes over, so that a
 /// front-end killed mid-launch leaves a job that every reader sees as lost.
 pub fn initial_state(id: &str) -> State {
@@ -139,7 +139,7 @@ pub fn observe(job: &JobDir, options: &Observe) -> Observed {
 
 /// The `run`/`start`/`exec` response. Without `--wait`, a job still going is reported as
 /// `running`, as 0.1.18 clients expect; a job known to have ended is reported with its
-/// real state and outcome (DECISIONS OP-9).
+/// real state and outcome (docs/decisions.md OP-9).
 pub fn run_body(
     job: &JobDir,
     observed: Observed,

@@ -70,7 +70,7 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
     let mut jobs: Vec<JobSummary> =
         entries.into_iter().filter_map(|e| if let Entry::Listed(job) = e { Some(job) } else { None }).collect();
     // Newest first by `started_at`, or `created_at` for a job never started, ties by id
-    // descending (DECISIONS OP-17; the contract put never-started jobs last).
+    // descending (docs/decisions.md OP-17; the contract put never-started jobs last).
     let key = |job: &JobSummary| (job.started_at.clone().unwrap_or_else(|| job.created_at.clone()), job.job_id.clone());
     jobs.sort_by_cached_key(|job| std::cmp::Reverse(key(job)));
     let truncated = limit > 0 && jobs.len() > limit;
@@ -80,7 +80,7 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
     Ok(ListBody { root: root.display(), jobs, truncated, skipped })
 }
 
-/// A job with an unreadable `state.json` is listed as `unknown` (CONTRACT §5.9).
+/// A job with an unreadable `state.json` is listed as `unknown` (docs/compatibility.md §5.9).
 fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) -> JobSummary {
     let Listing { job_id, created_at, tags, name: job_name } = listing;
     let Some(state) = state else {

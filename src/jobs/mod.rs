@@ -56,7 +56,7 @@ use crate::wire::State;
 
 /// The state every reader reports: `state.json`, with a `running` record whose
 /// responsible process is gone turned into the `failed` "supervisor lost" record and
-/// persisted (DECISIONS OP-1). See `settle`.
+/// persisted (docs/decisions.md OP-1). See `settle`.
 pub fn current(job: &JobDir) -> Result<State> {
     Ok(settle(job, job.read_state()?))
 }

@@ -45,7 +45,7 @@ pub fn check_regex(pattern: &str) -> std::result::Result<(), String> {
         .map_err(|e| format!("invalid regex '{pattern}' for '--output-pattern': {e}"))
 }
 
-/// The merge rules of CONTRACT §8.12: `--command` (alias `--notify-command`, as `run`
+/// The merge rules of docs/compatibility.md §8.12: `--command` (alias `--notify-command`, as `run`
 /// names it) replaces the completion command, `--notify-file` the completion file (both
 /// are kept when not given), and the output-match block is overlaid field by field and
 /// removed when its pattern ends up empty. A regex is checked against the merged

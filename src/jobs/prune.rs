@@ -1,5 +1,5 @@
 //! What `delete` and `gc` share: judging whether a job may go, measuring it, and
-//! removing it without racing the processes that still own it (DECISIONS OP-12, OP-19).
+//! removing it without racing the processes that still own it (docs/decisions.md OP-12, OP-19).
 //!
 //! Each command decides *which* jobs it wants from its own rules; this module only
 //! guarantees that a job whose supervisor or job process is alive is never removed, and
@@ -21,7 +21,7 @@ pub enum Standing {
     /// A process of the job is alive: never removable.
     Live(State),
     /// No process of the job is alive; a `running` record has been turned into the
-    /// `failed` "supervisor lost" record every reader reports (DECISIONS OP-1).
+    /// `failed` "supervisor lost" record every reader reports (docs/decisions.md OP-1).
     Settled(State),
 }
 
@@ -90,7 +90,7 @@ pub fn remove_if(job: &JobDir, still_wanted: impl Fn(&Standing) -> bool) -> Remo
     }
 }
 
-/// Bytes of the regular files below `path`, never following symlinks (DECISIONS OP-18):
+/// Bytes of the regular files below `path`, never following symlinks (docs/decisions.md OP-18):
 /// a link to a large tree elsewhere is not what deleting the job frees. Unreadable
 /// entries count as zero; the figure is informative.
 pub fn dir_size(path: &Path) -> u64 {

@@ -14,7 +14,7 @@ pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunB
     let meta = job.read_meta()?;
     {
         // The created → running transition happens under the job lock, so of two
-        // concurrent starts exactly one wins (DECISIONS OP-12).
+        // concurrent starts exactly one wins (docs/decisions.md OP-12).
         // A job deleted since the lookup has no directory left to lock.
         let locked = job.lock().map_err(|e| if job.path.exists() { e } else { Error::not_found(given) })?;
         let state = locked.read_state()?;
@@ -33,7 +33,7 @@ pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunB
     // The stored definition, launched from the effective directory recorded at creation.
     let definition = Definition::stored(meta);
     hand_over(&job, &definition.spec(definition.cwd.clone(), job.file(jobstore::FULL_LOG)))?;
-    // `start --wait` has the same bounded default as `run --wait` (DECISIONS OP-6).
+    // `start --wait` has the same bounded default as `run --wait` (docs/decisions.md OP-6).
     let observed = observe(&job, observe_options);
     let env_vars = (!definition.env.is_empty()).then(|| definition.display_env());
     Ok(run_body(&job, observed, definition.tags, env_vars, since))

@@ -1,4 +1,4 @@
-//! Liveness, not trust (DECISIONS OP-1, OP-4): a `running` record is believed only while
+//! Liveness, not trust (docs/decisions.md OP-1, OP-4): a `running` record is believed only while
 //! the process responsible for the job is alive with the start time we recorded. A pid
 //! alone proves nothing, since the kernel reuses them; pids 0 and 1 are never trusted
 //! (`kill(0)` and `kill(-1)` would signal our own group or every process of the user);
@@ -148,7 +148,7 @@ pub fn job_group(state: &State) -> Option<u32> {
         .then_some(leader)
 }
 
-/// The lost-supervisor repair (DECISIONS OP-1), for a `running` record `seen` whose
+/// The lost-supervisor repair (docs/decisions.md OP-1), for a `running` record `seen` whose
 /// responsible process is gone: re-checked under the job lock the caller holds, so that a
 /// supervisor's own terminal record is never overwritten, then recorded. Taking the
 /// caller's guard instead of locking makes a repair inside a locked section safe:

@@ -4,7 +4,7 @@
 //! under the job's lock (`Locked`), and readers never lock: judging whether a `running`
 //! record's supervisor is really alive is `liveness`, persisting the verdict is the
 //! engine's explicit step (`jobs::current`). **API boundary**: the layout and file formats
-//! are shared with 0.1.18 (CONTRACT §5).
+//! are shared with 0.1.18 (docs/compatibility.md §5).
 
 mod atomic;
 pub mod liveness;
@@ -34,7 +34,7 @@ pub const FULL_LOG: &str = "full.log";
 pub const COMPLETION_EVENT: &str = "completion_event.json";
 pub const MATCH_EVENTS: &str = "notification_events.ndjson";
 
-/// DECISIONS OP-5: an id or prefix is 1 to 26 ASCII letters and digits. Checked before
+/// docs/decisions.md OP-5: an id or prefix is 1 to 26 ASCII letters and digits. Checked before
 /// the text is ever joined to a path.
 pub fn valid_id(id: &str) -> bool {
     (1..=26).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
@@ -85,7 +85,7 @@ impl JobDir {
         write_pretty(&self.path, STATE, state)
     }
 
-    /// Takes the job's lock (DECISIONS OP-12); it is released when the guard drops. The
+    /// Takes the job's lock (docs/decisions.md OP-12); it is released when the guard drops. The
     /// lock is not re-entrant: nothing may lock this job again while the guard lives.
     pub fn lock(&self) -> Result<Locked> {
         Ok(Locked { job: self.clone(), _lock: Lock::acquire(&self.path)? })
@@ -125,7 +125,7 @@ impl Locked {
 }
 
 /// Is this a job directory: a real directory (not a symlink) holding `meta.json` or
-/// `state.json`? Anything else below the root is never treated as a job (OP-5, OP-19).
+/// `state.json`? Anything else below the root is never treated as a job (docs/decisions.md OP-5, OP-19).
 pub fn is_job_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
         && (fs::symlink_metadata(path.join(META)).is_ok() || fs::symlink_metadata(path.join(STATE)).is_ok())
@@ -155,7 +155,7 @@ pub fn write_pretty<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> R
     write_atomic(dir, name, &bytes)
 }
 
-/// The message for a prefix that matches several jobs (CONTRACT §2.5).
+/// The message for a prefix that matches several jobs (docs/compatibility.md §2.5).
 pub fn ambiguous(prefix: &str, mut candidates: Vec<String>) -> Error {
     candidates.sort();
     let shown = candidates.iter().take(5).cloned().collect::<Vec<_>>().join(", ");

@@ -3,7 +3,7 @@
 //! `state.json` content to `<root>/.outcome-<id>` instead, and the reader's
 //! lost-supervisor repair (`liveness::repair`) reports it rather than
 //! `supervisor lost`. Root entries that are not directories are ignored by every
-//! command (CONTRACT §5.1), so older readers never see it.
+//! command (docs/compatibility.md §5.1), so older readers never see it.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;

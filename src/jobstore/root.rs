@@ -1,4 +1,4 @@
-//! Resolving the jobs root (CONTRACT §3.4, DECISIONS OP-14) and finding jobs in it.
+//! Resolving the jobs root (docs/compatibility.md §3.4, docs/decisions.md OP-14) and finding jobs in it.
 
 use std::ffi::CStr;
 use std::fs;
@@ -55,7 +55,7 @@ impl Root {
         JobDir::new(&self.path, id)
     }
 
-    /// Finds a job by id or unique prefix (CONTRACT §4 with DECISIONS OP-5): the text is
+    /// Finds a job by id or unique prefix (docs/compatibility.md §4 with docs/decisions.md OP-5): the text is
     /// validated first, matched case-insensitively, and only job directories count.
     pub fn lookup(&self, id: &str) -> Result<JobDir> {
         if let Some(name) = id.strip_prefix('@') {

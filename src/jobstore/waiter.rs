@@ -1,4 +1,4 @@
-//! Waiting for a job to end (DECISIONS OP-6): inotify on the job directory wakes us when
+//! Waiting for a job to end (docs/decisions.md OP-6): inotify on the job directory wakes us when
 //! `state.json` is replaced, so completion is noticed within milliseconds; the poll
 //! interval is only the fallback and the cadence of the liveness check.
 
@@ -16,7 +16,7 @@ pub const MIN_POLL: Duration = Duration::from_millis(10);
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum OnUnreadable {
     Fail,
-    /// Keep waiting (`run --wait` and snapshots, CONTRACT §7.3), still bounded by the
+    /// Keep waiting (`run --wait` and snapshots, docs/compatibility.md §7.3), still bounded by the
     /// deadline.
     Retry,
 }

@@ -1,4 +1,4 @@
-//! Who may talk to the server (DECISIONS OP-7): the bind address policy and the bearer
+//! Who may talk to the server (docs/decisions.md OP-7): the bind address policy and the bearer
 //! token. Loopback needs nothing; any other address exposes arbitrary command execution
 //! to whoever reaches the port, so it is refused unless a token is configured. Once a
 //! token is configured it is required on every endpoint but `/health`, whatever the

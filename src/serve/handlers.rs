@@ -1,4 +1,4 @@
-//! The endpoints (CONTRACT §11 with DECISIONS OP-6, OP-7). Each handler turns a request
+//! The endpoints (docs/compatibility.md §11 with docs/decisions.md OP-6, OP-7). Each handler turns a request
 //! into one typed engine request (`crate::jobs`) and the engine's answer into one
 //! `Answer`; `mod.rs` is the only place that writes it to the socket. A job launched by
 //! `POST /exec` goes through the same engine call as `run`.
@@ -17,15 +17,15 @@ use crate::signals;
 use crate::wire::{self, Clamped, Empty, ExecRequest, Reply};
 
 /// `/wait` and `/exec` with `wait: true`: the default bound and the most a client may ask
-/// for (DECISIONS OP-6).
+/// for (docs/decisions.md OP-6).
 pub const DEFAULT_WAIT_MS: u64 = 30_000;
 pub const MAX_WAIT_MS: u64 = 600_000;
 const WAIT_POLL: Duration = Duration::from_millis(200);
-/// `/tail` and the `final_snapshot` of `/exec` use fixed tail parameters (CONTRACT §11).
+/// `/tail` and the `final_snapshot` of `/exec` use fixed tail parameters (docs/compatibility.md §11).
 const TAIL_LINES: u64 = 50;
 const TAIL_BYTES: u64 = 65_536;
 
-/// One HTTP answer: status, JSON text with lexicographically sorted keys (CONTRACT §2.2),
+/// One HTTP answer: status, JSON text with lexicographically sorted keys (docs/compatibility.md §2.2),
 /// and the extra header some statuses need.
 #[derive(Debug)]
 pub struct Answer {
@@ -131,7 +131,7 @@ fn clamped_wait(until_ms: u64) -> Option<Clamped> {
     (until_ms > MAX_WAIT_MS).then_some(Clamped { snapshot_after_ms: None, until_ms: Some(MAX_WAIT_MS) })
 }
 
-/// Like CLI `kill` (OP-7): `?signal=NAME` (default TERM) and the `killed` record.
+/// Like CLI `kill` (docs/decisions.md OP-7): `?signal=NAME` (default TERM) and the `killed` record.
 fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
     let name = match query_param(target, "signal") {
         None => "TERM".to_string(),
@@ -144,7 +144,7 @@ fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
     Ok(Reply::sorted("kill", &jobs::kill(root, &KillRequest { job_id: job.id, signal })?))
 }
 
-/// The pure part of `POST /exec`: the body's checks of CONTRACT §11.2, in their order.
+/// The pure part of `POST /exec`: the body's checks of docs/compatibility.md §11.2, in their order.
 /// Returns the request and its non-empty command.
 fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
     let invalid = |message: String| Error::new(Code::InvalidRequest, message);
@@ -179,7 +179,7 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         kill_after_ms: 0,
         progress_every_ms: 0,
         notification: None,
-        // OP-7: the wrapper comes from config.toml like `run` without --shell-wrapper.
+        // docs/decisions.md OP-7: the wrapper comes from config.toml like `run` without --shell-wrapper.
         wrapper: config::resolve_wrapper(None, None)?,
         cwd: request.cwd,
         max_log_bytes: config::max_log_bytes(None, None)?,
@@ -240,7 +240,7 @@ mod tests {
         #![proptest_config(fuzz_config())]
 
         /// Fuzz: any body yields a non-empty command or one of the three
-        /// `invalid_request` messages of CONTRACT §11.2; never a panic.
+        /// `invalid_request` messages of docs/compatibility.md §11.2; never a panic.
         #[test]
         fn exec_body_parsing(body in body()) {
             match parse_exec(&body) {

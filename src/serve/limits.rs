@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::handlers::Answer;
 use crate::error::{Code, Error};
 
-/// CONTRACT §11.2: bodies above this are refused (413).
+/// docs/compatibility.md §11.2: bodies above this are refused (413).
 pub const MAX_BODY: usize = 1024 * 1024;
 
 /// How long a connection may stay silent before it is closed, and how long a client may

@@ -1,4 +1,4 @@
-//! `agent-exec serve`: the REST API of CONTRACT §11 (with DECISIONS OP-5, OP-6, OP-7) on
+//! `agent-exec serve`: the REST API of docs/compatibility.md §11 (with docs/decisions.md OP-5, OP-6, OP-7) on
 //! tiny_http, one thread per connection, no async runtime.
 //!
 //! This module owns the process side: binding, the request handler and its slots,
@@ -18,7 +18,7 @@
 //!
 //! **Shutdown.** SIGINT/SIGTERM set a flag the main thread checks every 100 ms: it
 //! stops accepting, answers requests not yet started with 503, gives running requests up to
-//! 5 s, and exits 0 without printing (CONTRACT §2.1). Jobs are untouched: each has its
+//! 5 s, and exits 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its
 //! own supervisor in its own session.
 
 mod auth;

@@ -1,13 +1,13 @@
 //! Routing: a pure function from method and raw request target to a `Route`.
 //!
 //! Nothing here touches the filesystem. Job ids are percent-decoded and checked against
-//! DECISIONS OP-5 (`jobstore::valid_id`) before a handler ever sees them, so a traversal
+//! docs/decisions.md OP-5 (`jobstore::valid_id`) before a handler ever sees them, so a traversal
 //! attempt (`..`, `%2F`, `%2e%2e`, absolute paths, NUL, overlong ids) can only ever become
 //! `Route::NoSuchJob`, never a path. `Root::lookup` checks again; two locks on one door.
 
 use crate::jobstore::valid_id;
 
-/// The endpoints of CONTRACT §11.1, with their job id already decoded and validated.
+/// The endpoints of docs/compatibility.md §11.1, with their job id already decoded and validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Health,
@@ -204,7 +204,7 @@ mod tests {
     proptest::proptest! {
         #![proptest_config(fuzz_config())]
 
-        /// Fuzz: routing never panics, only hands out ids valid per OP-5, and is
+        /// Fuzz: routing never panics, only hands out ids valid per docs/decisions.md OP-5, and is
         /// consistent with `percent_decode`.
         #[test]
         fn routing_is_total_and_ids_are_valid(

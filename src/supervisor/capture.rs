@@ -1,4 +1,4 @@
-//! Output capture (CONTRACT §6.7): turning the bytes of one stream into `full.log`
+//! Output capture (docs/compatibility.md §6.7): turning the bytes of one stream into `full.log`
 //! records, in bounded memory and without per-line system calls.
 //!
 //! A line is held only up to `LINE_CAP` bytes. A longer line is written as several

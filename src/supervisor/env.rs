@@ -1,4 +1,4 @@
-//! The job's environment (CONTRACT §6.4): our environment (unless `--no-inherit-env`),
+//! The job's environment (docs/compatibility.md §6.4): our environment (unless `--no-inherit-env`),
 //! then each env file, then each `--env` entry; later wins.
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Opens a log for writing without following a symlink planted in its place, truncated
-/// (CONTRACT §5.4: the supervisor starts the logs empty).
+/// (docs/compatibility.md §5.4: the supervisor starts the logs empty).
 pub fn open(path: &Path, follow: bool) -> Result<File, String> {
     let flags = if follow { libc::O_CLOEXEC } else { libc::O_CLOEXEC | libc::O_NOFOLLOW };
     OpenOptions::new()

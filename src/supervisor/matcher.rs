@@ -1,4 +1,4 @@
-//! Output-match notification (CONTRACT §10.5, DECISIONS OP-10): output lines are
+//! Output-match notification (docs/compatibility.md §10.5, docs/decisions.md OP-10): output lines are
 //! evaluated against the current `on_output_match` configuration and matches are handed
 //! to one delivery thread, in order, through a bounded queue.
 //!
@@ -179,7 +179,7 @@ impl OutputMatcher {
         if self.stamp == Some(stamp) {
             return;
         }
-        // A meta.json that cannot be read keeps the previous configuration (§5.9).
+        // A meta.json that cannot be read keeps the previous configuration (docs/compatibility.md §5.9).
         if let Ok(meta) = self.job.read_meta() {
             self.stamp = Some(stamp);
             self.current = meta.notification.and_then(|n| n.on_output_match).map(Compiled::new);

@@ -1,5 +1,5 @@
 //! The supervisor: one detached process per job that owns the job process, its logs and
-//! its state from start to finish (CONTRACT §6, DECISIONS OP-1, OP-2, OP-20).
+//! its state from start to finish (docs/compatibility.md §6, docs/decisions.md OP-1, OP-2, OP-20).
 //!
 //! It is exec'd by `launch` as `agent-exec __supervise <job_dir>`, reads its launch spec
 //! from fd 3, starts the job in a new session, answers the front-end on fd 4, and then
@@ -84,7 +84,7 @@ pub fn main(job_dir: &Path) -> i32 {
     }
 }
 
-/// Records a failure to start (DECISIONS OP-1), answers the front-end, and delivers the
+/// Records a failure to start (docs/decisions.md OP-1), answers the front-end, and delivers the
 /// completion event if sinks are configured.
 fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String) -> i32 {
     let state = job.lock().ok().and_then(|_lock| {

@@ -1,4 +1,4 @@
-//! Notifications (CONTRACT §10, DECISIONS OP-6, OP-10, OP-24): the `job.finished` event
+//! Notifications (docs/compatibility.md §10, docs/decisions.md OP-6, OP-10, OP-24): the `job.finished` event
 //! with its command and file sinks, and the `job.output.matched` event for output lines.
 //!
 //! Every sink is bounded by one deadline (60 s, or `AGENT_EXEC_SINK_TIMEOUT_MS`): a

@@ -33,7 +33,7 @@ pub struct LaunchSpec {
 }
 
 impl LaunchSpec {
-    /// The job process's argv (CONTRACT §6.3): one word is a shell string for the
+    /// The job process's argv (docs/compatibility.md §6.3): one word is a shell string for the
     /// wrapper; several words are exec'd by it as `"$@"`, so the job's pid is the
     /// workload's. The wrapper's `$0` is `agent-exec` (0.1.18 passed `--`), because the
     /// shell prefixes its own messages with it: `agent-exec: 1: exec: nope: not found`.

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 /// Output written by lingering descendants after the job process exited is read for at
-/// most this long (DECISIONS OP-21).
+/// most this long (docs/decisions.md OP-21).
 const DRAIN: Duration = Duration::from_millis(2000);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// The `POST /exec` body (CONTRACT §11.2). Unknown keys are ignored; `null` counts as
+/// The `POST /exec` body (docs/compatibility.md §11.2). Unknown keys are ignored; `null` counts as
 /// absent. `until_ms` is our addition: the bound for `wait: true` (default 30000, at
 /// most 600000, like `/wait`).
 #[derive(Deserialize)]

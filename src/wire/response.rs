@@ -1,4 +1,4 @@
-//! Response bodies (CONTRACT §8) and the success/error envelopes (§2.3, §2.4).
+//! Response bodies (docs/compatibility.md §8) and the success/error envelopes (docs/compatibility.md §2.3, §2.4).
 //! Optional fields are omitted, never `null`.
 
 use serde::Serialize;
@@ -56,7 +56,7 @@ impl Reply {
 
 impl Reply {
     /// The same envelope with its keys in lexicographic order, as HTTP answers list them
-    /// (CONTRACT §2.2): built through `serde_json::Value`, whose maps are sorted.
+    /// (docs/compatibility.md §2.2): built through `serde_json::Value`, whose maps are sorted.
     pub fn sorted<T: Serialize>(kind: &'static str, body: &T) -> Reply {
         let envelope = Envelope { schema_version: SCHEMA_VERSION, ok: true, kind, body };
         let json = serde_json::to_value(&envelope)

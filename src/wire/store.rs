@@ -1,4 +1,4 @@
-//! `meta.json`, `state.json` and the notification events (CONTRACT §5, §10).
+//! `meta.json`, `state.json` and the notification events (docs/compatibility.md §5, §10).
 
 use std::borrow::Cow;
 
@@ -54,7 +54,7 @@ pub struct Meta {
     pub progress_every_ms: u64,
     #[serde(default = "default_wrapper")]
     pub shell_wrapper: Vec<String>,
-    /// Where `run --log` sent the merged log (DECISIONS OP-14); absent for the default.
+    /// Where `run --log` sent the merged log (docs/decisions.md OP-14); absent for the default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_log_path: Option<String>,
     /// `--max-log-bytes` (or the `[logs] max_bytes` default) when set: each log rotates
@@ -157,7 +157,7 @@ pub struct JobResult {
     pub duration_ms: Option<u64>,
 }
 
-/// `state.json`. The fields after `updated_at` are our optional additions (DECISIONS OP-1,
+/// `state.json`. The fields after `updated_at` are our optional additions (docs/decisions.md OP-1,
 /// OP-2): the reason of a `failed` job and the pids with their start times, which let
 /// every reader tell a live job from a dead one without trusting the file.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -292,7 +292,7 @@ pub enum Stream {
     Stderr,
 }
 
-/// The `job.finished` event (CONTRACT §10.2); `completion_event.json` adds
+/// The `job.finished` event (docs/compatibility.md §10.2); `completion_event.json` adds
 /// `delivery_results`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FinishedEvent {
@@ -317,7 +317,7 @@ pub struct FinishedEvent {
     pub stderr_log_path: String,
 }
 
-/// The `job.output.matched` event (CONTRACT §10.5).
+/// The `job.output.matched` event (docs/compatibility.md §10.5).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MatchedEvent {
     pub schema_version: String,
