@@ -3,45 +3,38 @@
 
 mod common;
 
-use common::{Env, describe, single_json};
+use common::Env;
 
 /// Runs `args`, expects exactly one JSON object with `ok: true`, returns it and the status.
-fn answer(env: &Env, args: &[&str]) -> (serde_json::Value, i32) {
-    let out = env.run(args);
-    let value = single_json(args, &out);
-    assert_eq!(value["ok"], true, "{}", describe(args, &out));
-    (value, out.status.code().expect("exit status"))
-}
-
 #[test]
 fn run_wait_exits_with_the_jobs_code() {
     let env = Env::new();
-    let (value, code) = answer(&env, &["run", "--wait", "--exit-code", "--", "sh", "-c", "exit 7"]);
+    let (value, code) = env.answer(&["run", "--wait", "--exit-code", "--", "sh", "-c", "exit 7"]);
     assert_eq!((value["state"].as_str(), code), (Some("exited"), 7));
-    let (_, code) = answer(&env, &["run", "--wait", "--exit-code", "--", "true"]);
+    let (_, code) = env.answer(&["run", "--wait", "--exit-code", "--", "true"]);
     assert_eq!(code, 0);
     // Without the flag: exit 0 whatever the job did (0.1.18).
-    let (_, code) = answer(&env, &["run", "--wait", "--", "sh", "-c", "exit 7"]);
+    let (_, code) = env.answer(&["run", "--wait", "--", "sh", "-c", "exit 7"]);
     assert_eq!(code, 0);
 }
 
 #[test]
 fn a_signal_is_128_plus_its_number() {
     let env = Env::new();
-    let (value, code) = answer(&env, &["run", "--wait", "--exit-code", "--", "sh", "-c", "kill -TERM $$"]);
+    let (value, code) = env.answer(&["run", "--wait", "--exit-code", "--", "sh", "-c", "kill -TERM $$"]);
     assert_eq!((value["state"].as_str(), value["signal"].as_str(), code), (Some("killed"), Some("TERM"), 143));
 }
 
 #[test]
 fn a_job_still_running_at_the_deadline_is_124() {
     let env = Env::new();
-    let (value, code) = answer(&env, &["run", "--wait", "--until", "100", "--exit-code", "--", "sleep", "30"]);
+    let (value, code) = env.answer(&["run", "--wait", "--until", "100", "--exit-code", "--", "sleep", "30"]);
     assert_eq!((value["state"].as_str(), code), (Some("running"), 124));
     let id = value["job_id"].as_str().unwrap().to_string();
-    let (value, code) = answer(&env, &["wait", "--until", "50", "--exit-code", &id]);
+    let (value, code) = env.answer(&["wait", "--until", "50", "--exit-code", &id]);
     assert_eq!((value["state"].as_str(), code), (Some("running"), 124));
     env.ok(&["kill", "--signal", "KILL", &id]);
-    let (value, code) = answer(&env, &["wait", "--exit-code", &id]);
+    let (value, code) = env.answer(&["wait", "--exit-code", &id]);
     assert_eq!((value["state"].as_str(), code), (Some("killed"), 137));
 }
 
@@ -49,7 +42,7 @@ fn a_job_still_running_at_the_deadline_is_124() {
 fn a_failed_job_is_125() {
     let env = Env::new();
     let (value, code) =
-        answer(&env, &["run", "--wait", "--exit-code", "--cwd", "/nonexistent-dir-for-test", "--", "true"]);
+        env.answer(&["run", "--wait", "--exit-code", "--cwd", "/nonexistent-dir-for-test", "--", "true"]);
     assert_eq!((value["state"].as_str(), code), (Some("failed"), 125), "{value}");
 }
 
@@ -57,7 +50,7 @@ fn a_failed_job_is_125() {
 fn start_and_wait_take_the_flag_and_keep_the_answer() {
     let env = Env::new();
     let id = env.ok(&["create", "--", "sh", "-c", "exit 3"])["job_id"].as_str().unwrap().to_string();
-    let (_, code) = answer(&env, &["start", "--wait", "--exit-code", &id]);
+    let (_, code) = env.answer(&["start", "--wait", "--exit-code", &id]);
     assert_eq!(code, 3);
     let plain = env.run(&["wait", &id]);
     let flagged = env.run(&["wait", "--exit-code", &id]);

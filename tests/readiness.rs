@@ -3,14 +3,7 @@
 
 mod common;
 
-use common::{Env, describe, single_json};
-
-fn answer(env: &Env, args: &[&str]) -> (serde_json::Value, i32) {
-    let out = env.run(args);
-    let value = single_json(args, &out);
-    assert_eq!(value["ok"], true, "{}", describe(args, &out));
-    (value, out.status.code().expect("exit status"))
-}
+use common::Env;
 
 fn stop(env: &Env, id: &str) {
     env.ok(&["kill", "--signal", "KILL", id]);
@@ -24,7 +17,7 @@ fn output_written_before_the_wait_counts() {
     assert_eq!(run["ready"], true, "{run}");
     let id = run["job_id"].as_str().unwrap().to_string();
     // Long after the line was written, a new wait still finds it, with its offset.
-    let (value, code) = answer(&env, &["wait", "--exit-code", "--for-output", "ready", &id]);
+    let (value, code) = env.answer(&["wait", "--exit-code", "--for-output", "ready", &id]);
     assert_eq!(value["ready"], true);
     assert_eq!(value["matched_line"], "server ready");
     assert_eq!(value["stream"], "stdout");
@@ -39,13 +32,20 @@ fn regex_and_stream_choice() {
     let env = Env::new();
     let id = env.start_job(&["sh", "-c", "echo 'port=8080' >&2; sleep 30"]);
     let args = ["wait", "--for-output", "^port=[0-9]+$", "--output-match-type", "regex", &id];
-    let (value, _) = answer(&env, &args);
+    let (value, _) = env.answer(&args);
     assert_eq!((value["ready"].as_bool(), value["stream"].as_str()), (Some(true), Some("stderr")));
     // Only stdout is looked at: the deadline passes, not ready, 124.
-    let (value, code) = answer(
-        &env,
-        &["wait", "--for-output", "port=", "--output-stream", "stdout", "--until", "200", "--exit-code", &id],
-    );
+    let (value, code) = env.answer(&[
+        "wait",
+        "--for-output",
+        "port=",
+        "--output-stream",
+        "stdout",
+        "--until",
+        "200",
+        "--exit-code",
+        &id,
+    ]);
     assert_eq!((value["ready"].as_bool(), value["state"].as_str(), code), (Some(false), Some("running"), 124));
     stop(&env, &id);
 }
@@ -54,11 +54,11 @@ fn regex_and_stream_choice() {
 fn a_job_that_ends_first_is_not_ready() {
     let env = Env::new();
     let (value, code) =
-        answer(&env, &["run", "--for-output", "never", "--exit-code", "--", "sh", "-c", "echo x; exit 3"]);
+        env.answer(&["run", "--for-output", "never", "--exit-code", "--", "sh", "-c", "echo x; exit 3"]);
     assert_eq!((value["ready"].as_bool(), value["state"].as_str(), code), (Some(false), Some("exited"), 3));
     let id = env.start_job(&["echo", "done"]);
     env.wait_job(&id);
-    let (value, code) = answer(&env, &["wait", "--for-output", "never", "--exit-code", &id]);
+    let (value, code) = env.answer(&["wait", "--for-output", "never", "--exit-code", &id]);
     assert_eq!((value["ready"].as_bool(), value["exit_code"].as_i64(), code), (Some(false), Some(0), 125));
     // Its last line, even without a newline, is matched once it has ended.
     let id = env.start_job(&["printf", "up"]);
@@ -72,12 +72,12 @@ fn a_port_that_accepts_is_ready() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port().to_string();
     let id = env.start_job(&["sleep", "30"]);
-    let (value, code) = answer(&env, &["wait", "--for-port", &port, "--for-host", "127.0.0.1", "--exit-code", &id]);
+    let (value, code) = env.answer(&["wait", "--for-port", &port, "--for-host", "127.0.0.1", "--exit-code", &id]);
     assert_eq!((value["ready"].as_bool(), code), (Some(true), 0));
     stop(&env, &id);
     drop(listener);
     // Nothing listens any more, and the job ends: not ready.
-    let (value, code) = answer(&env, &["run", "--for-port", &port, "--exit-code", "--", "sh", "-c", "exit 4"]);
+    let (value, code) = env.answer(&["run", "--for-port", &port, "--exit-code", "--", "sh", "-c", "exit 4"]);
     assert_eq!((value["ready"].as_bool(), value["state"].as_str(), code), (Some(false), Some("exited"), 4));
 }
 

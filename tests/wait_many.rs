@@ -5,17 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Env, describe, eventually, single_json};
+use common::{Env, eventually};
 
 fn id_of(value: &serde_json::Value) -> String {
     value["job_id"].as_str().expect("job_id").to_string()
-}
-
-fn answer(env: &Env, args: &[&str]) -> (serde_json::Value, i32) {
-    let out = env.run(args);
-    let value = single_json(args, &out);
-    assert_eq!(value["ok"], true, "{}", describe(args, &out));
-    (value, out.status.code().expect("exit status"))
 }
 
 #[test]
@@ -25,7 +18,7 @@ fn all_jobs_in_the_order_given_with_a_summary() {
     let bad = env.start_job(&["sh", "-c", "exit 4"]);
     let worse = env.start_job(&["sh", "-c", "exit 5"]);
     let args = ["wait", "--exit-code", &ok, &bad, &worse];
-    let (value, code) = answer(&env, &args);
+    let (value, code) = env.answer(&args);
     let ids: Vec<&str> =
         value["jobs"].as_array().expect("jobs").iter().map(|j| j["job_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [ok.as_str(), bad.as_str(), worse.as_str()]);
@@ -34,7 +27,7 @@ fn all_jobs_in_the_order_given_with_a_summary() {
     assert!(value["jobs"][1]["finished_at"].is_string());
     assert_eq!(value["summary"], serde_json::json!({"finished": 3, "running": 0, "failed_count": 2}));
     assert_eq!(code, 4, "the first non-zero code in the order given");
-    let (_, code) = answer(&env, &["wait", &ok, &bad]);
+    let (_, code) = env.answer(&["wait", &ok, &bad]);
     assert_eq!(code, 0, "without --exit-code");
 }
 
@@ -43,13 +36,13 @@ fn any_returns_when_one_ends() {
     let env = Env::new();
     let slow = env.start_job(&["sleep", "30"]);
     let quick = env.start_job(&["sh", "-c", "exit 2"]);
-    let (value, code) = answer(&env, &["wait", "--any", "--exit-code", &slow, &quick]);
+    let (value, code) = env.answer(&["wait", "--any", "--exit-code", &slow, &quick]);
     assert_eq!(value["jobs"][0]["state"], "running");
     assert_eq!(value["jobs"][1]["exit_code"], 2);
     assert_eq!(value["summary"], serde_json::json!({"finished": 1, "running": 1, "failed_count": 1}));
     assert_eq!(code, 2);
     // A deadline with nothing ended: 124.
-    let (_, code) = answer(&env, &["wait", "--any", "--until", "50", "--exit-code", &slow]);
+    let (_, code) = env.answer(&["wait", "--any", "--until", "50", "--exit-code", &slow]);
     assert_eq!(code, 124);
     env.ok(&["kill", "--signal", "KILL", &slow]);
     env.wait_job(&slow);

@@ -59,17 +59,7 @@ pub struct ReadyWait {
 pub fn wait_ready(root: &Root, job_id: &str, wait: &ReadyWait) -> Result<WaitBody> {
     let job = root.lookup(job_id)?;
     let (state, readiness) = await_ready(&job, wait)?;
-    let ended = super::Ended::of(&state);
-    Ok(WaitBody {
-        job_id: job.id.clone(),
-        state: state.status().into(),
-        exit_code: ended.exit_code,
-        signal: ended.signal,
-        error: ended.error,
-        liveness_unchecked: !liveness::checkable(&state),
-        clamped: None,
-        readiness: Some(readiness),
-    })
+    Ok(super::wait::wait_body(&job, &state, Some(readiness)))
 }
 
 /// Waits until the condition holds, the job ends, or the deadline passes; returns the

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
-use crate::jobstore::{Root, liveness};
-use crate::wire::WaitBody;
+use crate::jobstore::{JobDir, Root, liveness};
+use crate::wire::{Readiness, State, WaitBody};
 
 #[derive(Debug, Clone)]
 pub struct WaitRequest {
@@ -22,16 +22,20 @@ pub fn wait(root: &Root, request: &WaitRequest) -> Result<WaitBody> {
     let job = root.lookup(&request.job_id)?;
     let deadline = request.until.map(|d| Instant::now() + d);
     let state = wait_for_end(&job, deadline, request.poll, OnUnreadable::Fail, super::current)?;
-    let unchecked = !liveness::checkable(&state);
-    let ended = super::Ended::of(&state);
-    Ok(WaitBody {
+    Ok(wait_body(&job, &state, None))
+}
+
+/// The single-job `wait` answer for the state a wait ended with (also readiness waits).
+pub(super) fn wait_body(job: &JobDir, state: &State, readiness: Option<Readiness>) -> WaitBody {
+    let ended = super::Ended::of(state);
+    WaitBody {
         job_id: job.id.clone(),
         state: state.status().into(),
         exit_code: ended.exit_code,
         signal: ended.signal,
         error: ended.error,
-        liveness_unchecked: unchecked,
+        liveness_unchecked: !liveness::checkable(state),
         clamped: None,
-        readiness: None,
-    })
+        readiness,
+    }
 }

@@ -76,6 +76,15 @@ impl Env {
         value
     }
 
+    /// One JSON object with `ok: true`, whatever the exit status (`--exit-code` makes
+    /// it the job's): the answer and the status.
+    pub fn answer(&self, args: &[&str]) -> (Value, i32) {
+        let out = self.run(args);
+        let value = single_json(args, &out);
+        assert_eq!(value["ok"], true, "{}", describe(args, &out));
+        (value, out.status.code().expect("exit status"))
+    }
+
     /// Exit 1 and one error object with the given code.
     pub fn err(&self, args: &[&str], code: &str) -> Value {
         let out = self.run(args);
