@@ -16,7 +16,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{Env, eventually};
-use serve_support::{Server, request};
+use serve_support::{Server, request, rss_kib};
 
 /// Writes `raw`, half-closes, reads until the server closes; returns the status of the
 /// first answer (None: closed without one).
@@ -34,16 +34,6 @@ fn status_of(port: u16, raw: &[u8]) -> Option<u16> {
 
 fn count(pid: u32, what: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/{what}")).map_or(0, |d| d.count())
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The attacks of item 2, each a request that must be refused with its status.

@@ -124,6 +124,18 @@ pub fn raw_request(port: u16, raw: &[u8]) -> std::io::Result<Reply> {
     parse(&bytes).ok_or_else(|| std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&bytes))))
 }
 
+/// Like `raw_request`, but says it has nothing more to send (a half close) once `raw` is
+/// written, so that a server refusing the request need not wait for more.
+pub fn raw_request_then_eof(port: u16, raw: &[u8]) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(raw)?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes)?;
+    parse(&bytes).ok_or_else(|| std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&bytes))))
+}
+
 fn parse(bytes: &[u8]) -> Option<Reply> {
     let text = String::from_utf8_lossy(bytes);
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -149,4 +161,15 @@ pub fn fresh_port() -> u16 {
             return port;
         }
     }
+}
+
+/// The resident set of a process, in KiB (0 once it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
