@@ -36,7 +36,7 @@ fn checked_markdown(root: &Path) -> Vec<PathBuf> {
 
 /// The lines of a Markdown text that are prose: fenced code blocks dropped, inline code
 /// spans removed (an example of a link is not a link). Numbered from 1.
-fn prose_lines(text: &str) -> Vec<(usize, String)> {
+fn prose_lines(text: &str) -> Vec<(usize, &str, String)> {
     let mut in_fence = false;
     let mut lines = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -49,7 +49,7 @@ fn prose_lines(text: &str) -> Vec<(usize, String)> {
             continue;
         }
         let outside_code: String = line.split('`').step_by(2).collect();
-        lines.push((index + 1, outside_code));
+        lines.push((index + 1, line, outside_code));
     }
     lines
 }
@@ -61,7 +61,7 @@ fn link_targets(text: &str) -> Vec<(usize, String)> {
     let definition = Regex::new(r"^\s{0,3}\[[^\]]+\]:\s*<?([^\s>]+)").unwrap();
     let attribute = Regex::new(r#"\b(?:href|src)="([^"]+)""#).unwrap();
     let mut targets = Vec::new();
-    for (line_no, line) in prose_lines(text) {
+    for (line_no, _, line) in prose_lines(text) {
         for pattern in [&inline, &definition, &attribute] {
             for found in pattern.captures_iter(&line) {
                 targets.push((line_no, found[1].to_string()));
@@ -90,17 +90,7 @@ fn anchors(text: &str) -> BTreeSet<String> {
     let explicit = Regex::new(r#"<a\s+(?:id|name)="([^"]+)""#).unwrap();
     let heading = Regex::new(r"^#{1,6}\s+(.*?)\s*#*\s*$").unwrap();
     let mut found = BTreeSet::new();
-    let mut in_fence = false;
-    for line in text.lines() {
-        let trimmed = line.trim_start();
-        if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            continue;
-        }
-        let outside_code: String = line.split('`').step_by(2).collect();
+    for (_, line, outside_code) in prose_lines(text) {
         for id in explicit.captures_iter(&outside_code) {
             found.insert(id[1].to_string());
         }

@@ -54,6 +54,30 @@ struct Namespace {
     init: u32,
 }
 
+impl Namespace {
+    /// Waits for the namespace's init, the child of `unshare`.
+    fn new(unshare: Child) -> Namespace {
+        let unshare_pid = unshare.id();
+        let mut init = None;
+        assert!(eventually(Duration::from_secs(10), || {
+            init = children(unshare_pid).first().copied();
+            init.is_some()
+        }));
+        Namespace { unshare, init: init.unwrap_or_default() }
+    }
+
+    /// Every job and orphan ends, and then no zombie is left with PID 1 as its parent.
+    fn assert_all_reaped(&self) {
+        assert!(
+            eventually(Duration::from_secs(30), || live_descendants(self.init).is_empty()),
+            "still running in the namespace: {:?}",
+            live_descendants(self.init)
+        );
+        let reaped = eventually(Duration::from_secs(10), || zombie_children(self.init).is_empty());
+        assert!(reaped, "zombies left with PID 1 as parent: {:?}", zombie_children(self.init));
+    }
+}
+
 impl Drop for Namespace {
     fn drop(&mut self) {
         // SAFETY: signalling the namespace's init, a process this test started.
@@ -94,13 +118,7 @@ fn serve_as_pid_1_leaves_no_zombies() {
         .stdout(Stdio::null())
         .spawn()
         .expect("spawn unshare");
-    let unshare_pid = unshare.id();
-    let mut init = None;
-    assert!(eventually(Duration::from_secs(10), || {
-        init = children(unshare_pid).first().copied();
-        init.is_some()
-    }));
-    let ns = Namespace { unshare, init: init.unwrap_or_default() };
+    let ns = Namespace::new(unshare);
     let port: u16 = port.parse().unwrap_or_default();
     assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "serve is not up");
     let inside = std::fs::read_to_string(format!("/proc/{}/status", ns.init)).unwrap_or_default();
@@ -129,13 +147,7 @@ fn serve_as_pid_1_leaves_no_zombies() {
         assert_eq!(reply.json()["state"], "exited", "{id}: {reply:?}");
     }
     // Every supervisor and the orphaned `sleep` end; then nothing may be left unreaped.
-    assert!(
-        eventually(Duration::from_secs(30), || live_descendants(ns.init).is_empty()),
-        "still running in the namespace: {:?}",
-        live_descendants(ns.init)
-    );
-    let reaped = eventually(Duration::from_secs(10), || zombie_children(ns.init).is_empty());
-    assert!(reaped, "zombies left with PID 1 as parent: {:?}", zombie_children(ns.init));
+    ns.assert_all_reaped();
     assert_eq!(request(port, "GET", "/health", &[], b"").status, 200);
 }
 
@@ -154,15 +166,9 @@ fn mcp_as_pid_1_leaves_no_zombies() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn unshare");
-    let unshare_pid = unshare.id();
     let mut input = unshare.stdin.take().expect("stdin");
     let mut output = BufReader::new(unshare.stdout.take().expect("stdout"));
-    let mut init = None;
-    assert!(eventually(Duration::from_secs(10), || {
-        init = children(unshare_pid).first().copied();
-        init.is_some()
-    }));
-    let ns = Namespace { unshare, init: init.unwrap_or_default() };
+    let ns = Namespace::new(unshare);
     let mut call = |message: &str| {
         writeln!(input, "{message}").expect("write to mcp");
         let mut line = String::new();
@@ -182,13 +188,7 @@ fn mcp_as_pid_1_leaves_no_zombies() {
         let out = sealed(&env, "nsenter", &args).output().expect("nsenter run");
         assert_eq!(common::single_json(&args, &out)["state"], "exited");
     }
-    assert!(
-        eventually(Duration::from_secs(30), || live_descendants(ns.init).is_empty()),
-        "still running in the namespace: {:?}",
-        live_descendants(ns.init)
-    );
-    let reaped = eventually(Duration::from_secs(10), || zombie_children(ns.init).is_empty());
-    assert!(reaped, "zombies left with PID 1 as parent: {:?}", zombie_children(ns.init));
+    ns.assert_all_reaped();
     let answer = call(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
     assert_eq!(answer["id"], 9);
 }
