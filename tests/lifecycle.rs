@@ -117,6 +117,21 @@ fn timeout_sends_term_then_kill() {
     assert_eq!(value["signal"], "KILL");
 }
 
+/// A supervisor used to stay for the whole kill-after even when the TERM had already
+/// emptied the group, and `delete` refused the `killed` job as "currently running"
+/// all that time. kill-after here is ten minutes: only a supervisor that sees the
+/// empty group ends within the deadline.
+#[test]
+fn a_group_emptied_by_the_term_does_not_wait_out_kill_after() {
+    let env = Env::new();
+    let value = env.ok(&["run", "--timeout", "200", "--kill-after", "600000", "--wait", "--", "sleep", "30"]);
+    assert_eq!(value["state"], "killed", "{value}");
+    assert_eq!(value["signal"], "TERM", "{value}");
+    let id = value["job_id"].as_str().expect("job_id").to_string();
+    env.supervisor_gone(&id);
+    env.ok(&["delete", &id]);
+}
+
 #[test]
 fn timeout_reaches_the_whole_process_group() {
     let env = Env::new();

@@ -50,6 +50,17 @@ pub fn start_time(pid: u32) -> Option<u64> {
     proc_stat(pid).map(|stat| stat.start)
 }
 
+/// Does any live (not zombie) process other than `except` belong to process group
+/// `pgid`? A scan of `/proc`; when `/proc` cannot be read the answer is yes, the safe
+/// side for a caller that would otherwise give up on signalling the group.
+pub fn group_has_members(pgid: u32, except: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return true };
+    entries.flatten().any(|entry| {
+        let pid = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok());
+        pid.is_some_and(|pid| pid != except && proc_stat(pid).is_some_and(|stat| stat.pgid == i64::from(pgid)))
+    })
+}
+
 /// The inode of our PID namespace, recorded with every pid we write (`pid_ns`).
 pub fn pid_namespace() -> Option<u64> {
     static NAMESPACE: OnceLock<Option<u64>> = OnceLock::new();

@@ -85,6 +85,11 @@ impl Timers {
         self.kill_at.is_some()
     }
 
+    /// The group the SIGKILL was for is empty: do not send it.
+    pub fn cancel_kill(&mut self) {
+        self.kill_at = None;
+    }
+
     /// The job process is gone: no more timeout or heartbeats, only the bounded drain and
     /// a SIGKILL already scheduled by the timeout.
     pub fn child_exited(&mut self, now: Instant) {

@@ -15,7 +15,7 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::capture::{LineSplitter, Records, Stream};
 use super::logs::{Logs, Which};
@@ -25,7 +25,7 @@ use super::record::Recorder;
 use super::spawn::{self, JobProcess};
 use super::spec::LaunchSpec;
 use super::timers::{Due, Timers};
-use crate::jobstore::JobDir;
+use crate::jobstore::{JobDir, liveness};
 use crate::wire::{JobResult, Status};
 use crate::{signals, time};
 
@@ -39,6 +39,9 @@ const CHUNK: usize = 256 * 1024;
 /// buffer for chunks of very short lines (a record is up to 31 bytes longer than its
 /// line).
 const RECORDS_FLUSH: usize = 256 * 1024;
+/// After the job exited while a kill-after SIGKILL is pending, how often the process
+/// group is checked for members still alive.
+const GROUP_RECHECK: Duration = Duration::from_millis(100);
 
 /// SIGCHLD delivered as a readable byte on a socket pair (signal-hook's self-pipe).
 pub struct SignalPipe {
@@ -160,10 +163,21 @@ impl Watch {
                     Due::DrainOver => self.finish_lines(),
                 }
             }
-            if self.exited && self.sources.is_empty() && !self.timers.kill_pending() {
-                break;
+            if self.exited && self.sources.is_empty() {
+                if !self.timers.kill_pending() {
+                    break;
+                }
+                // The SIGKILL is for members that outlived the leader. With none left
+                // there is nothing to wait for; otherwise look again soon. (The zombie
+                // leader, reaped after the loop, keeps the group id from being reused.)
+                if !liveness::group_has_members(self.pid, self.pid) {
+                    self.timers.cancel_kill();
+                    break;
+                }
+                self.wait_for_events(Some(GROUP_RECHECK));
+                continue;
             }
-            self.wait_for_events();
+            self.wait_for_events(None);
         }
         self.finish_lines();
         // Reap the job process only now: see the module comment.
@@ -175,8 +189,11 @@ impl Watch {
         }
     }
 
-    fn wait_for_events(&mut self) {
-        let timeout_ms = match self.timers.next() {
+    /// Waits for output, the job's exit or the next timer, or at most `cap`.
+    fn wait_for_events(&mut self, cap: Option<Duration>) {
+        let next = self.timers.next();
+        let capped = cap.map(|cap| Instant::now() + cap);
+        let timeout_ms = match next.into_iter().chain(capped).min() {
             Some(at) => {
                 let left = at.saturating_duration_since(Instant::now());
                 i32::try_from(left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0)).unwrap_or(i32::MAX)
