@@ -24,25 +24,18 @@ pub fn tail_file(path: &Path, tail_lines: u64, max_bytes: u64) -> Tail {
     let mut bytes = current;
     let room = max_bytes.saturating_sub(bytes.len() as u64);
     if room > 0 {
-        let (mut earlier, earlier_len) = last_bytes(&rotated(path), room);
+        let (mut earlier, earlier_len) = last_bytes(&crate::jobstore::rotated_log(path), room);
         if earlier_len > 0 {
             observed_bytes += earlier_len;
             earlier.append(&mut bytes);
             bytes = earlier;
         }
-    } else if let Ok(meta) = std::fs::symlink_metadata(rotated(path)) {
+    } else if let Ok(meta) = std::fs::symlink_metadata(crate::jobstore::rotated_log(path)) {
         observed_bytes += meta.len();
     }
     let byte_truncated = observed_bytes > max_bytes;
     let (text, line_truncated) = tail_text(&bytes, tail_lines);
     Tail { included_bytes: text.len() as u64, text, truncated: byte_truncated || line_truncated, observed_bytes }
-}
-
-/// `<name>.1`, the rotated generation of a capped log.
-fn rotated(path: &Path) -> std::path::PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".1");
-    name.into()
 }
 
 /// The last `max_bytes` bytes of a file (none if it is missing) and its length.

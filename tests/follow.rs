@@ -85,3 +85,72 @@ fn bad_input() {
     env.usage(&["tail", "--follow", "--max-bytes", "5", "X"]);
     env.err(&["tail", "--follow", "@nobody"], "job_not_found");
 }
+
+/// A log capped with `--max-log-bytes` is renamed to `<name>.1` when full and a new
+/// file started. The follower used to keep reading the renamed file, so everything
+/// after the first rotation was lost to it. The job here writes one line at a time and
+/// waits for the test to see it before writing the next, so the follower must cross
+/// every rotation (one per four lines) for the test to end.
+#[test]
+fn a_follow_crosses_log_rotations() {
+    use std::io::BufRead;
+    let env = Env::new();
+    let script = "i=1; while [ $i -le 20 ]; do echo line-$i-padding; \
+                  while [ ! -e seen-$i ]; do sleep 0.01; done; i=$((i+1)); done";
+    let id = env.ok(&[
+        "run",
+        "--snapshot-after",
+        "0",
+        "--max-log-bytes",
+        "64",
+        "--no-full-log",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_string();
+    let mut follower = env
+        .command(&["tail", "--follow", "--json", "--tail-lines", "0", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn follower");
+    let stdout = follower.stdout.take().expect("stdout");
+    let release =
+        |cwd: &std::path::Path| (1..=20).for_each(|i| drop(std::fs::write(cwd.join(format!("seen-{i}")), "")));
+    // The deadline: a follower stuck in an old generation never sees the next line, so
+    // the job is released; the follow then ends and the assertions below fail.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let cwd = env.cwd.clone();
+    let deadline = std::thread::spawn(move || {
+        if finished.recv_timeout(std::time::Duration::from_secs(60)) == Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+        {
+            release(&cwd);
+        }
+    });
+    let mut data = String::new();
+    let mut offsets = Vec::new();
+    let mut seen = 0;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let record: serde_json::Value = serde_json::from_str(&line.expect("read")).expect("a JSON record");
+        offsets.push((record["offset"].as_u64().expect("offset"), record["data"].as_str().expect("data").len()));
+        data.push_str(record["data"].as_str().expect("data"));
+        while data.contains(&format!("line-{}-padding\n", seen + 1)) {
+            seen += 1;
+            std::fs::write(env.cwd.join(format!("seen-{seen}")), "").expect("mark seen");
+        }
+    }
+    drop(done);
+    deadline.join().expect("deadline thread");
+    follower.wait().expect("follower exits");
+    let expected: String = (1..=20).map(|i| format!("line-{i}-padding\n")).collect();
+    assert_eq!(data, expected);
+    // Offsets keep counting across generations: each record starts where the last ended.
+    let mut next = 0;
+    for (offset, len) in offsets {
+        assert_eq!(offset, next);
+        next += len as u64;
+    }
+}

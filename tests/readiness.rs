@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::Env;
+use std::os::unix::process::CommandExt;
+
+use common::{Env, single_json};
 
 fn stop(env: &Env, id: &str) {
     env.ok(&["kill", "--signal", "KILL", id]);
@@ -102,4 +104,31 @@ fn bad_input() {
     env.usage(&["wait", "--for-output", "x", "A", "B"]);
     env.usage(&["wait", "--for-output", "x", "--for-port", "80", "A"]);
     env.usage(&["wait", "--for-host", "h", "A"]);
+}
+
+/// The scan used to keep a line until its newline: a job printing one 100 MB line made
+/// `wait --for-output` hold all of it (300 MB took 575 MB of RSS). Under a 64 MiB
+/// address-space limit that aborts; a bounded scan matches the line after it.
+#[test]
+fn a_huge_line_is_scanned_in_bounded_memory() {
+    let env = Env::new();
+    let script = "head -c 100000000 /dev/zero | tr '\\0' a; printf '\\nready\\n'; sleep 30";
+    let id = env.ok(&["run", "--snapshot-after", "0", "--no-full-log", "--", script])["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_string();
+    let args = ["wait", "--for-output", "ready", "--until", "60000", &id];
+    let mut command = env.command(&args);
+    // SAFETY: setrlimit between fork and exec only affects the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 64 << 20, rlim_max: 64 << 20 };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let out = command.output().expect("run wait");
+    let value = single_json(&args, &out);
+    assert_eq!((value["ready"].as_bool(), value["offset"].as_u64()), (Some(true), Some(100_000_001)), "{value}");
+    stop(&env, &id);
 }

@@ -8,6 +8,8 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -39,7 +41,7 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     let gone = || Error::not_found(&request.job_id);
     let mut logs = Vec::new();
     for (name, stream) in [(jobstore::STDOUT_LOG, Stream::Stdout), (jobstore::STDERR_LOG, Stream::Stderr)] {
-        let mut log = Log { file: File::open(job.file(name)).map_err(|_| gone())?, stream, offset: 0 };
+        let mut log = Log::open(job.file(name), stream).map_err(|_| gone())?;
         log.offset = log.start_of_last_lines(request.tail_lines);
         logs.push(log);
     }
@@ -74,29 +76,75 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     }
 }
 
-struct Log {
+/// One log being followed. `--max-log-bytes` rotates a log by renaming it to `<name>.1`
+/// and starting a new file, so the open file may stop growing: then the follow finishes
+/// it, reads a generation it skipped, and goes on in the new file. Offsets given to
+/// `emit` keep counting across generations (`base` + the offset in the current file),
+/// from the start of the file the follow began in.
+pub(super) struct Log {
     file: File,
+    path: PathBuf,
     stream: Stream,
     offset: u64,
+    base: u64,
 }
 
 impl Log {
-    /// Emits what the log gained; `false` when `emit` failed.
-    fn copy_new(&mut self, emit: &mut Emit<'_>) -> bool {
+    pub(super) fn open(path: PathBuf, stream: Stream) -> std::io::Result<Log> {
+        Ok(Log { file: File::open(&path)?, path, stream, offset: 0, base: 0 })
+    }
+
+    /// Emits what the log gained, across rotations; `false` when `emit` failed.
+    pub(super) fn copy_new(&mut self, emit: &mut Emit<'_>) -> bool {
         let mut buf = vec![0u8; CHUNK];
+        loop {
+            if !self.copy_to_end(emit, &mut buf) {
+                return false;
+            }
+            let Some(newer) = self.rotated_away() else { return true };
+            // The supervisor writes to the new file only once it exists, so after its
+            // appearance the old one is complete: finish it before moving on.
+            if !self.copy_to_end(emit, &mut buf) {
+                return false;
+            }
+            let middle = File::open(jobstore::rotated_log(&self.path)).ok();
+            let mut generations = vec![newer];
+            // Two rotations since the last look: `<name>.1` is a generation we never
+            // opened (it is neither our file nor the current one).
+            if let Some(middle) = middle.filter(|m| !same_file(m, &self.file) && !same_file(m, &generations[0])) {
+                generations.insert(0, middle);
+            }
+            for file in generations {
+                self.base += self.offset;
+                self.offset = 0;
+                self.file = file;
+                if !self.copy_to_end(emit, &mut buf) {
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn copy_to_end(&mut self, emit: &mut Emit<'_>, buf: &mut [u8]) -> bool {
         loop {
             if self.file.seek(SeekFrom::Start(self.offset)).is_err() {
                 return true;
             }
-            let n = match self.file.read(&mut buf) {
+            let n = match self.file.read(buf) {
                 Ok(0) | Err(_) => return true,
                 Ok(n) => n,
             };
-            if emit(self.stream, &buf[..n], self.offset).is_err() {
+            if emit(self.stream, &buf[..n], self.base + self.offset).is_err() {
                 return false;
             }
             self.offset += n as u64;
         }
+    }
+
+    /// The log's current file, when it is no longer the one we have open.
+    fn rotated_away(&self) -> Option<File> {
+        let current = File::open(&self.path).ok()?;
+        (!same_file(&current, &self.file)).then_some(current)
     }
 
     /// The offset where the last `lines` lines begin (an unterminated last line counts
@@ -136,6 +184,13 @@ impl Log {
     }
 }
 
+fn same_file(a: &File, b: &File) -> bool {
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,7 +199,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log");
         std::fs::write(&path, text).expect("write");
-        Log { file: File::open(&path).expect("open"), stream: Stream::Stdout, offset: 0 }.start_of_last_lines(lines)
+        Log { file: File::open(&path).expect("open"), path, stream: Stream::Stdout, offset: 0, base: 0 }
+            .start_of_last_lines(lines)
     }
 
     #[test]

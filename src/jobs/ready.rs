@@ -7,11 +7,10 @@
 //! cadence of the port probe and the liveness check. Only complete lines are matched
 //! while the job runs; its unterminated last line is matched too once it has ended.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
+use super::follow;
 use crate::error::Result;
 use crate::jobstore::watches::Watches;
 use crate::jobstore::{self, JobDir, Root, liveness};
@@ -77,7 +76,7 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
                     | (StreamFilter::Stderr, Stream::Stderr)
             );
             if wanted {
-                scanners.push(Scanner { path: job.file(name), stream: which, offset: 0, pending: Vec::new() });
+                scanners.push(Scanner::new(job.file(name), which));
             }
         }
     } else {
@@ -124,59 +123,102 @@ fn connects(host: &str, port: u16) -> bool {
     addresses.into_iter().any(|address| TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).is_ok())
 }
 
-/// Reads one log from where it left off and matches its complete lines.
+/// The longest line matched whole: a longer one is matched on its first `LINE_MAX`
+/// bytes, like the supervisor's output-match, so memory stays bounded whatever the job
+/// prints (a 1 GB line without a newline used to be read whole).
+const LINE_MAX: usize = 64 * 1024;
+
+/// Reads one log from where it left off (across `--max-log-bytes` rotations, through
+/// the follower's reader) and matches its complete lines. A scan that found a line
+/// stops reading there: a scanner is not used after a match.
 struct Scanner {
     path: std::path::PathBuf,
     stream: Stream,
-    /// Bytes of the log consumed so far: `pending` starts at `offset - pending.len()`.
-    offset: u64,
-    pending: Vec<u8>,
+    /// Opened at the first scan that finds the file.
+    log: Option<follow::Log>,
+    lines: Lines,
+}
+
+/// The line being assembled from the chunks read: its first `LINE_MAX` bytes and the
+/// log offset of its first byte.
+#[derive(Default)]
+struct Lines {
+    line: Vec<u8>,
+    start: u64,
 }
 
 impl Scanner {
+    fn new(path: std::path::PathBuf, stream: Stream) -> Scanner {
+        Scanner { path, stream, log: None, lines: Lines::default() }
+    }
+
     fn scan(&mut self, pattern: &Pattern, ended: bool) -> Option<Readiness> {
-        self.read_new();
-        let mut start = 0;
-        let base = self.offset - self.pending.len() as u64;
-        while let Some(newline) = self.pending[start..].iter().position(|&b| b == b'\n') {
-            let line = &self.pending[start..start + newline];
-            if let Some(found) = self.check(pattern, line, base + start as u64) {
-                return Some(found);
+        if self.log.is_none() {
+            self.log = follow::Log::open(self.path.clone(), self.stream).ok();
+        }
+        let stream = self.stream;
+        let mut found = None;
+        if let Some(log) = &mut self.log {
+            let lines = &mut self.lines;
+            log.copy_new(&mut |_, bytes, offset| match lines
+                .feed(bytes, offset, |line, at| check(stream, pattern, line, at))
+            {
+                // Stop reading: the rest of the log is not needed.
+                Some(readiness) => {
+                    found = Some(readiness);
+                    Err(std::io::ErrorKind::Interrupted.into())
+                }
+                None => Ok(()),
+            });
+        }
+        if found.is_none() && ended && !self.lines.line.is_empty() {
+            found = check(stream, pattern, &self.lines.line, self.lines.start);
+        }
+        found
+    }
+}
+
+impl Lines {
+    /// Takes the next bytes of the log (`offset` is the first one's) and calls `check`
+    /// on each line they complete, until it finds something.
+    fn feed(
+        &mut self,
+        bytes: &[u8],
+        offset: u64,
+        mut check: impl FnMut(&[u8], u64) -> Option<Readiness>,
+    ) -> Option<Readiness> {
+        let mut rest = bytes;
+        let mut at = offset;
+        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            self.push(&rest[..newline]);
+            let found = check(&self.line, self.start);
+            self.line.clear();
+            at += newline as u64 + 1;
+            self.start = at;
+            rest = &rest[newline + 1..];
+            if found.is_some() {
+                return found;
             }
-            start += newline + 1;
         }
-        self.pending.drain(..start);
-        if ended && !self.pending.is_empty() {
-            let base = self.offset - self.pending.len() as u64;
-            return self.check(pattern, &self.pending, base);
-        }
+        self.push(rest);
         None
     }
 
-    fn check(&self, pattern: &Pattern, line: &[u8], offset: u64) -> Option<Readiness> {
-        let text = String::from_utf8_lossy(line);
-        let text = text.strip_suffix('\r').unwrap_or(&text);
-        pattern.matches(text).then(|| Readiness {
-            ready: true,
-            matched_line: Some(text.to_string()),
-            stream: Some(self.stream),
-            offset: Some(offset),
-        })
+    fn push(&mut self, bytes: &[u8]) {
+        let room = LINE_MAX.saturating_sub(self.line.len());
+        self.line.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
+}
 
-    /// Appends what the log gained since the last read (logs only grow while a job
-    /// runs; a rotated log is read on from the same offset, like `tail -f` on a name).
-    fn read_new(&mut self) {
-        let Ok(mut file) = File::open(&self.path) else { return };
-        if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return;
-        }
-        let mut fresh = Vec::new();
-        if file.read_to_end(&mut fresh).is_ok() {
-            self.offset += fresh.len() as u64;
-            self.pending.extend_from_slice(&fresh);
-        }
-    }
+fn check(stream: Stream, pattern: &Pattern, line: &[u8], offset: u64) -> Option<Readiness> {
+    let text = String::from_utf8_lossy(line);
+    let text = text.strip_suffix('\r').unwrap_or(&text);
+    pattern.matches(text).then(|| Readiness {
+        ready: true,
+        matched_line: Some(text.to_string()),
+        stream: Some(stream),
+        offset: Some(offset),
+    })
 }
 
 #[cfg(test)]
@@ -188,13 +230,48 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("stdout.log");
         std::fs::write(&path, "starting\nlistening on 8080\nready").expect("write");
-        let mut scanner = Scanner { path: path.clone(), stream: Stream::Stdout, offset: 0, pending: Vec::new() };
+        let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
         let found = scanner.scan(&Pattern::Contains("listening".into()), false).expect("a match");
         assert_eq!((found.matched_line.as_deref(), found.offset), (Some("listening on 8080"), Some(9)));
         // The unterminated last line counts only once the job has ended.
-        let mut scanner = Scanner { path, stream: Stream::Stdout, offset: 0, pending: Vec::new() };
+        let mut scanner = Scanner::new(path, Stream::Stdout);
         let ready = Pattern::Regex(regex_lite::Regex::new("^rea.y$").expect("regex"));
         assert!(scanner.scan(&ready, false).is_none());
         assert_eq!(scanner.scan(&ready, true).and_then(|r| r.offset), Some(27));
+    }
+
+    /// `--max-log-bytes` renames a full log to `<name>.1` and starts a new one. The scan
+    /// used to reopen the name and seek to its old offset, past the end of the new file,
+    /// so a line written just after a rotation was never seen.
+    #[test]
+    fn a_line_after_a_rotation_is_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stdout.log");
+        std::fs::write(&path, "starting the server, please wait\n").expect("write");
+        let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
+        let ready = Pattern::Contains("ready".into());
+        assert!(scanner.scan(&ready, false).is_none());
+        std::fs::rename(&path, jobstore::rotated_log(&path)).expect("rotate");
+        std::fs::write(&path, "up\nready\n").expect("write the new generation");
+        let found = scanner.scan(&ready, false).expect("the line after the rotation");
+        // Offsets count on across the generations.
+        assert_eq!((found.matched_line.as_deref(), found.offset), (Some("ready"), Some(33 + 3)));
+    }
+
+    /// Only the first `LINE_MAX` bytes of a line are kept and matched.
+    #[test]
+    fn a_long_line_is_matched_on_its_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stdout.log");
+        let long = format!("head{}tail\nnext\n", "x".repeat(3 * LINE_MAX));
+        std::fs::write(&path, &long).expect("write");
+        let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
+        assert!(scanner.scan(&Pattern::Contains("tail".into()), false).is_none());
+        let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
+        let found = scanner.scan(&Pattern::Contains("head".into()), false).expect("the start of the line");
+        assert_eq!(found.matched_line.map(|line| line.len()), Some(LINE_MAX));
+        let mut scanner = Scanner::new(path, Stream::Stdout);
+        let found = scanner.scan(&Pattern::Contains("next".into()), false).expect("the next line");
+        assert_eq!(found.offset, Some(3 * LINE_MAX as u64 + 9));
     }
 }

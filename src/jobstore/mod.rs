@@ -34,6 +34,14 @@ pub const FULL_LOG: &str = "full.log";
 pub const COMPLETION_EVENT: &str = "completion_event.json";
 pub const MATCH_EVENTS: &str = "notification_events.ndjson";
 
+/// `<log>.1`, the generation a log capped with `--max-log-bytes` was last rotated to
+/// (written by the supervisor; read by tail and follow).
+pub fn rotated_log(path: &std::path::Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".1");
+    name.into()
+}
+
 /// docs/decisions.md OP-5: an id or prefix is 1 to 26 ASCII letters and digits. Checked before
 /// the text is ever joined to a path.
 pub fn valid_id(id: &str) -> bool {

@@ -43,13 +43,6 @@ fn explain(error: &std::io::Error) -> String {
     }
 }
 
-/// The path of the rotated generation of a log.
-pub fn rotated(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".1");
-    PathBuf::from(name)
-}
-
 /// One log file with its byte count and optional cap.
 pub struct LogFile {
     file: File,
@@ -175,7 +168,7 @@ impl Logs {
 /// Moves a full log to `<name>.1` (replacing the older generation, whose size is
 /// returned as dropped) and starts a new empty one.
 fn rotate(log: &mut LogFile) -> Result<u64, String> {
-    let old = rotated(&log.path);
+    let old = crate::jobstore::rotated_log(&log.path);
     let dropped = std::fs::symlink_metadata(&old).map(|m| m.len()).unwrap_or(0);
     std::fs::rename(&log.path, &old).map_err(|e| format!("rotate {}: {e}", log.path.display()))?;
     log.file = create_new(&log.path)?;
