@@ -53,6 +53,21 @@ fn an_env_file_with_an_empty_key_fails_the_job_with_its_reason() {
     assert!(reason.contains("bad.env") && reason.contains("empty environment variable name"), "{run}");
 }
 
+/// An env file was read whole by the supervisor: a 64 MiB file (a log passed by mistake)
+/// went into its memory before the exec refused it. Now it fails the job with a reason,
+/// and the supervisor never reads past the bound.
+#[test]
+fn an_oversized_env_file_fails_the_job_with_its_reason() {
+    let env = Env::new();
+    let file = env.path("huge.env");
+    let line = format!("A={}\n", "x".repeat(1 << 20));
+    write_file(std::path::Path::new(&file), &line.repeat(64));
+    let run = env.ok(&["run", "--wait", "--env-file", &file, "--", "true"]);
+    assert_eq!(run["state"], "failed", "{run}");
+    let reason = run["error"].as_str().unwrap_or_default();
+    assert!(reason.contains("huge.env") && reason.contains("larger than"), "{run}");
+}
+
 #[test]
 fn exec_refuses_env_keys_with_equals_nul_or_nothing() {
     let env = Env::new();

@@ -51,14 +51,32 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Reads an env file; only regular files are read, so a FIFO cannot hang the launch. A
-/// line whose key `check_key` refuses (such as `=x`) fails the launch.
+/// The largest env file read. An exec cannot take an environment anywhere near this
+/// big anyway (the kernel caps argv plus environment at a quarter of the stack limit),
+/// and a bound keeps a huge file (a log passed by mistake) out of the supervisor's memory.
+const MAX_ENV_FILE: u64 = 4 << 20;
+
+/// Reads an env file; only regular files are read, so a FIFO cannot hang the launch (the
+/// open does not block, and the check is on the file opened, not on the name). A line
+/// whose key `check_key` refuses (such as `=x`) fails the launch.
 pub fn read_env_file(path: &str) -> Result<Vec<(String, String)>, String> {
-    let metadata = std::fs::metadata(path).map_err(|e| format!("env file {path}: {e}"))?;
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: std::io::Error| format!("env file {path}: {e}");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(fail)?;
+    let metadata = file.metadata().map_err(fail)?;
     if !metadata.is_file() {
         return Err(format!("env file {path}: not a regular file"));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("env file {path}: {e}"))?;
+    let mut text = String::new();
+    file.take(MAX_ENV_FILE + 1).read_to_string(&mut text).map_err(fail)?;
+    if text.len() as u64 > MAX_ENV_FILE {
+        return Err(format!("env file {path}: larger than {MAX_ENV_FILE} bytes"));
+    }
     let pairs = parse_env_file(&text);
     for (key, value) in &pairs {
         check_pair(key, value).map_err(|e| format!("env file {path}: {e}"))?;
