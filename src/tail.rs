@@ -1,6 +1,5 @@
 //! The tail algorithm (docs/compatibility.md §7.1), shared by `tail`, snapshots and HTTP `/tail`.
 
-use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -41,7 +40,7 @@ pub fn tail_file(path: &Path, tail_lines: u64, max_bytes: u64) -> Tail {
 /// The last `max_bytes` bytes of a file (none if it is missing) and its length.
 fn last_bytes(path: &Path, max_bytes: u64) -> (Vec<u8>, u64) {
     let mut bytes = Vec::new();
-    let Ok(mut file) = File::open(path) else { return (bytes, 0) };
+    let Ok(mut file) = crate::jobstore::read::open_log(path) else { return (bytes, 0) };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let keep = len.min(max_bytes);
     if file.seek(SeekFrom::End(-(keep as i64))).is_ok() {

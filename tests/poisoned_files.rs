@@ -124,3 +124,32 @@ fn serve_answers_an_error_for_a_poisoned_job_and_keeps_serving() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json()["state"], "exited");
 }
+
+/// A log replaced by a FIFO hung `tail`, `tail --follow` and `wait --for-output` (and a
+/// `serve` thread on `/tail`), and a log linked to `/dev/zero` made `tail --follow`
+/// stream zeros forever. Logs are now opened like every job file: no symlink, no
+/// blocking, regular files only; such a log reads as empty, and a follow answers the
+/// job's error at once.
+#[test]
+fn poisoned_logs_neither_hang_nor_stream_forever() {
+    let env = Env::new();
+    let [fifo, zero] = [(); 2].map(|_| env.start_job(&["true"]));
+    for id in [&fifo, &zero] {
+        env.wait_job(id);
+        env.supervisor_gone(id);
+    }
+    mkfifo(&env.job_dir(&fifo).join("stdout.log"));
+    let zero_log = env.job_dir(&zero).join("stdout.log");
+    std::fs::remove_file(&zero_log).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &zero_log).expect("symlink");
+    for id in [&fifo, &zero] {
+        let (code, tail) = answer(&env, &["tail", id]);
+        assert_eq!((code, tail["stdout_tail"].as_str()), (Some(0), Some("")), "{tail}");
+        let (code, wait) = answer(&env, &["wait", "--for-output", "x", id]);
+        assert_eq!((code, wait["ready"].as_bool()), (Some(0), Some(false)), "{wait}");
+        assert_job_error(&env, &["tail", "--follow", id], "stdout.log");
+    }
+    let server = Server::start(&env, &[]);
+    let reply = server.get(&format!("/tail/{fifo}"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::jobstore::watches::Watches;
-use crate::jobstore::{self, Root, liveness};
+use crate::jobstore::{self, Root, liveness, read};
 use crate::wire::{State, Stream};
 
 /// The fallback poll, and the cadence of the liveness check.
@@ -41,7 +41,11 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     let gone = || Error::not_found(&request.job_id);
     let mut logs = Vec::new();
     for (name, stream) in [(jobstore::STDOUT_LOG, Stream::Stdout), (jobstore::STDERR_LOG, Stream::Stderr)] {
-        let mut log = Log::open(job.file(name), stream).map_err(|_| gone())?;
+        let path = job.file(name);
+        let mut log = Log::open(path.clone(), stream).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => gone(),
+            _ => Error::io(format!("open {}", path.display()), e),
+        })?;
         log.offset = log.start_of_last_lines(request.tail_lines);
         logs.push(log);
     }
@@ -91,7 +95,7 @@ pub(super) struct Log {
 
 impl Log {
     pub(super) fn open(path: PathBuf, stream: Stream) -> std::io::Result<Log> {
-        Ok(Log { file: File::open(&path)?, path, stream, offset: 0, base: 0 })
+        Ok(Log { file: read::open_log(&path)?, path, stream, offset: 0, base: 0 })
     }
 
     /// Emits what the log gained, across rotations; `false` when `emit` failed.
@@ -107,7 +111,7 @@ impl Log {
             if !self.copy_to_end(emit, &mut buf) {
                 return false;
             }
-            let middle = File::open(jobstore::rotated_log(&self.path)).ok();
+            let middle = read::open_log(&jobstore::rotated_log(&self.path)).ok();
             let mut generations = vec![newer];
             // Two rotations since the last look: `<name>.1` is a generation we never
             // opened (it is neither our file nor the current one).
@@ -143,7 +147,7 @@ impl Log {
 
     /// The log's current file, when it is no longer the one we have open.
     fn rotated_away(&self) -> Option<File> {
-        let current = File::open(&self.path).ok()?;
+        let current = read::open_log(&self.path).ok()?;
         (!same_file(&current, &self.file)).then_some(current)
     }
 

@@ -39,6 +39,24 @@ impl fmt::Display for Refused {
 /// Opens `path` (relative to `dir`, or as given when `dir` is `AT_FDCWD`) for reading
 /// with the checks above; one `openat` and one `fstat`.
 pub fn open_checked(dir: RawFd, path: &CStr) -> Result<OwnedFd, Refused> {
+    open_regular(dir, path, Some(JSON_CAP))
+}
+
+/// Opens a log of a job (`stdout.log`, `stderr.log`, their rotated generations) with the
+/// same checks but no size cap, since its readers read a bounded part at a time: a log
+/// replaced by a FIFO or a link to `/dev/zero` is refused instead of hanging `tail`,
+/// `tail --follow` and readiness waits, or streaming zeros forever.
+pub fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    match open_regular(libc::AT_FDCWD, &path, None) {
+        Ok(fd) => Ok(fd.into()),
+        Err(Refused::Io(e)) => Err(e),
+        Err(refused) => Err(std::io::Error::other(refused.to_string())),
+    }
+}
+
+fn open_regular(dir: RawFd, path: &CStr, cap: Option<usize>) -> Result<OwnedFd, Refused> {
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
     // SAFETY: a NUL-terminated path and a directory descriptor (or AT_FDCWD) we hold.
     let fd = unsafe { libc::openat(dir, path.as_ptr(), flags) };
@@ -58,7 +76,7 @@ pub fn open_checked(dir: RawFd, path: &CStr) -> Result<OwnedFd, Refused> {
     if stat.st_uid != effective_uid() {
         return Err(Refused::NotOurs { owner: stat.st_uid });
     }
-    if usize::try_from(stat.st_size).map_or(true, |size| size > JSON_CAP) {
+    if cap.is_some_and(|cap| usize::try_from(stat.st_size).map_or(true, |size| size > cap)) {
         return Err(Refused::TooLarge);
     }
     Ok(fd)
