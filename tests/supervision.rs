@@ -55,6 +55,49 @@ fn sigkill_of_the_supervisor_is_reported_as_failed_and_wait_returns() {
     assert!(eventually(Duration::from_secs(20), || !alive(job as u64)), "kill left the orphan running");
 }
 
+/// Any signal but SIGKILL used to end the supervisor and lose the job's exit status
+/// (`failed` / `supervisor lost`), so a `pkill agent-exec` or a stray `kill -USR1`
+/// cost every running job its outcome. A stop request (TERM, INT, QUIT) now stops the
+/// job as its timeout would and records it; signals that mean nothing to the
+/// supervisor are ignored.
+#[test]
+fn signals_to_the_supervisor_never_lose_the_jobs_outcome() {
+    let env = Env::new();
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGQUIT] {
+        let id = env.start_job(&["sleep", "30"]);
+        let supervisor = pid_of(&env.read_json(&id, "state.json")["supervisor_pid"]);
+        // SAFETY: signalling a process this test started.
+        unsafe { libc::kill(supervisor, signal) };
+        let value = env.wait_job(&id);
+        assert_eq!((value["state"].as_str(), value.get("error")), (Some("killed"), None), "signal {signal}: {value}");
+        env.supervisor_gone(&id);
+    }
+    for signal in [libc::SIGUSR1, libc::SIGUSR2, libc::SIGALRM, libc::SIGHUP, libc::SIGPIPE] {
+        let id = env.start_job(&["sh", "-c", "sleep 30; exit 7"]);
+        let state = env.read_json(&id, "state.json");
+        let (supervisor, job) = (pid_of(&state["supervisor_pid"]), pid_of(&state["pid"]));
+        // SAFETY: signalling processes this test started: the supervisor, then the job's
+        // `sleep` through its group, so that the job exits 7 on its own.
+        unsafe { libc::kill(supervisor, signal) };
+        let group = job.to_string();
+        let sleep_killed = || {
+            let pkill = std::process::Command::new("pkill").args(["-KILL", "-g", &group, "-x", "sleep"]).status();
+            pkill.expect("pkill").success()
+        };
+        // `sleep` exists once the shell has forked it.
+        assert!(eventually(Duration::from_secs(10), sleep_killed), "no sleep in the job's group");
+        let value = env.wait_job(&id);
+        assert_eq!(
+            (value["state"].as_str(), value["exit_code"].as_i64()),
+            (Some("exited"), Some(7)),
+            "signal {signal}: {value}"
+        );
+    }
+    // What the supervisor ignores, its job does not: ignored dispositions survive exec.
+    let value = env.ok(&["run", "--wait", "--", "sh", "-c", "kill -USR1 $$; echo survived"]);
+    assert_eq!((value["state"].as_str(), value["signal"].as_str()), (Some("killed"), Some("USR1")), "{value}");
+}
+
 #[test]
 fn a_reused_pid_is_never_signalled() {
     let env = Env::new();

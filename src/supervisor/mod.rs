@@ -38,13 +38,35 @@ use crate::jobstore::{self, JobDir, liveness};
 use crate::time;
 use crate::wire::{JobResult, Status};
 
+/// Signals the supervisor ignores, since dying of one would lose the job's exit status:
+/// SIGHUP (it has no terminal), SIGPIPE (a sink or front-end that went away is an
+/// error, not a death), SIGXFSZ (a log that hits the file-size limit is a log error), and
+/// those that mean nothing to it (a stray `pkill -USR1 agent-exec`). Ignored
+/// dispositions survive `exec`: the job and sinks get the defaults back.
+pub(crate) const IGNORED_SIGNALS: &[libc::c_int] = &[
+    libc::SIGHUP,
+    libc::SIGPIPE,
+    libc::SIGXFSZ,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGVTALRM,
+    libc::SIGPROF,
+    libc::SIGIO,
+];
+
+/// Signals that ask the supervisor to stop: the job gets what its timeout would give
+/// it (SIGTERM to its group, SIGKILL after kill-after), and its end is recorded before
+/// the supervisor exits, so a `pkill agent-exec` does not lose an exit status.
+const STOP_SIGNALS: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
+
 /// Entry point of the hidden `__supervise` subcommand; returns the process exit code.
 pub fn main(job_dir: &Path) -> i32 {
     // SAFETY: plain signal disposition changes and fcntl on descriptors we were given.
     unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_IGN);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        for &signal in IGNORED_SIGNALS {
+            libc::signal(signal, libc::SIG_IGN);
+        }
         libc::fcntl(launch::ACK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::fcntl(launch::SPEC_FD, libc::F_SETFD, libc::FD_CLOEXEC);
     }
@@ -74,8 +96,8 @@ pub fn main(job_dir: &Path) -> i32 {
             // Set up after the answer, which does not depend on it: the output-match
             // configuration is first needed by the loop, and the job's output waits in
             // its pipes until then.
-            let Started { process, spawned, sigchld, logs, recorder } = started;
-            watch::Watch::new(job, spec, process, spawned, sigchld, logs, recorder).run();
+            let Started { process, spawned, signals, logs, recorder } = started;
+            watch::Watch::new(job, spec, process, spawned, signals, logs, recorder).run();
             0
         }
         // The job was already finished (repaired as lost, or killed) before we started.
@@ -111,7 +133,7 @@ fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String)
 struct Started {
     process: spawn::JobProcess,
     spawned: Instant,
-    sigchld: watch::SignalPipe,
+    signals: watch::Signals,
     logs: logs::Logs,
     recorder: record::Recorder,
 }
@@ -138,7 +160,7 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     };
     let spawn_error = |e: &dyn std::fmt::Display| format!("spawn {program}: {e}");
     let image = spawn::Program::new(&argv, environment, spec.cwd.as_deref()).map_err(|e| spawn_error(&e))?;
-    let sigchld = watch::SignalPipe::new().map_err(|e| format!("signal pipe: {e}"))?;
+    let signals = watch::Signals::new().map_err(|e| format!("signal pipe: {e}"))?;
 
     let lock = job.lock().map_err(|e| e.message)?;
     let mut state = job.read_state().map_err(|e| e.message)?;
@@ -170,18 +192,15 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     }
     drop(lock);
     let logs = logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes);
-    Ok(Some(Started { process, spawned, sigchld, logs, recorder }))
+    Ok(Some(Started { process, spawned, signals, logs, recorder }))
 }
 
-/// The supervisor ignores SIGHUP and SIGXFSZ (and the Rust runtime SIGPIPE); ignored
-/// dispositions survive `exec`, so children get the defaults back before they start.
+/// Gives a child the default dispositions of `IGNORED_SIGNALS` back before it execs.
 /// Only calls `signal`, which is async-signal-safe.
 fn restore_signal_defaults() {
-    // SAFETY: resetting dispositions in a child between fork and exec.
-    unsafe {
-        libc::signal(libc::SIGHUP, libc::SIG_DFL);
-        libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    for &signal in IGNORED_SIGNALS {
+        // SAFETY: resetting a disposition in a child between fork and exec.
+        unsafe { libc::signal(signal, libc::SIG_DFL) };
     }
 }
 

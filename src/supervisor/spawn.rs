@@ -117,10 +117,10 @@ impl Program {
                 return errno();
             }
             // Ignored dispositions survive exec: give back the defaults the supervisor
-            // took away (SIGHUP, SIGXFSZ; SIGPIPE by the Rust runtime), and the mask.
-            libc::signal(libc::SIGHUP, libc::SIG_DFL);
-            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            // took away (`IGNORED_SIGNALS`), and the mask.
+            for &signal in super::IGNORED_SIGNALS {
+                libc::signal(signal, libc::SIG_DFL);
+            }
             libc::sigprocmask(libc::SIG_SETMASK, empty_mask, std::ptr::null_mut());
             for (fd, target) in [(stdin, 0), (stdout, 1), (stderr, 2)] {
                 if !dup_onto(fd, target) {

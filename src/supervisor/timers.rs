@@ -85,6 +85,14 @@ impl Timers {
         self.kill_at.is_some()
     }
 
+    /// The supervisor was asked to stop: act as if the timeout fired now, unless it
+    /// already did (its SIGKILL stays scheduled as it was).
+    pub fn stop_now(&mut self, now: Instant) {
+        if self.kill_at.is_none() {
+            self.timeout_at = Some(now);
+        }
+    }
+
     /// The group the SIGKILL was for is empty: do not send it.
     pub fn cancel_kill(&mut self) {
         self.kill_at = None;
@@ -146,5 +154,18 @@ mod tests {
     #[test]
     fn no_timers_means_no_deadline() {
         assert_eq!(Timers::new(Instant::now(), 0, 500, 0).next(), None);
+    }
+
+    #[test]
+    fn a_stop_acts_as_the_timeout_once() {
+        let t0 = Instant::now();
+        let mut timers = Timers::new(t0, 0, 500, 0);
+        assert_eq!(timers.next(), None);
+        timers.stop_now(t0 + Duration::from_millis(10));
+        assert_eq!(timers.due(t0 + Duration::from_millis(10)), [Due::Term]);
+        // A second stop does not postpone the scheduled SIGKILL.
+        timers.stop_now(t0 + Duration::from_millis(300));
+        assert_eq!(timers.due(t0 + Duration::from_millis(300)), []);
+        assert_eq!(timers.due(t0 + Duration::from_millis(510)), [Due::Kill]);
     }
 }

@@ -43,17 +43,31 @@ const RECORDS_FLUSH: usize = 256 * 1024;
 /// group is checked for members still alive.
 const GROUP_RECHECK: Duration = Duration::from_millis(100);
 
-/// SIGCHLD delivered as a readable byte on a socket pair (signal-hook's self-pipe).
-pub struct SignalPipe {
+/// Signals delivered as readable bytes on a socket pair (signal-hook's self-pipe).
+struct SignalPipe {
     read: UnixStream,
 }
 
+/// The supervisor's signals: SIGCHLD from the job, and the requests to stop.
+pub struct Signals {
+    child: SignalPipe,
+    stop: SignalPipe,
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Signals> {
+        Ok(Signals { child: SignalPipe::new(&[libc::SIGCHLD])?, stop: SignalPipe::new(super::STOP_SIGNALS)? })
+    }
+}
+
 impl SignalPipe {
-    pub fn new() -> std::io::Result<SignalPipe> {
+    fn new(signals: &[libc::c_int]) -> std::io::Result<SignalPipe> {
         let (read, write) = UnixStream::pair()?;
         read.set_nonblocking(true)?;
         write.set_nonblocking(true)?;
-        signal_hook::low_level::pipe::register(libc::SIGCHLD, write)?;
+        for &signal in signals {
+            signal_hook::low_level::pipe::register(signal, write.try_clone()?)?;
+        }
         Ok(SignalPipe { read })
     }
 
@@ -89,7 +103,7 @@ pub struct Watch {
     /// The job process: also its process group id.
     pid: u32,
     spawned: Instant,
-    sigchld: SignalPipe,
+    signals: Signals,
     sources: Vec<Source>,
     logs: Logs,
     records: Records,
@@ -112,7 +126,7 @@ impl Watch {
         spec: LaunchSpec,
         process: JobProcess,
         spawned: Instant,
-        sigchld: SignalPipe,
+        signals: Signals,
         logs: Logs,
         recorder: Recorder,
     ) -> Watch {
@@ -138,7 +152,7 @@ impl Watch {
             spec,
             pid,
             spawned,
-            sigchld,
+            signals,
             sources,
             logs,
             records: Records::default(),
@@ -200,7 +214,8 @@ impl Watch {
             }
             None => -1,
         };
-        let mut fds: Vec<libc::pollfd> = std::iter::once(self.sigchld.read.as_raw_fd())
+        let mut fds: Vec<libc::pollfd> = [self.signals.child.read.as_raw_fd(), self.signals.stop.read.as_raw_fd()]
+            .into_iter()
             .chain(self.sources.iter().map(|s| s.pipe.as_raw_fd()))
             .map(|fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 })
             .collect();
@@ -209,15 +224,23 @@ impl Watch {
         if n <= 0 {
             return;
         }
-        let ready: Vec<usize> = (0..self.sources.len()).filter(|&i| fds[i + 1].revents != 0).collect();
+        let ready: Vec<usize> = (0..self.sources.len()).filter(|&i| fds[i + 2].revents != 0).collect();
         for index in ready.into_iter().rev() {
             if self.read_chunk(index) == Chunk::Eof {
                 self.close_source(index);
             }
         }
         if fds[0].revents != 0 {
-            self.sigchld.drain();
+            self.signals.child.drain();
             self.check_exit();
+        }
+        if fds[1].revents != 0 {
+            self.signals.stop.drain();
+            // Asked to stop: the job gets what its timeout would give it, and its end is
+            // recorded as usual before we exit. After its exit there is nothing to stop.
+            if !self.exited {
+                self.timers.stop_now(Instant::now());
+            }
         }
     }
 
