@@ -13,8 +13,17 @@
 //! before they exec. Done always, not only as PID 1: a server run under a subreaper,
 //! or by a parent that exits, has the same orphans. Nothing else in these processes may
 //! wait for a child's status (none does: jobs report through their supervisors' files).
+//!
+//! The other duty of an init is the way out: `stop_the_namespace_if_init`.
+
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+
+/// How long PID 1 gives the other processes of its namespace to end before it exits.
+/// Under a container runtime's default stop timeout (10 s), with room for the requests
+/// in flight.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub fn release_children_on_exit() -> Result<()> {
     // SAFETY: sigaction with a zeroed struct we own; SIG_IGN is not a handler, so nothing
@@ -34,4 +43,26 @@ pub fn release_children_on_exit() -> Result<()> {
     // SAFETY: non-blocking waits for any child.
     while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
     Ok(())
+}
+
+/// Called by `serve` and `mcp` on their way out. When PID 1 of a PID namespace exits,
+/// the kernel SIGKILLs every process left in it: each supervisor would die without
+/// recording its job's end, and the job would stay `running` in the store for good
+/// (a later reader in another namespace cannot even declare it lost). So PID 1 first
+/// asks every process to stop: SIGTERM to all of them, which each supervisor answers
+/// by stopping its job as its timeout would and recording the end. It then waits, at
+/// most `STOP_GRACE`, until no other process is left. Not PID 1: nothing, since jobs
+/// outlive the server that started them.
+pub fn stop_the_namespace_if_init() {
+    if std::process::id() != 1 {
+        return;
+    }
+    crate::info!("PID 1 exiting: asking every process of the namespace to stop");
+    // SAFETY: kill(-1) from PID 1 signals every other process of its namespace; signal
+    // 0 only checks that one is left (ESRCH once none is).
+    unsafe { libc::kill(-1, libc::SIGTERM) };
+    let deadline = Instant::now() + STOP_GRACE;
+    while unsafe { libc::kill(-1, 0) } == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

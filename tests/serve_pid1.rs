@@ -192,3 +192,70 @@ fn mcp_as_pid_1_leaves_no_zombies() {
     let answer = call(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#);
     assert_eq!(answer["id"], 9);
 }
+
+/// When PID 1 exits, the kernel SIGKILLs everything left in its namespace: `serve`
+/// used to exit at once on SIGTERM (a `docker stop`), so every supervisor died without
+/// recording its job, whose `state.json` stayed `running` for good. Now PID 1 stops
+/// every process first and waits for the supervisors to record the ends.
+#[test]
+fn serve_as_pid_1_records_its_jobs_ends_when_stopped() {
+    if !namespaces_available() {
+        return;
+    }
+    let env = Env::new();
+    let port = fresh_port().to_string();
+    let unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "serve", "--port", &port])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn unshare");
+    let mut ns = Namespace::new(unshare);
+    let port: u16 = port.parse().unwrap_or_default();
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "serve is not up");
+    let start =
+        |body: &[u8]| request(port, "POST", "/exec", &[], body).json()["job_id"].as_str().expect("id").to_string();
+    let plain = start(br#"{"command":["sleep","300"]}"#);
+    // A job that traps TERM still ends: its supervisor sends the KILL of a timeout.
+    let stubborn = start(br#"{"command":["sh","-c","trap '' TERM; sleep 300"]}"#);
+    // SAFETY: signalling the namespace's init, a process this test started.
+    unsafe { libc::kill(ns.init as i32, libc::SIGTERM) };
+    let status = ns.unshare.wait().expect("unshare ends with its namespace");
+    assert!(status.success(), "serve did not exit cleanly: {status}");
+    for id in [&plain, &stubborn] {
+        let state = env.read_json(id, "state.json");
+        assert_eq!(state["job"]["status"], "killed", "{id}: {state}");
+    }
+}
+
+/// The same way out for `mcp` as PID 1, when its client closes stdin.
+#[test]
+fn mcp_as_pid_1_records_its_jobs_ends_when_its_client_leaves() {
+    use std::io::{BufRead, BufReader, Write};
+    if !namespaces_available() {
+        return;
+    }
+    let env = Env::new();
+    let mut unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    let mut input = unshare.stdin.take().expect("stdin");
+    let mut output = BufReader::new(unshare.stdout.take().expect("stdout"));
+    let mut ns = Namespace::new(unshare);
+    let mut call = |message: &str| {
+        writeln!(input, "{message}").expect("write to mcp");
+        let mut line = String::new();
+        output.read_line(&mut line).expect("read from mcp");
+        serde_json::from_str::<serde_json::Value>(&line).expect("json-rpc answer")
+    };
+    let init_params = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}"#;
+    call(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{init_params}}}"#));
+    let run = r#"{"name":"run","arguments":{"command":["sleep","300"],"snapshot_after_ms":0}}"#;
+    let answer = call(&format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{run}}}"#));
+    let id = answer["result"]["structuredContent"]["job_id"].as_str().expect("job id").to_string();
+    drop(input);
+    let status = ns.unshare.wait().expect("unshare ends with its namespace");
+    assert!(status.success(), "mcp did not exit cleanly: {status}");
+    let state = env.read_json(&id, "state.json");
+    assert_eq!(state["job"]["status"], "killed", "{state}");
+}

@@ -68,6 +68,7 @@ pub fn main(root: crate::jobstore::Root) -> ExitCode {
         server.flight.cancel_all_and_drain(GRACE);
     }
     lanes.close();
+    crate::reaper::stop_the_namespace_if_init();
     ExitCode::SUCCESS
 }
 
@@ -131,6 +132,7 @@ fn watch_signals(server: &Arc<Server>) -> io::Result<()> {
         if receiver.read(&mut byte).is_ok_and(|n| n == 1) {
             crate::info!("mcp: signal received, exiting");
             server.flight.cancel_all_and_drain(GRACE);
+            crate::reaper::stop_the_namespace_if_init();
             // Holding the writer makes sure no message is cut short by the exit.
             let _stdout = server.out.close();
             std::process::exit(0);

@@ -120,6 +120,8 @@ pub fn serve(options: &Options, root: Root) -> Result<()> {
     // Stops accepting (tiny_http's accept thread ends and closes the listener); requests
     // arriving on open connections from now on are answered 503.
     drop(server);
+    // As PID 1, the jobs end (recorded) before we do, which also lets long-polls answer.
+    crate::reaper::stop_the_namespace_if_init();
     if !shared.in_flight.drain_until(Instant::now() + GRACE) {
         log::write(Level::Warn, format_args!("requests still running after {GRACE:?}; exiting anyway"));
     }
