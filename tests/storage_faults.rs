@@ -119,3 +119,19 @@ fn limit_file_size(command: &mut std::process::Command, bytes: u64) {
         });
     }
 }
+
+/// A definition whose `meta.json` would be larger than any reader accepts (4 MiB) was
+/// written anyway, leaving a job that `status`, `list` and `serve` could never read
+/// again. Control characters take six bytes each in JSON, so 1.2 MB of command line is
+/// over 7 MB of `meta.json`. Now it is refused before anything is created.
+#[test]
+fn a_definition_too_large_to_read_back_is_refused() {
+    let env = Env::new();
+    let word = "\u{1}".repeat(120 * 1024);
+    let mut args = vec!["run", "--snapshot-after", "0", "--", "true"];
+    args.extend(std::iter::repeat_n(word.as_str(), 10));
+    let error = env.err(&args, "invalid_request");
+    assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("meta.json")), "{error}");
+    let jobs = std::fs::read_dir(&env.root).map(|dir| dir.count()).unwrap_or(0);
+    assert_eq!(jobs, 0, "something was left in the root");
+}

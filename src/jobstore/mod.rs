@@ -158,8 +158,18 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// Pretty JSON with two-space indentation and no trailing newline, as 0.1.18 writes.
+/// Never a file larger than its readers accept (`read::JSON_CAP`): a job defined with a
+/// huge command line or environment is refused instead of written and then unreadable.
 pub fn write_pretty<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(format!("serialize {name}: {e}")))?;
+    if bytes.len() > read::JSON_CAP {
+        let message = format!(
+            "{name} would be {} bytes, more than the {} MiB a job file may hold: shorten the command, environment or tags",
+            bytes.len(),
+            read::JSON_CAP >> 20
+        );
+        return Err(Error::new(crate::error::Code::InvalidRequest, message));
+    }
     write_atomic(dir, name, &bytes)
 }
 
