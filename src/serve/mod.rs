@@ -25,6 +25,7 @@ mod auth;
 mod handlers;
 mod limits;
 mod routes;
+mod v1;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -37,7 +38,7 @@ use crate::error::{Code, Error, Result};
 use crate::info;
 use crate::jobstore::Root;
 use crate::log::{self, Level};
-use handlers::{Answer, Incoming};
+use handlers::{Answer, Context, Incoming};
 use limits::{InFlight, Slots};
 use routes::Route;
 
@@ -53,6 +54,7 @@ struct Shared {
     short: Slots,
     /// `/wait` and `/exec` with `wait: true`: `--max-waiters` at once.
     waiters: Slots,
+    max_wait_ms: u64,
     in_flight: InFlight,
     stop: Arc<AtomicBool>,
 }
@@ -77,6 +79,8 @@ pub struct Options {
     pub max_connections: usize,
     /// Long-polls served at once (at least 1).
     pub max_waiters: usize,
+    /// The longest any request may wait or stream (`--max-wait-ms`).
+    pub max_wait_ms: u64,
 }
 
 /// Runs until SIGINT/SIGTERM and returns `Ok` once the requests in flight are done (or
@@ -104,6 +108,7 @@ pub fn serve(options: &Options, root: Root) -> Result<()> {
         token,
         short: Slots::new(max_requests),
         waiters: Slots::new(max_waiters),
+        max_wait_ms: options.max_wait_ms,
         in_flight: InFlight::default(),
         stop,
     });
@@ -150,7 +155,7 @@ fn handle(shared: &Shared, mut request: Request) {
     let route = routes::route(request.method().as_str(), request.url());
     let mut bytes = Vec::new();
     let ok = request.as_reader().read_to_end(&mut bytes).is_ok();
-    let class = if handlers::is_long_poll(&route, &bytes) { &shared.waiters } else { &shared.short };
+    let class = if handlers::is_long_poll(&route, request.url(), &bytes) { &shared.waiters } else { &shared.short };
     let Some(_slot) = class.acquire(&shared.stop) else {
         respond(request, shutting_down());
         return;
@@ -179,7 +184,8 @@ fn serve_one(shared: &Shared, request: Request, route: Route, body: Body, since:
                 Some(Body { bytes, ok: true }) => Ok(bytes),
                 _ => Err(Error::new(Code::InvalidRequest, "failed to read request body")),
             };
-            handlers::handle(route, &shared.root, Incoming { target: request.url(), body: &mut read_body })
+            let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms };
+            handlers::handle(route, &ctx, Incoming { target: request.url(), body: &mut read_body })
         }
     };
     // The access line is built only when it is written: this is the hot path.

@@ -1,16 +1,18 @@
 //! Request bodies of the front doors that take JSON: HTTP `POST /exec` and the MCP tool
 //! inputs. **API boundary**: field names and the unknown-field rules are the contract
-//! of those doors (`/exec` ignores unknown keys as 0.1.18 did; MCP inputs refuse them,
-//! so a misspelt argument is an error naming it rather than a silent default).
+//! of those doors (every body refuses unknown keys, so a misspelt argument is an error
+//! naming it rather than a silent default).
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-/// The `POST /exec` body (docs/compatibility.md §11.2). Unknown keys are ignored; `null` counts as
-/// absent. `until_ms` is our addition: the bound for `wait: true` (default 30000, at
-/// most 600000, like `/wait`).
+/// The `POST /exec` body (docs/compatibility.md §11.2). `null` counts as absent. Unknown keys
+/// are refused (issue 16: 0.1.18 ignored them, so `"tags"` silently made an untagged
+/// job). `until_ms` is our addition: the bound for `wait: true` (default 30000, at most
+/// `serve --max-wait-ms`, like `/wait`).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExecRequest {
     pub command: Option<Vec<String>>,
     pub cwd: Option<String>,
