@@ -309,8 +309,18 @@ pub const BIND: Flag =
 pub const PORT: Flag = opt("port", "PORT", "Shorthand for --bind 127.0.0.1:PORT").check(check_u16);
 pub const MAX_CONNECTIONS: Flag =
     num("max-connections", "N", "64", "Short requests served at once; more wait their turn");
-pub const MAX_WAITERS: Flag =
-    num("max-waiters", "N", "256", "Long-polls (/wait, /exec with wait) served at once, apart from short requests");
+pub const MAX_WAITERS: Flag = num(
+    "max-waiters",
+    "N",
+    "256",
+    "Long-polls (every wait, snapshot window and followed stream) served at once, apart from short requests",
+);
+pub const MAX_WAIT_MS: Flag = num(
+    "max-wait-ms",
+    "MS",
+    "600000",
+    "The longest any request may wait or stream (/wait, /exec with wait, the v1 waits, followed output); longer requests are lowered and say so (clamped)",
+);
 pub const SCRUB_ENV: Flag =
     opt("scrub-env", "NAME", "Also remove NAME from the environment of every job and sink serve starts")
         .check(check_env_name)
@@ -320,7 +330,7 @@ pub const TOKEN_FILE: Flag = opt(
     "PATH",
     "Require 'Authorization: Bearer <token>' with the token read from PATH (also: $AGENT_EXEC_SERVE_TOKEN)",
 );
-const SERVE: &[Flag] = &[BIND, PORT, MAX_CONNECTIONS, MAX_WAITERS, SCRUB_ENV, TOKEN_FILE];
+const SERVE: &[Flag] = &[BIND, PORT, MAX_CONNECTIONS, MAX_WAITERS, MAX_WAIT_MS, SCRUB_ENV, TOKEN_FILE];
 
 pub const COMMANDS: &[Command] = &[
     Command {

@@ -114,6 +114,7 @@ impl Invocation {
                 state: owned(args.value(&t::LIST_STATE)),
                 tags: all(args, &t::LIST_TAG),
                 limit: args.num(&t::LIMIT),
+                name: None,
             }),
             "delete" => Invocation::Delete {
                 target: if args.has(&t::DELETE_ALL) {
@@ -329,6 +330,7 @@ fn serve_options(args: &Args) -> Result<serve::Options> {
         scrub_env: all(args, &t::SCRUB_ENV),
         max_connections: cap(&t::MAX_CONNECTIONS),
         max_waiters: cap(&t::MAX_WAITERS),
+        max_wait_ms: args.num(&t::MAX_WAIT_MS),
     })
 }
 

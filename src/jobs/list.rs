@@ -18,6 +18,8 @@ pub struct ListFilter {
     pub tags: Vec<String>,
     /// At most this many, newest first; 0 is unlimited.
     pub limit: u64,
+    /// Only jobs given this `--name` (REST v1's `name` filter; the CLI has `@NAME`).
+    pub name: Option<String>,
 }
 
 /// What `list` keeps of a `meta.json` that passed the filters.
@@ -49,7 +51,8 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
         let listed = scan.with_file(name, jobstore::META, |bytes| {
             let meta = serde_json::from_slice::<MetaView>(bytes).ok()?;
             let wanted = (cwd_filter.is_none() || meta.cwd.as_deref() == cwd_filter.as_deref())
-                && patterns.iter().all(|p| tags::matches(p, &meta.tags));
+                && patterns.iter().all(|p| tags::matches(p, &meta.tags))
+                && filter.name.as_deref().is_none_or(|name| meta.name.as_deref() == Some(name));
             Some(wanted.then(|| Listing {
                 job_id: meta.job.id.into_owned(),
                 created_at: meta.created_at.into_owned(),

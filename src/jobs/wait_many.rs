@@ -84,6 +84,7 @@ fn select(root: &Root, request: &WaitManyRequest) -> Result<Vec<JobDir>> {
             state: None,
             tags: request.tags.clone(),
             limit: 0,
+            name: None,
         };
         let mut tagged: Vec<String> = list(root, &filter)?.jobs.into_iter().map(|j| j.job_id).collect();
         tagged.sort_unstable();

@@ -127,6 +127,7 @@ pub fn call(ctx: &Context, input: &ToolInput, control: &dyn Control) -> Outcome 
                 state: list.state.clone(),
                 tags: list.tags.clone(),
                 limit: list.limit.unwrap_or(0),
+                name: None,
             };
             answer("list", jobs::list(root, &filter))
         }

@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::routes::{Route, query_param};
+use super::routes::{Query, Route};
+use super::v1;
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
@@ -16,10 +17,9 @@ use crate::jobstore::Root;
 use crate::signals;
 use crate::wire::{self, Clamped, Empty, ExecRequest, Reply};
 
-/// `/wait` and `/exec` with `wait: true`: the default bound and the most a client may ask
-/// for (docs/decisions.md OP-6).
+/// `/wait` and `/exec` with `wait: true` wait this long unless told otherwise
+/// (docs/decisions.md OP-6); the most a client may ask for is `serve --max-wait-ms`.
 pub const DEFAULT_WAIT_MS: u64 = 30_000;
-pub const MAX_WAIT_MS: u64 = 600_000;
 const WAIT_POLL: Duration = Duration::from_millis(200);
 /// `/tail` and the `final_snapshot` of `/exec` use fixed tail parameters (docs/compatibility.md §11).
 const TAIL_LINES: u64 = 50;
@@ -35,8 +35,18 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn ok(reply: Reply) -> Answer {
+    pub fn ok(reply: Reply) -> Answer {
         Answer { status: 200, json: reply.json, header: None }
+    }
+
+    fn not_found() -> Answer {
+        Answer { status: 404, ..Answer::error(&Error::new(Code::InvalidRequest, "no such route")) }
+    }
+
+    fn wrong_method(allow: &'static str) -> Answer {
+        let message = format!("method not allowed (allowed: {allow})");
+        let answer = Answer::error(&Error::new(Code::InvalidRequest, message));
+        Answer { status: 405, header: Some(("Allow", allow.to_string())), ..answer }
     }
 
     pub fn error(err: &Error) -> Answer {
@@ -57,48 +67,90 @@ fn sorted(json: &str) -> String {
     serde_json::from_str::<Value>(json).map_or_else(|_| json.to_string(), |value| value.to_string())
 }
 
+/// What every handler may use besides the request: the root and the server's bounds.
+pub struct Context<'a> {
+    pub root: &'a Root,
+    /// `serve --max-wait-ms`: the longest any request may wait or stream.
+    pub max_wait_ms: u64,
+}
+
+impl Context<'_> {
+    pub fn bound(&self, requested: Option<u64>, default: u64) -> (u64, Option<Clamped>) {
+        bound(self.max_wait_ms, requested, default)
+    }
+}
+
+/// A wait of `requested` ms (`None`: `default`), at most `max_ms`; a request above it is
+/// lowered and the answer says so (`clamped`). The default is lowered silently: nobody
+/// asked for it.
+pub fn bound(max_ms: u64, requested: Option<u64>, default: u64) -> (u64, Option<Clamped>) {
+    match requested {
+        Some(ms) if ms > max_ms => (max_ms, Some(Clamped { snapshot_after_ms: None, until_ms: Some(max_ms) })),
+        Some(ms) => (ms, None),
+        None => (default.min(max_ms), None),
+    }
+}
+
 /// What a handler gets to see of the request.
 pub struct Incoming<'a> {
     pub target: &'a str,
     pub body: &'a mut dyn FnMut() -> Result<Vec<u8>>,
 }
 
-/// Does this request wait for a job (so it goes to the long-poll lane)? `/wait`, and
-/// `/exec` whose body asks for `wait: true`; a body that does not parse is a quick 400.
-pub fn is_long_poll(route: &Route, body: &[u8]) -> bool {
+/// Does this request wait for a job (so it goes to the long-poll lane)? Every wait, a
+/// snapshot window, a readiness wait or a followed stream; a request that does not parse
+/// is a quick 400 and stays in the short lane.
+pub fn is_long_poll(route: &Route, target: &str, body: &[u8]) -> bool {
     #[derive(Deserialize)]
     struct WaitFlag {
         wait: Option<bool>,
     }
     match route {
-        Route::Wait(_) => true,
+        Route::Wait(_) | Route::JobWait(_) | Route::WaitMany => true,
         Route::Exec => serde_json::from_slice::<WaitFlag>(body).is_ok_and(|flag| flag.wait == Some(true)),
+        Route::Create | Route::Start(_) => v1::blocks(route, body),
+        Route::Output(_) => {
+            Query::parse(target, route.params()).is_ok_and(|query| query.bool("follow").ok().flatten() == Some(true))
+        }
         _ => false,
     }
 }
 
-pub fn handle(route: Route, root: &Root, incoming: Incoming) -> Answer {
+pub fn handle(route: Route, ctx: &Context, incoming: Incoming) -> Answer {
+    // The path decides first (404, 405), then the query is checked whole before any
+    // handler reads it.
+    let query = match route {
+        Route::NoSuchJob(id) => return Answer::error(&Error::not_found(&id)),
+        Route::NotFound => return Answer::not_found(),
+        Route::WrongMethod(allow) => return Answer::wrong_method(allow),
+        _ => match Query::parse(incoming.target, route.params()) {
+            Ok(query) => query,
+            Err(err) => return Answer::error(&err),
+        },
+    };
+    let root = ctx.root;
     let result = match route {
         Route::Health => Ok(Reply::sorted("health", &Empty {})),
-        Route::Exec => (incoming.body)().and_then(|body| exec(root, &body)),
+        Route::Exec => (incoming.body)().and_then(|body| exec(ctx, &body)),
         Route::Status(id) => jobs::status(root, &id).map(|body| Reply::sorted("status", &body)),
         Route::Tail(id) => jobs::tail(root, &TailRequest { job_id: id, tail_lines: TAIL_LINES, max_bytes: TAIL_BYTES })
             .map(|body| Reply::sorted("tail", &body)),
-        Route::Wait(id) => wait(root, &id, incoming.target),
-        Route::Kill(id) => kill(root, &id, incoming.target),
-        Route::NoSuchJob(id) => Err(Error::not_found(&id)),
-        Route::NotFound => {
-            let mut answer = Answer::error(&Error::new(Code::InvalidRequest, "no such route"));
-            answer.status = 404;
-            return answer;
+        Route::Wait(id) => wait(ctx, &id, &query),
+        Route::Kill(id) => kill(root, &id, &query),
+        Route::Index | Route::OpenApi | Route::JobWait(_) | Route::WaitMany | Route::Output(_) => {
+            return Answer { status: 501, ..Answer::error(&Error::internal("not implemented yet")) };
         }
-        Route::WrongMethod(allow) => {
-            let message = format!("method not allowed (allowed: {allow})");
-            let mut answer = Answer::error(&Error::new(Code::InvalidRequest, message));
-            answer.status = 405;
-            answer.header = Some(("Allow", allow.to_string()));
-            return answer;
-        }
+        Route::List
+        | Route::Create
+        | Route::Job(_)
+        | Route::Start(_)
+        | Route::JobKill(_)
+        | Route::JobTail(_)
+        | Route::Tags(_)
+        | Route::Notify(_)
+        | Route::Delete(_)
+        | Route::Gc => return v1::handle(route, ctx, &query, incoming.body),
+        Route::NoSuchJob(_) | Route::NotFound | Route::WrongMethod(_) => unreachable!("answered above"),
     };
     match result {
         Ok(reply) => Answer::ok(reply),
@@ -106,39 +158,27 @@ pub fn handle(route: Route, root: &Root, incoming: Incoming) -> Answer {
     }
 }
 
-/// `?until=MS`, default 30 s, clamped to 10 min (visibly); an unreadable value is a client error,
-/// not silently the default.
-fn wait(root: &Root, id: &str, target: &str) -> Result<Reply> {
-    let until_ms = match query_param(target, "until") {
-        None => DEFAULT_WAIT_MS,
-        Some(Ok(text)) => text
-            .parse::<u64>()
-            .map_err(|_| Error::new(Code::InvalidRequest, format!("invalid until '{text}': expected milliseconds")))?,
-        Some(Err(())) => return Err(Error::new(Code::InvalidRequest, "invalid until: bad percent-encoding")),
-    };
-    let request = WaitRequest {
-        job_id: id.to_string(),
-        until: Some(Duration::from_millis(until_ms.min(MAX_WAIT_MS))),
-        poll: WAIT_POLL,
-    };
-    let mut body = jobs::wait(root, &request)?;
-    body.clamped = clamped_wait(until_ms);
+/// `?until=MS`, default 30 s, clamped to the server maximum (visibly); an unreadable
+/// value is a client error, not silently the default.
+fn wait(ctx: &Context, id: &str, query: &Query) -> Result<Reply> {
+    let requested =
+        match query.text("until") {
+            None => None,
+            Some(text) => Some(text.parse::<u64>().map_err(|_| {
+                Error::new(Code::InvalidRequest, format!("invalid until '{text}': expected milliseconds"))
+            })?),
+        };
+    let (until_ms, clamped) = ctx.bound(requested, DEFAULT_WAIT_MS);
+    let request = WaitRequest { job_id: id.to_string(), until: Some(Duration::from_millis(until_ms)), poll: WAIT_POLL };
+    let mut body = jobs::wait(ctx.root, &request)?;
+    body.clamped = clamped;
     Ok(Reply::sorted("wait", &body))
 }
 
-/// A wait bound above `MAX_WAIT_MS` is lowered to it, and the answer says so.
-fn clamped_wait(until_ms: u64) -> Option<Clamped> {
-    (until_ms > MAX_WAIT_MS).then_some(Clamped { snapshot_after_ms: None, until_ms: Some(MAX_WAIT_MS) })
-}
-
 /// Like CLI `kill` (docs/decisions.md OP-7): `?signal=NAME` (default TERM) and the `killed` record.
-fn kill(root: &Root, id: &str, target: &str) -> Result<Reply> {
-    let name = match query_param(target, "signal") {
-        None => "TERM".to_string(),
-        Some(Ok(name)) => name,
-        Some(Err(())) => return Err(Error::new(Code::InvalidRequest, "invalid signal: bad percent-encoding")),
-    };
-    let signal = signals::parse(&name).map_err(|message| Error::new(Code::InvalidRequest, message))?;
+fn kill(root: &Root, id: &str, query: &Query) -> Result<Reply> {
+    let signal = signals::parse(query.text("signal").unwrap_or("TERM"))
+        .map_err(|message| Error::new(Code::InvalidRequest, message))?;
     // The id is already resolved by the route: messages name the full id, as before.
     let job = root.lookup(id)?;
     Ok(Reply::sorted("kill", &jobs::kill(root, &KillRequest { job_id: job.id, signal })?))
@@ -164,9 +204,10 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
     }
 }
 
-fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
+fn exec(ctx: &Context, body: &[u8]) -> Result<Reply> {
     let (request, command) = parse_exec(body)?;
-    let (wait, until_ms) = (request.wait.unwrap_or(false), request.until_ms.unwrap_or(DEFAULT_WAIT_MS));
+    let wait = request.wait.unwrap_or(false);
+    let (until_ms, clamped) = ctx.bound(request.until_ms, DEFAULT_WAIT_MS);
     let definition = Definition {
         command,
         name: None,
@@ -191,14 +232,14 @@ fn exec(root: &Root, body: &[u8]) -> Result<Reply> {
         max_bytes: TAIL_BYTES,
         wait,
         poll_ms: WAIT_POLL.as_millis() as u64,
-        until_ms: Some(until_ms.min(MAX_WAIT_MS)),
+        until_ms: Some(until_ms),
         ready: None,
     };
-    let mut body = jobs::run(root, &RunRequest { definition, log: None, observe, if_running: Default::default() })?;
+    let mut body = jobs::run(ctx.root, &RunRequest { definition, log: None, observe, if_running: Default::default() })?;
     // `/exec` has never echoed the environment (0.1.18).
     body.env_vars = None;
     if wait {
-        body.clamped = clamped_wait(until_ms);
+        body.clamped = clamped;
     }
     Ok(Reply::sorted("run", &body))
 }
@@ -266,13 +307,28 @@ mod tests {
     #[test]
     fn long_polls() {
         let id = || "01J9ZK3M8E5PQRSTVWYZ12ABCD".to_string();
-        assert!(is_long_poll(&Route::Wait(id()), b""));
-        assert!(is_long_poll(&Route::Exec, br#"{"command":["true"],"wait":true}"#));
-        assert!(!is_long_poll(&Route::Exec, br#"{"command":["true"],"wait":false}"#));
-        assert!(!is_long_poll(&Route::Exec, br#"{"command":["true"]}"#));
-        assert!(!is_long_poll(&Route::Exec, b"{"));
-        assert!(!is_long_poll(&Route::Status(id()), b""));
-        assert!(!is_long_poll(&Route::Health, br#"{"wait":true}"#));
+        let long = |route: &Route, body: &[u8]| is_long_poll(route, "/x", body);
+        assert!(long(&Route::Wait(id()), b""));
+        assert!(long(&Route::JobWait(id()), b""));
+        assert!(long(&Route::WaitMany, b""));
+        assert!(long(&Route::Exec, br#"{"command":["true"],"wait":true}"#));
+        assert!(!long(&Route::Exec, br#"{"command":["true"],"wait":false}"#));
+        assert!(!long(&Route::Exec, br#"{"command":["true"]}"#));
+        assert!(!long(&Route::Exec, b"{"));
+        assert!(!long(&Route::Status(id()), b""));
+        assert!(!long(&Route::Health, br#"{"wait":true}"#));
+        assert!(is_long_poll(&Route::Output(id()), "/v1/jobs/x/output?follow=true", b""));
+        assert!(!is_long_poll(&Route::Output(id()), "/v1/jobs/x/output?follow=false", b""));
+        assert!(!is_long_poll(&Route::Output(id()), "/v1/jobs/x/output", b""));
+        // A run or start watches the job for the CLI's default window unless told not to.
+        assert!(!long(&Route::Create, br#"{"command":["true"]}"#));
+        assert!(long(&Route::Create, br#"{"command":["true"],"start":true}"#));
+        assert!(!long(&Route::Create, br#"{"command":["true"],"start":true,"snapshot_after_ms":0}"#));
+        assert!(long(&Route::Create, br#"{"command":["true"],"start":true,"snapshot_after_ms":0,"wait":true}"#));
+        assert!(long(&Route::Create, br#"{"command":"x","start":true,"snapshot_after_ms":0,"for_port":80}"#));
+        assert!(long(&Route::Start(id()), b""));
+        assert!(!long(&Route::Start(id()), br#"{"snapshot_after_ms":0}"#));
+        assert!(!long(&Route::Start(id()), b"[]"));
     }
 
     #[test]

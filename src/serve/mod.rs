@@ -10,8 +10,9 @@
 //! request at a time: the head within 8 KiB per line, 16 KiB and 100 headers, the body
 //! whole within 1 MiB and 10 s, each socket silent for at most 10 s. The connection's
 //! thread then runs our `handle` itself (no hand-over to another thread per request),
-//! which takes a slot of the request's class first: long-polls (`/wait`, `/exec` with
-//! `wait`) one of `--max-waiters` (default 256), everything else one of
+//! which takes a slot of the request's class first: long-polls (every wait, `/exec` with
+//! `wait`, a v1 run or start that watches, followed output) one of `--max-waiters`
+//! (default 256), everything else one of
 //! `--max-connections` (default 64); without a free slot the connection waits its turn.
 //! So `/health` never waits behind long-polls, and slow or idle clients cost their own
 //! connection threads, never a slot.
@@ -25,6 +26,7 @@ mod auth;
 mod handlers;
 mod limits;
 mod routes;
+mod v1;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -37,7 +39,7 @@ use crate::error::{Code, Error, Result};
 use crate::info;
 use crate::jobstore::Root;
 use crate::log::{self, Level};
-use handlers::{Answer, Incoming};
+use handlers::{Answer, Context, Incoming};
 use limits::{InFlight, Slots};
 use routes::Route;
 
@@ -51,8 +53,9 @@ struct Shared {
     token: Option<String>,
     /// Everything but long-polls: `--max-connections` at once.
     short: Slots,
-    /// `/wait` and `/exec` with `wait: true`: `--max-waiters` at once.
+    /// Requests that wait (`handlers::is_long_poll`): `--max-waiters` at once.
     waiters: Slots,
+    max_wait_ms: u64,
     in_flight: InFlight,
     stop: Arc<AtomicBool>,
 }
@@ -77,6 +80,8 @@ pub struct Options {
     pub max_connections: usize,
     /// Long-polls served at once (at least 1).
     pub max_waiters: usize,
+    /// The longest any request may wait or stream (`--max-wait-ms`).
+    pub max_wait_ms: u64,
 }
 
 /// Runs until SIGINT/SIGTERM and returns `Ok` once the requests in flight are done (or
@@ -104,6 +109,7 @@ pub fn serve(options: &Options, root: Root) -> Result<()> {
         token,
         short: Slots::new(max_requests),
         waiters: Slots::new(max_waiters),
+        max_wait_ms: options.max_wait_ms,
         in_flight: InFlight::default(),
         stop,
     });
@@ -152,7 +158,7 @@ fn handle(shared: &Shared, mut request: Request) {
     let route = routes::route(request.method().as_str(), request.url());
     let mut bytes = Vec::new();
     let ok = request.as_reader().read_to_end(&mut bytes).is_ok();
-    let class = if handlers::is_long_poll(&route, &bytes) { &shared.waiters } else { &shared.short };
+    let class = if handlers::is_long_poll(&route, request.url(), &bytes) { &shared.waiters } else { &shared.short };
     let Some(_slot) = class.acquire(&shared.stop) else {
         respond(request, shutting_down());
         return;
@@ -181,7 +187,8 @@ fn serve_one(shared: &Shared, request: Request, route: Route, body: Body, since:
                 Some(Body { bytes, ok: true }) => Ok(bytes),
                 _ => Err(Error::new(Code::InvalidRequest, "failed to read request body")),
             };
-            handlers::handle(route, &shared.root, Incoming { target: request.url(), body: &mut read_body })
+            let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms };
+            handlers::handle(route, &ctx, Incoming { target: request.url(), body: &mut read_body })
         }
     };
     // The access line is built only when it is written: this is the hot path.
