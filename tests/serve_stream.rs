@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{Env, eventually};
 use serde_json::Value;
-use serve_support::Server;
+use serve_support::{Server, rss_kib};
 
 fn count(pid: u32, what: &str) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/{what}")).map_or(0, |d| d.count())
@@ -153,6 +153,27 @@ fn a_follow_stream_gets_every_byte_live_and_in_order_then_ends_with_the_job() {
 }
 
 #[test]
+fn a_follow_goes_on_across_log_rotations() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let go = env.path("go");
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.01; done; i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo line-$i; sleep 0.005; done"
+    );
+    let run = ["run", "--max-log-bytes", "1000", "--snapshot-after", "0", "--", "sh", "-c", &script];
+    let id = env.ok(&run)["job_id"].as_str().expect("job_id").to_string();
+    let mut stream = Streamed::open(server.port, &output_path(&id, "follow=true"));
+    common::write_file(Path::new(&go), "");
+    let text = String::from_utf8(stream.rest()).expect("utf-8");
+    let numbers: Vec<u32> =
+        text.lines().map(|l| l.strip_prefix("line-").and_then(|n| n.parse().ok()).expect("a line")).collect();
+    // Several rotations happened; the stream stayed in order and reached the last line.
+    assert!(env.job_dir(&id).join("stdout.log.1").exists());
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "out of order: {numbers:?}");
+    assert_eq!(numbers.last(), Some(&400), "{text}");
+}
+
+#[test]
 fn a_follow_of_a_job_that_never_starts_ends_at_until_ms() {
     let env = Env::new();
     let server = Server::start(&env, &["--max-wait-ms", "400"]);
@@ -167,6 +188,37 @@ fn a_follow_of_a_job_that_never_starts_ends_at_until_ms() {
     // No until_ms: the maximum.
     let stream = Streamed::open(server.port, &output_path(&id, "follow=true"));
     assert_eq!(stream.header("x-agent-exec-until-ms"), Some("400"));
+}
+
+#[test]
+fn memory_stays_bounded_whatever_the_log_size() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let pid = server.pid();
+    let id = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("job_id").to_string();
+    // A 4 GiB log that costs no disk: sparse, all zeros.
+    let log = std::fs::OpenOptions::new().write(true).open(env.job_dir(&id).join("stdout.log")).expect("open log");
+    log.set_len(4 << 30).expect("grow log");
+    assert_eq!(server.get("/health").status, 200);
+    let before = rss_kib(pid);
+    for query in ["offset=0", "offset=1024&follow=true"] {
+        let mut reply = Streamed::open(server.port, &output_path(&id, query));
+        assert_eq!(reply.status, 200, "{query}");
+        if query.contains("follow") {
+            assert_eq!(reply.header("transfer-encoding"), Some("chunked"));
+        } else {
+            assert_eq!(reply.header("content-length"), Some((4u64 << 30).to_string().as_str()));
+        }
+        // 256 MiB through, then a look at the server's memory, then hang up mid-stream.
+        let mut buf = vec![0u8; 1 << 20];
+        for _ in 0..256 {
+            reply.reader.read_exact(&mut buf).expect("read");
+        }
+        let during = rss_kib(pid);
+        assert!(during < before + 64 * 1024, "{query}: RSS {before} KiB -> {during} KiB");
+    }
+    // Still serving after both clients hung up mid-stream.
+    assert_eq!(server.get("/health").status, 200);
 }
 
 /// Opens followers of a quiet job and returns them once each has its answer's head.

@@ -5,7 +5,10 @@
 //! follower through inotify on the job directory, with `follow::POLL` as the fallback.
 //!
 //! Offsets count bytes of the log file as it is on disk: a client that got `n` bytes
-//! from offset `o` resumes at `o + n`.
+//! from offset `o` resumes at `o + n`. Under `--max-log-bytes` that file is the current
+//! generation: a follow goes on from the start of the next one after a rotation, so its
+//! bytes stay in order and complete as long as it keeps up (a generation rotated twice
+//! before it was read is gone from disk).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -39,11 +42,7 @@ pub fn output(root: &Root, job_id: &str, stream: Stream) -> Result<Output> {
 /// Opens a log through the checks of `jobstore::read` (no symlink, a regular file of
 /// ours); `None` when it does not exist.
 fn open(job: &JobDir, stream: Stream) -> Result<Option<(File, u64)>> {
-    let name = match stream {
-        Stream::Stdout => jobstore::STDOUT_LOG,
-        Stream::Stderr => jobstore::STDERR_LOG,
-    };
-    let path = job.file(name);
+    let path = job.file(log_name(stream));
     match open_log(&path) {
         Ok(opened) => Ok(Some(opened)),
         Err(Refused::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -96,10 +95,20 @@ impl Output {
             if log.is_none() {
                 log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset });
             }
-            if let Some(log) = &mut log
-                && !log.copy_new(&mut emit, Some(until))
-            {
-                return;
+            if let Some(current) = &mut log {
+                if !current.copy_new(&mut emit, Some(until)) {
+                    return;
+                }
+                if replaced(&job, stream, &current.file) {
+                    // Rotated (`--max-log-bytes`): the held generation gets no more
+                    // writes; what reached it since the read above goes out, then the
+                    // stream goes on from the start of the new one.
+                    if !current.copy_new(&mut emit, Some(until)) {
+                        return;
+                    }
+                    log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset: 0 });
+                    continue;
+                }
             }
             let Ok(state) = super::current(&job) else { return };
             if state.status().is_terminal() {
@@ -120,6 +129,21 @@ impl Output {
                 None => std::thread::sleep(remaining.min(POLL)),
             }
         }
+    }
+}
+
+/// Has the log's name been given to another file (a rotation) since `held` was opened?
+/// Not while the name is missing: the new generation is about to be created.
+fn replaced(job: &JobDir, stream: Stream, held: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(now) = std::fs::symlink_metadata(job.file(log_name(stream))) else { return false };
+    held.metadata().is_ok_and(|held| (held.dev(), held.ino()) != (now.dev(), now.ino()))
+}
+
+fn log_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => jobstore::STDOUT_LOG,
+        Stream::Stderr => jobstore::STDERR_LOG,
     }
 }
 
