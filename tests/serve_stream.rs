@@ -286,6 +286,45 @@ fn health_answers_while_every_long_poll_slot_is_a_follower() {
     assert_eq!(fourth.join().expect("fourth"), 200);
 }
 
+#[test]
+fn waits_and_followers_share_the_long_poll_lane() {
+    let env = Env::new();
+    let server = Server::start(&env, &["--max-waiters", "1", "--max-connections", "1"]);
+    let id = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("job_id").to_string();
+    for path in [format!("/v1/jobs/{id}/wait?until_ms=0"), format!("/v1/wait?job={id}&job={id}&until_ms=0")] {
+        let held = followers(&server, &id, 1);
+        assert_eq!(server.get("/health").status, 200, "the short lane is free");
+        let port = server.port;
+        let waiting = path.clone();
+        let wait = std::thread::spawn(move || serve_support::request(port, "GET", &waiting, &[], b"").status);
+        assert!(!eventually(Duration::from_secs(1), || wait.is_finished()), "{path} did not wait for the slot");
+        drop(held);
+        assert_eq!(wait.join().expect("wait"), 200, "{path}");
+    }
+}
+
+#[test]
+fn a_follow_ends_cleanly_at_shutdown_and_needs_the_token() {
+    let env = Env::new().with_env("AGENT_EXEC_SERVE_TOKEN", "sekrit");
+    let mut server = Server::start(&env, &[]);
+    let id = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("job_id").to_string();
+    server.get(&output_path(&id, "follow=true")).assert_error(401, "unauthorized");
+    let mut stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    let path = output_path(&id, "follow=true&until_ms=600000");
+    write!(stream, "GET {path} HTTP/1.1\r\nAuthorization: Bearer sekrit\r\nConnection: close\r\n\r\n").expect("send");
+    let mut reply = BufReader::new(stream);
+    let mut line = String::new();
+    reply.read_line(&mut line).expect("status line");
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    // SIGTERM: the stream ends with its last chunk, and the server exits 0 in its grace.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) };
+    let mut rest = String::new();
+    reply.read_to_string(&mut rest).expect("the rest");
+    assert!(rest.ends_with("\r\n\r\n0\r\n\r\n"), "{rest:?}");
+    assert!(server.child.wait().expect("wait").success());
+}
+
 /// The CLI's answer and the server's, each as JSON.
 fn cli_and_http(env: &Env, server: &Server, cli: &[&str], path: &str) -> (Value, Value) {
     let (cli, _) = env.answer(cli);
