@@ -7,6 +7,7 @@
 mod request;
 mod response;
 mod store;
+pub mod v1;
 
 pub use request::*;
 pub use response::*;
