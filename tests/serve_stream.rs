@@ -150,6 +150,11 @@ fn a_follow_stream_gets_every_byte_live_and_in_order_then_ends_with_the_job() {
     // Resuming from a byte offset gets the rest, and a finished job's follow ends at once.
     let mut resumed = Streamed::open(server.port, &output_path(&id, "follow=true&offset=6"));
     assert_eq!(resumed.rest(), &got[6..]);
+    // HTTP/1.0 has no chunks: the raw bytes, then the server closes the connection.
+    let raw = format!("GET {} HTTP/1.0\r\n\r\n", output_path(&id, "follow=true&offset=6"));
+    let old = serve_support::raw_request(server.port, raw.as_bytes()).expect("HTTP/1.0 follow");
+    assert_eq!((old.status, old.header("connection")), (200, Some("close")));
+    assert_eq!(old.body.as_bytes(), &got[6..]);
 }
 
 #[test]
@@ -215,6 +220,7 @@ fn memory_stays_bounded_whatever_the_log_size() {
             reply.reader.read_exact(&mut buf).expect("read");
         }
         let during = rss_kib(pid);
+        eprintln!("{query}: serve's RSS {before} KiB before, {during} KiB 256 MiB into a 4 GiB log");
         assert!(during < before + 64 * 1024, "{query}: RSS {before} KiB -> {during} KiB");
     }
     // Still serving after both clients hung up mid-stream.

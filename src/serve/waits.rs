@@ -87,9 +87,11 @@ impl Readiness {
     /// The condition, with the checks of CLI `wait`: `for_output` and `for_port` exclude
     /// each other, `for_host` needs `for_port`, a regex must compile.
     fn condition(&self) -> Result<Option<Condition>> {
+        if self.for_host.is_some() && self.for_port.is_none() {
+            return Err(invalid("query parameter 'for_host' needs 'for_port'"));
+        }
         match (&self.for_output, self.for_port) {
             (Some(_), Some(_)) => Err(invalid("query parameters 'for_output' and 'for_port' exclude each other")),
-            (None, None) if self.for_host.is_some() => Err(invalid("query parameter 'for_host' needs 'for_port'")),
             (None, None) => Ok(None),
             (Some(text), None) => {
                 let pattern = match self.output_match_type.unwrap_or_default() {
@@ -208,6 +210,7 @@ mod tests {
             ("for_output=x&output_stream=both", "output_stream"),
             ("for_output=x&for_port=1", "for_port"),
             ("for_host=localhost", "for_host"),
+            ("for_output=x&for_host=localhost", "for_host"),
             ("for_port=0", "for_port"),
             ("for_port=65536", "for_port"),
             ("for_port=-1", "for_port"),
