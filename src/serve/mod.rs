@@ -2,23 +2,25 @@
 //! tiny_http, one thread per connection, no async runtime.
 //!
 //! This module owns the process side: binding, the request handler and its slots,
-//! shutdown and the access log. Routing is `routes` (pure), the endpoints are `handlers`, the
-//! token policy is `auth`, the bounds are `limits`, PID 1 duties are `crate::reaper`.
+//! shutdown and the access log. Routing is `routes` (pure), the endpoints are `handlers`
+//! (`v1`, `waits`; raw log output is `stream`), the token policy is `auth`, the bounds are
+//! `limits`, PID 1 duties are `crate::reaper`.
 //!
 //! **Threads.** tiny_http (vendored and patched, vendor/tiny_http/PATCHES.md) runs an
 //! accept thread and gives every open connection a thread of its pool, which reads one
 //! request at a time: the head within 8 KiB per line, 16 KiB and 100 headers, the body
 //! whole within 1 MiB and 10 s, each socket silent for at most 10 s. The connection's
 //! thread then runs our `handle` itself (no hand-over to another thread per request),
-//! which takes a slot of the request's class first: long-polls (`/wait`, `/exec` with
-//! `wait`) one of `--max-waiters` (default 256), everything else one of
+//! which takes a slot of the request's class first: long-polls (every wait, `/exec` with
+//! `wait`, a v1 run or start that watches, followed output; `handlers::is_long_poll`) one
+//! of `--max-waiters` (default 256), everything else one of
 //! `--max-connections` (default 64); without a free slot the connection waits its turn.
 //! So `/health` never waits behind long-polls, and slow or idle clients cost their own
 //! connection threads, never a slot.
 //!
 //! **Shutdown.** SIGINT/SIGTERM set a flag the main thread checks every 100 ms: it
 //! stops accepting, answers requests not yet started with 503, gives running requests up to
-//! 5 s, and exits 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its
+//! 5 s (followed output ends at once, with its last chunk), and exits 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its
 //! own supervisor in its own session.
 
 mod auth;
