@@ -20,7 +20,7 @@
 //!
 //! **Shutdown.** SIGINT/SIGTERM set a flag the main thread checks every 100 ms: it
 //! stops accepting, answers requests not yet started with 503, gives running requests up to
-//! 5 s (followed output ends at once, with its last chunk), and exits 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its
+//! 5 s (followed output ends within `jobs::follow::POLL`, with its last chunk), and exits 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its
 //! own supervisor in its own session.
 
 mod auth;
