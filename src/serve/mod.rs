@@ -12,16 +12,17 @@
 //! whole within 1 MiB and 10 s, each socket silent for at most 10 s. The connection's
 //! thread then runs our `handle` itself (no hand-over to another thread per request),
 //! which takes a slot of the request's class first: long-polls (every wait, `/exec` with
-//! `wait`, a v1 run or start that watches, followed output; `handlers::is_long_poll`) one
-//! of `--max-waiters` (default 256), everything else one of
+//! `wait`, a v1 run or start that watches, followed output) one of `--max-waiters`
+//! (default 256), everything else one of
 //! `--max-connections` (default 64); without a free slot the connection waits its turn.
 //! So `/health` never waits behind long-polls, and slow or idle clients cost their own
 //! connection threads, never a slot.
 //!
 //! **Shutdown.** SIGINT/SIGTERM set a flag the main thread checks every 100 ms: it
 //! stops accepting, answers requests not yet started with 503, gives running requests up to
-//! 5 s (followed output ends within `jobs::follow::POLL`, with its last chunk), and exits 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its
-//! own supervisor in its own session.
+//! 5 s (followed output ends within `jobs::follow::POLL`, with its last chunk), and exits
+//! 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its own
+//! supervisor in its own session.
 
 mod auth;
 mod handlers;
@@ -56,7 +57,7 @@ struct Shared {
     token: Option<String>,
     /// Everything but long-polls: `--max-connections` at once.
     short: Slots,
-    /// `/wait` and `/exec` with `wait: true`: `--max-waiters` at once.
+    /// Requests that wait (`handlers::is_long_poll`): `--max-waiters` at once.
     waiters: Slots,
     max_wait_ms: u64,
     in_flight: InFlight,
