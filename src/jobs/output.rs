@@ -83,8 +83,10 @@ impl Output {
         emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
         go_on: &mut dyn FnMut() -> bool,
     ) {
-        let Output { job, stream, mut file, .. } = self;
-        let mut log = file.take().map(|file| Log { file, stream, offset });
+        let Output { job, stream, file, .. } = self;
+        // Where a log opened later starts: the offset asked for, or 0 after a rotation.
+        let mut start = offset;
+        let mut log = file.map(|file| Log { file, stream, offset });
         let mut emit = |_: Stream, bytes: &[u8], _: u64| emit(bytes);
         let mut watches = Watches::new();
         if let Some(watches) = &mut watches {
@@ -93,7 +95,7 @@ impl Output {
         let mut ended_at: Option<Instant> = None;
         loop {
             if log.is_none() {
-                log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset });
+                log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset: start });
             }
             if let Some(current) = &mut log {
                 if !current.copy_new(&mut emit, Some(until)) {
@@ -106,7 +108,8 @@ impl Output {
                     if !current.copy_new(&mut emit, Some(until)) {
                         return;
                     }
-                    log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset: 0 });
+                    start = 0;
+                    log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset: start });
                     continue;
                 }
             }
