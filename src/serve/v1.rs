@@ -79,15 +79,14 @@ pub fn handle(route: Route, ctx: &Context, query: &Query, read: ReadBody) -> Ans
         Route::Job(id) => jobs::status(root, &id).map(|body| Reply::sorted("status", &body)),
         Route::Start(id) => body::<StartBody>(read).and_then(|body| start(ctx, &id, &body)),
         Route::JobKill(id) => body::<KillBody>(read).and_then(|body| {
-            let signal = signals::parse(body.signal.as_deref().unwrap_or("TERM"))
-                .map_err(|e| invalid(format!("invalid field 'signal': {e}")))?;
+            let signal = signals::parse(body.signal.as_deref().unwrap_or("TERM")).map_err(|e| field("signal", e))?;
             Ok(Reply::sorted("kill", &jobs::kill(root, &KillRequest { job_id: id, signal })?))
         }),
         Route::JobTail(id) => tail(ctx, id, query),
         Route::Tags(id) => body::<TagsBody>(read).and_then(|body| {
             let given = body.tags.ok_or_else(|| invalid("missing field 'tags'".into()))?;
             for tag in &given {
-                tags::check_tag(tag).map_err(|e| invalid(format!("invalid field 'tags': {e}")))?;
+                tags::check_tag(tag).map_err(|e| field("tags", e))?;
             }
             let tags = tags::dedup(&given.iter().map(String::as_str).collect::<Vec<_>>());
             Ok(Reply::sorted("tag_set", &jobs::tag_set(root, &id, tags)?))
