@@ -139,7 +139,9 @@ pub fn handle(route: Route, ctx: &Context, incoming: Incoming) -> Answer {
         Route::Kill(id) => kill(root, &id, &query),
         Route::JobWait(id) => waits::job_wait(ctx, &id, &query),
         Route::WaitMany => waits::many_wait(ctx, &query),
-        Route::Index | Route::OpenApi | Route::Output(_) => {
+        // Raw bytes, not a JSON answer: `mod.rs` hands this route to `stream` instead.
+        Route::Output(_) => Err(Error::internal("the output route is answered by serve::stream")),
+        Route::Index | Route::OpenApi => {
             return Answer { status: 501, ..Answer::error(&Error::internal("not implemented yet")) };
         }
         Route::List
