@@ -120,13 +120,26 @@ fn body<T: DeserializeOwned + Default>(read: ReadBody) -> Result<T> {
         return Ok(T::default());
     }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
-    if !value.is_object() {
+    let Some(object) = value.as_object() else {
         return Err(invalid("the request body must be a JSON object".into()));
+    };
+    // No command line can carry a NUL, and no path, command or pattern of a job may.
+    if let Some((name, _)) = object.iter().find(|(_, value)| holds_nul(value)) {
+        return Err(field(name, "NUL is not allowed"));
     }
     typed_object(&value).map_err(|e| match e.field {
         Some(name) => field(&name, e.message),
         None => invalid(e.message),
     })
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// `GET /v1/jobs`: the CLI's `list` filters, scoped like `list` run in the server's
