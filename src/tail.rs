@@ -40,8 +40,7 @@ pub fn tail_file(path: &Path, tail_lines: u64, max_bytes: u64) -> Tail {
 /// The last `max_bytes` bytes of a file (none if it is missing) and its length.
 fn last_bytes(path: &Path, max_bytes: u64) -> (Vec<u8>, u64) {
     let mut bytes = Vec::new();
-    let Ok(mut file) = crate::jobstore::read::open_log(path) else { return (bytes, 0) };
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let Ok((mut file, len)) = crate::jobstore::read::open_log(path) else { return (bytes, 0) };
     let keep = len.min(max_bytes);
     if file.seek(SeekFrom::End(-(keep as i64))).is_ok() {
         let _ = file.take(keep).read_to_end(&mut bytes);

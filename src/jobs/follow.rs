@@ -1,7 +1,9 @@
 //! `tail --follow` (issue 14 item 5): a job's output as it is written, from the last N
 //! lines of each log on, until the job has ended and its supervisor has drained the
 //! pipes. Appends wake us through inotify on the job directory (one descriptor, no busy
-//! loop); the follower only reads the logs, so it never blocks or slows the job.
+//! loop); the follower only reads the logs, so it never blocks or slows the job. A log
+//! rotated by `--max-log-bytes` is read to its end, then the generations after it
+//! (`Log`, shared with readiness scans and the REST output stream of `output.rs`).
 //!
 //! The engine does not print: each piece of output goes to the caller's `emit`, and an
 //! `emit` that fails (the reader went away) ends the follow.
@@ -13,14 +15,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::jobstore::read::{Refused, open_log};
 use crate::jobstore::watches::Watches;
-use crate::jobstore::{self, Root, liveness, read};
+use crate::jobstore::{self, Root, liveness};
 use crate::wire::{State, Stream};
 
 /// The fallback poll, and the cadence of the liveness check.
-const POLL: Duration = Duration::from_millis(200);
+pub(super) const POLL: Duration = Duration::from_millis(200);
 /// How long a finished job's supervisor may still be draining its pipes.
-const DRAIN: Duration = Duration::from_millis(2500);
+pub(super) const DRAIN: Duration = Duration::from_millis(2500);
 /// Bytes read from a log per step.
 const CHUNK: usize = 1 << 16;
 
@@ -42,9 +45,9 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     let mut logs = Vec::new();
     for (name, stream) in [(jobstore::STDOUT_LOG, Stream::Stdout), (jobstore::STDERR_LOG, Stream::Stderr)] {
         let path = job.file(name);
-        let mut log = Log::open(path.clone(), stream).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => gone(),
-            _ => Error::io(format!("open {}", path.display()), e),
+        let mut log = Log::open(path.clone(), stream).map_err(|refused| match refused {
+            Refused::Io(e) if e.kind() == std::io::ErrorKind::NotFound => gone(),
+            refused => Error::internal(format!("open {}: {refused}", path.display())),
         })?;
         log.offset = log.start_of_last_lines(request.tail_lines);
         logs.push(log);
@@ -56,7 +59,7 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     let mut ended_at: Option<Instant> = None;
     loop {
         for log in &mut logs {
-            if !log.copy_new(emit) {
+            if !log.copy_new(emit, None) {
                 return super::current(&job);
             }
         }
@@ -68,7 +71,7 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
             let since = *ended_at.get_or_insert_with(Instant::now);
             if !liveness::is_live(&state) || since.elapsed() >= DRAIN {
                 for log in &mut logs {
-                    log.copy_new(emit);
+                    log.copy_new(emit, None);
                 }
                 return Ok(state);
             }
@@ -94,24 +97,37 @@ pub(super) struct Log {
 }
 
 impl Log {
-    pub(super) fn open(path: PathBuf, stream: Stream) -> std::io::Result<Log> {
-        Ok(Log { file: read::open_log(&path)?, path, stream, offset: 0, base: 0 })
+    /// Opens the log of `stream` in `job` through the checks of `jobstore::read`, to be
+    /// read from `offset`.
+    pub(super) fn open(path: PathBuf, stream: Stream) -> std::result::Result<Log, Refused> {
+        let (file, _) = open_log(&path)?;
+        Ok(Log::with_file(file, path, stream, 0))
     }
 
-    /// Emits what the log gained, across rotations; `false` when `emit` failed.
-    pub(super) fn copy_new(&mut self, emit: &mut Emit<'_>) -> bool {
+    /// A log already opened (and checked) by the caller.
+    pub(super) fn with_file(file: File, path: PathBuf, stream: Stream, offset: u64) -> Log {
+        Log { file, path, stream, offset, base: 0 }
+    }
+
+    /// Emits what the log gained, across rotations, a chunk at a time, up to its end or
+    /// until `until` passes (a job that writes faster than the reader takes would
+    /// otherwise keep us here); `false` when `emit` failed.
+    pub(super) fn copy_new(&mut self, emit: &mut Emit<'_>, until: Option<Instant>) -> bool {
         let mut buf = vec![0u8; CHUNK];
         loop {
-            if !self.copy_to_end(emit, &mut buf) {
+            if !self.copy_to_end(emit, &mut buf, until) {
                 return false;
+            }
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return true;
             }
             let Some(newer) = self.rotated_away() else { return true };
             // The supervisor writes to the new file only once it exists, so after its
             // appearance the old one is complete: finish it before moving on.
-            if !self.copy_to_end(emit, &mut buf) {
+            if !self.copy_to_end(emit, &mut buf, until) {
                 return false;
             }
-            let middle = read::open_log(&jobstore::rotated_log(&self.path)).ok();
+            let middle = open_log(&jobstore::rotated_log(&self.path)).ok().map(|(file, _)| file);
             let mut generations = vec![newer];
             // Two rotations since the last look: `<name>.1` is a generation we never
             // opened (it is neither our file nor the current one).
@@ -122,15 +138,18 @@ impl Log {
                 self.base += self.offset;
                 self.offset = 0;
                 self.file = file;
-                if !self.copy_to_end(emit, &mut buf) {
+                if !self.copy_to_end(emit, &mut buf, until) {
                     return false;
                 }
             }
         }
     }
 
-    fn copy_to_end(&mut self, emit: &mut Emit<'_>, buf: &mut [u8]) -> bool {
+    fn copy_to_end(&mut self, emit: &mut Emit<'_>, buf: &mut [u8], until: Option<Instant>) -> bool {
         loop {
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return true;
+            }
             if self.file.seek(SeekFrom::Start(self.offset)).is_err() {
                 return true;
             }
@@ -145,9 +164,10 @@ impl Log {
         }
     }
 
-    /// The log's current file, when it is no longer the one we have open.
+    /// The log's current file, when it is no longer the one we have open. Not while the
+    /// name is missing: the new generation is about to be created.
     fn rotated_away(&self) -> Option<File> {
-        let current = read::open_log(&self.path).ok()?;
+        let (current, _) = open_log(&self.path).ok()?;
         (!same_file(&current, &self.file)).then_some(current)
     }
 
@@ -195,6 +215,13 @@ fn same_file(a: &File, b: &File) -> bool {
     }
 }
 
+pub(super) fn log_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => jobstore::STDOUT_LOG,
+        Stream::Stderr => jobstore::STDERR_LOG,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,8 +230,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log");
         std::fs::write(&path, text).expect("write");
-        Log { file: File::open(&path).expect("open"), path, stream: Stream::Stdout, offset: 0, base: 0 }
-            .start_of_last_lines(lines)
+        Log::with_file(File::open(&path).expect("open"), path, Stream::Stdout, 0).start_of_last_lines(lines)
     }
 
     #[test]

@@ -160,16 +160,17 @@ impl Scanner {
         let mut found = None;
         if let Some(log) = &mut self.log {
             let lines = &mut self.lines;
-            log.copy_new(&mut |_, bytes, offset| match lines
-                .feed(bytes, offset, |line, at| check(stream, pattern, line, at))
-            {
-                // Stop reading: the rest of the log is not needed.
-                Some(readiness) => {
-                    found = Some(readiness);
-                    Err(std::io::ErrorKind::Interrupted.into())
-                }
-                None => Ok(()),
-            });
+            log.copy_new(
+                &mut |_, bytes, offset| match lines.feed(bytes, offset, |line, at| check(stream, pattern, line, at)) {
+                    // Stop reading: the rest of the log is not needed.
+                    Some(readiness) => {
+                        found = Some(readiness);
+                        Err(std::io::ErrorKind::Interrupted.into())
+                    }
+                    None => Ok(()),
+                },
+                None,
+            );
         }
         if found.is_none() && ended && !self.lines.line.is_empty() {
             found = check(stream, pattern, &self.lines.line, self.lines.start);

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::routes::{Query, Route};
-use super::v1;
+use super::{v1, waits};
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
@@ -137,7 +137,11 @@ pub fn handle(route: Route, ctx: &Context, incoming: Incoming) -> Answer {
             .map(|body| Reply::sorted("tail", &body)),
         Route::Wait(id) => wait(ctx, &id, &query),
         Route::Kill(id) => kill(root, &id, &query),
-        Route::Index | Route::OpenApi | Route::JobWait(_) | Route::WaitMany | Route::Output(_) => {
+        Route::JobWait(id) => waits::job_wait(ctx, &id, &query),
+        Route::WaitMany => waits::many_wait(ctx, &query),
+        // Raw bytes, not a JSON answer: `mod.rs` hands this route to `stream` instead.
+        Route::Output(_) => Err(Error::internal("the output route is answered by serve::stream")),
+        Route::Index | Route::OpenApi => {
             return Answer { status: 501, ..Answer::error(&Error::internal("not implemented yet")) };
         }
         Route::List
