@@ -22,7 +22,8 @@ use crate::error::{Error, Result};
 
 /// How long PID 1 gives the other processes of its namespace to end before it exits.
 /// Under a container runtime's default stop timeout (10 s), with room for the requests
-/// in flight.
+/// in flight. Halfway through, a second SIGTERM makes every supervisor send its job's
+/// SIGKILL at once, whatever its kill-after.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 pub fn release_children_on_exit() -> Result<()> {
@@ -50,8 +51,9 @@ pub fn release_children_on_exit() -> Result<()> {
 /// recording its job's end, and the job would stay `running` in the store for good
 /// (a later reader in another namespace cannot even declare it lost). So PID 1 first
 /// asks every process to stop: SIGTERM to all of them, which each supervisor answers
-/// by stopping its job as its timeout would and recording the end. It then waits, at
-/// most `STOP_GRACE`, until no other process is left. Not PID 1: nothing, since jobs
+/// by stopping its job as its timeout would and recording the end (a second SIGTERM
+/// halfway through cuts a long kill-after short). It then waits, at most `STOP_GRACE`,
+/// until no other process is left. Not PID 1: nothing, since jobs
 /// outlive the server that started them.
 pub fn stop_the_namespace_if_init() {
     if std::process::id() != 1 {
@@ -61,8 +63,14 @@ pub fn stop_the_namespace_if_init() {
     // SAFETY: kill(-1) from PID 1 signals every other process of its namespace; signal
     // 0 only checks that one is left (ESRCH once none is).
     unsafe { libc::kill(-1, libc::SIGTERM) };
-    let deadline = Instant::now() + STOP_GRACE;
-    while unsafe { libc::kill(-1, 0) } == 0 && Instant::now() < deadline {
+    let start = Instant::now();
+    let mut escalated = false;
+    while unsafe { libc::kill(-1, 0) } == 0 && start.elapsed() < STOP_GRACE {
+        if !escalated && start.elapsed() >= STOP_GRACE / 2 {
+            // SAFETY: as above.
+            unsafe { libc::kill(-1, libc::SIGTERM) };
+            escalated = true;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -216,11 +216,15 @@ fn serve_as_pid_1_records_its_jobs_ends_when_stopped() {
     let plain = start(br#"{"command":["sleep","300"]}"#);
     // A job that traps TERM still ends: its supervisor sends the KILL of a timeout.
     let stubborn = start(br#"{"command":["sh","-c","trap '' TERM; sleep 300"]}"#);
+    // Even with a kill-after far longer than PID 1 waits: its second SIGTERM makes the
+    // supervisor send the KILL at once.
+    let body = br#"{"command":["sh","-c","trap '' TERM; sleep 300"],"start":true,"kill_after_ms":600000,"snapshot_after_ms":0}"#;
+    let patient = request(port, "POST", "/v1/jobs", &[], body).json()["job_id"].as_str().expect("id").to_string();
     // SAFETY: signalling the namespace's init, a process this test started.
     unsafe { libc::kill(ns.init as i32, libc::SIGTERM) };
     let status = ns.unshare.wait().expect("unshare ends with its namespace");
     assert!(status.success(), "serve did not exit cleanly: {status}");
-    for id in [&plain, &stubborn] {
+    for id in [&plain, &stubborn, &patient] {
         let state = env.read_json(id, "state.json");
         assert_eq!(state["job"]["status"], "killed", "{id}: {state}");
     }

@@ -56,8 +56,9 @@ pub(crate) const IGNORED_SIGNALS: &[libc::c_int] = &[
 ];
 
 /// Signals that ask the supervisor to stop: the job gets what its timeout would give
-/// it (SIGTERM to its group, SIGKILL after kill-after), and its end is recorded before
-/// the supervisor exits, so a `pkill agent-exec` does not lose an exit status.
+/// it (SIGTERM to its group, SIGKILL after kill-after; a second request sends the
+/// SIGKILL at once), and its end is recorded before the supervisor exits, so a `pkill
+/// agent-exec` does not lose an exit status.
 const STOP_SIGNALS: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
 
 /// Entry point of the hidden `__supervise` subcommand; returns the process exit code.

@@ -85,10 +85,13 @@ impl Timers {
         self.kill_at.is_some()
     }
 
-    /// The supervisor was asked to stop: act as if the timeout fired now, unless it
-    /// already did (its SIGKILL stays scheduled as it was).
+    /// The supervisor was asked to stop: act as if the timeout fired now. Asked again
+    /// while the SIGKILL is pending (after a first stop, or after the timeout fired),
+    /// send it now: a second request means the grace is over.
     pub fn stop_now(&mut self, now: Instant) {
-        if self.kill_at.is_none() {
+        if self.kill_at.is_some() {
+            self.kill_at = Some(now);
+        } else {
             self.timeout_at = Some(now);
         }
     }
@@ -157,15 +160,16 @@ mod tests {
     }
 
     #[test]
-    fn a_stop_acts_as_the_timeout_once() {
+    fn a_stop_acts_as_the_timeout_and_a_second_one_kills() {
         let t0 = Instant::now();
         let mut timers = Timers::new(t0, 0, 500, 0);
         assert_eq!(timers.next(), None);
         timers.stop_now(t0 + Duration::from_millis(10));
         assert_eq!(timers.due(t0 + Duration::from_millis(10)), [Due::Term]);
-        // A second stop does not postpone the scheduled SIGKILL.
-        timers.stop_now(t0 + Duration::from_millis(300));
         assert_eq!(timers.due(t0 + Duration::from_millis(300)), []);
-        assert_eq!(timers.due(t0 + Duration::from_millis(510)), [Due::Kill]);
+        // A second stop sends the scheduled SIGKILL at once.
+        timers.stop_now(t0 + Duration::from_millis(300));
+        assert_eq!(timers.due(t0 + Duration::from_millis(300)), [Due::Kill]);
+        assert_eq!(timers.next(), None);
     }
 }
