@@ -3,7 +3,6 @@ use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
@@ -156,16 +155,30 @@ where
         .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
         .map(|h| h.value.clone());
 
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+    // agent-exec patch 12: the body's length must be unambiguous (RFC 9112 §6.3), or a
+    // server and a proxy in front of it would disagree on where the next request
+    // starts: a Content-Length that is not a number, several that differ, or one beside
+    // a Transfer-Encoding is 400 and close. (Upstream took the first Content-Length,
+    // and read an unparsable one as no body at all.)
+    let mut lengths = headers
+        .iter()
+        .filter(|h: &&Header| h.field.equiv("Content-Length"))
+        .map(|h| h.value.as_str().trim());
+    let content_length = match lengths.next() {
+        None => None,
+        Some(_) if transfer_encoding.is_some() => return Err(RequestCreationError::Body(400)),
+        Some(first) => {
+            let digits = !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit());
+            if !digits {
+                return Err(RequestCreationError::Body(400));
+            }
+            // Digits too many for a number are a body far over any limit.
+            let length: usize = first.parse().unwrap_or(usize::MAX);
+            if lengths.any(|other| other != first) {
+                return Err(RequestCreationError::Body(400));
+            }
+            Some(length)
+        }
     };
 
     // true if the client sent a `Expect: 100-continue` header
