@@ -87,3 +87,33 @@ fn exec_refuses_env_keys_with_equals_nul_or_nothing() {
     let id = server.exec(r#"{"command":["sh","-c","echo \"$HOME|$K\""],"env":{"K":"a=b"},"wait":true}"#);
     assert_eq!(env.ok(&["tail", &id])["stdout_tail"], format!("{}|a=b", env.home.display()));
 }
+
+/// The reason a job could not start quoted the whole bad env-file line, escaped twice:
+/// 800 KiB of control characters made the `failed` record larger than any reader
+/// accepts, so it was never written and `run --wait --forever` waited for good. Reasons
+/// are now cut to 1 KiB.
+#[test]
+fn a_huge_reason_to_fail_is_recorded_cut_short() {
+    let env = Env::new();
+    let file = env.path("bad.env");
+    let mut line = vec![1u8; 800 * 1024];
+    line.extend_from_slice(b"\0\n");
+    std::fs::write(&file, line).expect("write env file");
+    let args = ["run", "--wait", "--forever", "--env-file", &file, "--", "true"];
+    let mut child = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+    let answered = common::eventually(std::time::Duration::from_secs(30), || matches!(child.try_wait(), Ok(Some(_))));
+    if !answered {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("output");
+    assert!(answered, "run --wait --forever did not answer");
+    let run = common::single_json(&args, &out);
+    assert_eq!(run["state"], "failed", "{run}");
+    let reason = run["error"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("bad.env") && reason.len() <= 1024,
+        "{} bytes: {}",
+        reason.len(),
+        &reason[..reason.len().min(200)]
+    );
+}

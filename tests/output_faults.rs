@@ -153,3 +153,45 @@ fn a_file_size_limit_cuts_the_logs_but_keeps_the_exit_status() {
         assert!(state["log_dropped_bytes"].as_u64().is_some_and(|n| n > 0), "{state}");
     }
 }
+
+/// A job that cannot start must be recorded `failed` before `run` answers. With the
+/// disk nearly full the supervisor could not write that record, and the record still
+/// named the front-end as responsible: `run --wait --forever` then waited on itself for
+/// good (and under `serve` the job stayed `running` while the server lived). Every
+/// amount of room left, from none to 32 KiB, must give an answer: `failed`, or an error.
+#[test]
+fn a_failed_start_on_a_full_disk_always_answers() {
+    let env = Env::new();
+    let mount = env.path("small");
+    std::fs::create_dir_all(&mount).expect("mkdir");
+    let script = format!(
+        r#"set -e
+mount -t tmpfs -o size=400k tmpfs '{mount}'
+export AGENT_EXEC_ROOT='{mount}/root'
+"$AE" create -- true >/dev/null
+for k in 0 4 8 12 16 20 24 28 32; do
+  rm -f '{mount}/fill'
+  avail=$(df -k --output=avail '{mount}' | tail -1)
+  if [ "$avail" -gt "$k" ]; then head -c $(( (avail - k) * 1024 )) /dev/zero > '{mount}/fill' 2>/dev/null || true; fi
+  out=$(timeout 20 "$AE" run --wait --forever --cwd /nonexistent -- true) && rc=0 || rc=$?
+  printf '{{"k":%s,"rc":%s,"answer":%s}}\n' "$k" "$rc" "${{out:-null}}"
+done
+rm -f '{mount}/fill'
+"$AE" list --all
+"#
+    );
+    let Some(out) = in_mount_namespace(&env, &script) else {
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"));
+        return;
+    };
+    let answers = answers(&out);
+    let (list, tries) = answers.split_last().expect("answers");
+    for case in tries {
+        assert_ne!(case["rc"], 124, "run --wait --forever hung: {case}");
+        let answer = &case["answer"];
+        let failed = answer["state"] == "failed" && answer["error"].is_string();
+        assert!(failed || answer["ok"] == false, "neither failed nor an error: {case}");
+    }
+    let running: Vec<_> = list["jobs"].as_array().expect("jobs").iter().filter(|j| j["state"] == "running").collect();
+    assert!(running.is_empty(), "jobs left running: {running:?}");
+}

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::ready::{ReadyWait, await_ready};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
 use crate::jobstore::{self, JobDir, liveness};
 use crate::supervisor::{self, Handshake, LaunchSpec, Launching};
@@ -43,28 +43,39 @@ pub fn hand_over_to(launching: Launching, job: &JobDir, spec: &LaunchSpec) -> Re
 
 fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {
     crate::debug!("job {}: supervisor handshake {handshake:?}", job.id);
+    // Whenever the job did not start, its record must say so before we answer: while it
+    // names us as the process responsible, a long-lived front-end (`serve`, `mcp`) would
+    // keep it `running` for good, and `run --wait --forever` would wait on itself.
+    let unrecorded = |reason: &str| {
+        record_failure(job, reason).map_err(|e| {
+            Error::internal(format!(
+                "job {} could not start ({reason}), and its failure could not be recorded: {}",
+                job.id, e.message
+            ))
+        })
+    };
     match handshake {
-        Ok(Handshake::Started | Handshake::Failed(_)) => Ok(()),
-        Ok(Handshake::Lost) => {
-            record_failure(job, "supervisor exited before starting the job");
-            Ok(())
-        }
+        Ok(Handshake::Started) => Ok(()),
+        // The supervisor recorded it, unless it could not write (a full disk).
+        Ok(Handshake::Failed(reason)) => unrecorded(&reason),
+        Ok(Handshake::Lost) => unrecorded("supervisor exited before starting the job"),
         Err(e) => {
-            record_failure(job, &e.message);
+            let _ = record_failure(job, &e.message);
             Err(e)
         }
     }
 }
 
-fn record_failure(job: &JobDir, reason: &str) {
-    let Ok(locked) = job.lock() else { return };
-    if let Ok(mut state) = locked.read_state()
-        && state.status() == Status::Running
-        && state.supervisor_pid == Some(std::process::id())
-    {
+/// Records the job `failed` if its record still names us as responsible (nobody else
+/// recorded its end). With the in-place fallback, so that a full disk does not stop it.
+fn record_failure(job: &JobDir, reason: &str) -> Result<()> {
+    let locked = job.lock()?;
+    let mut state = locked.read_state()?;
+    if state.status() == Status::Running && state.supervisor_pid == Some(std::process::id()) {
         state.finish(Status::Failed, JobResult::default(), Some(reason.to_string()), time::now());
-        let _ = locked.write_state(&state);
+        locked.write_final_state(&state)?;
     }
+    Ok(())
 }
 
 #[derive(Debug, Clone)]

@@ -20,6 +20,35 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The most `write_or_overwrite` puts in place: one page, which a file that already
+/// exists holds without a new block.
+const IN_PLACE_MAX: usize = 4096;
+
+/// `write_atomic`, with a last resort for a small record that must not be lost: when the
+/// atomic write fails (a full disk, a quota, a file-size limit: no room for the temporary
+/// file), the new content overwrites the existing file in place, padded with spaces to
+/// the old length so that no reader ever sees the old tail after the new JSON (trailing
+/// spaces are valid JSON). Within its first page this needs no new block, so it works on
+/// a disk that is completely full. Not atomic against a crash mid-write, which is why it
+/// is only the fallback.
+pub fn write_or_overwrite(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let atomic = write_atomic(dir, name, bytes);
+    if atomic.is_ok() || bytes.len() > IN_PLACE_MAX {
+        return atomic;
+    }
+    let target = dir.join(name);
+    let overwrite = || -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = OpenOptions::new().write(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&target)?;
+        let old_len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+        let mut padded = bytes.to_vec();
+        padded.resize(old_len.max(bytes.len()), b' ');
+        file.write_all_at(&padded, 0)?;
+        file.sync_data()
+    };
+    overwrite().map_err(|e| Error::io(format!("write {} in place", target.display()), e)).or(atomic)
+}
+
 /// An exclusive `flock` on `<job>/.lock`, held until dropped. The file is opened
 /// close-on-exec so a job or sink never inherits it.
 pub struct Lock {

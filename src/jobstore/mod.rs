@@ -93,6 +93,14 @@ impl JobDir {
         write_pretty(&self.path, STATE, state)
     }
 
+    /// Writes a terminal `state.json` that must not be lost (a failed start), with the
+    /// in-place fallback of `write_or_overwrite` when the disk has no room for the
+    /// atomic write. Same locking rule as `write_state`.
+    pub fn write_final_state(&self, state: &State) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::internal(format!("serialize {STATE}: {e}")))?;
+        atomic::write_or_overwrite(&self.path, STATE, &bytes)
+    }
+
     /// Takes the job's lock (docs/decisions.md OP-12); it is released when the guard drops. The
     /// lock is not re-entrant: nothing may lock this job again while the guard lives.
     pub fn lock(&self) -> Result<Locked> {
@@ -121,6 +129,11 @@ impl Locked {
 
     pub fn read_meta(&self) -> Result<Meta> {
         self.job.read_meta()
+    }
+
+    /// `JobDir::write_final_state` under the lock.
+    pub fn write_final_state(&self, state: &State) -> Result<()> {
+        self.job.write_final_state(state)
     }
 
     pub fn write_state(&self, state: &State) -> Result<()> {

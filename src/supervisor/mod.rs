@@ -121,7 +121,8 @@ fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String)
         state.pid = None;
         state.pid_start = None;
         state.finish(Status::Failed, JobResult::default(), Some(reason.clone()), time::now());
-        let _ = job.write_state(&state);
+        // Not recorded (not even in place): the front-end records it or reports the error.
+        job.write_final_state(&state).ok()?;
         Some(state)
     });
     let _ = writeln!(ack, "failed\t{}", reason.replace(['\n', '\t'], " "));

@@ -213,13 +213,31 @@ impl State {
     }
 
     /// Marks the job terminal with the given outcome, keeping pids and `started_at`.
+    /// Records the end. The reason is cut to `MAX_ERROR` bytes: a terminal record must
+    /// always fit where it is written (a reason quoting a huge env-file line once made
+    /// the failed record larger than any reader accepts, and so it was never written).
     pub fn finish(&mut self, status: Status, result: JobResult, error: Option<String>, now: String) {
         self.job.status = status;
         self.result = result;
-        self.error = error;
+        self.error = error.map(bounded_reason);
         self.finished_at = Some(now.clone());
         self.updated_at = now;
     }
+}
+
+/// The longest `error` reason a state record keeps, in bytes.
+pub const MAX_ERROR: usize = 1024;
+
+fn bounded_reason(mut reason: String) -> String {
+    if reason.len() > MAX_ERROR {
+        let mut cut = MAX_ERROR - '…'.len_utf8();
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        reason.truncate(cut);
+        reason.push('…');
+    }
+    reason
 }
 
 /// `meta.json` as `list` reads it: the same required keys as `Meta` (so the same files
