@@ -348,3 +348,41 @@ fn gc_removes_abandoned_staging_directories_only_when_old() {
         assert!(ids.iter().all(|id| !id.starts_with('.')), "{ids:?}");
     }
 }
+
+/// A working directory that is not valid UTF-8 was stored lossily (`\xff` as U+FFFD), so
+/// `start` could not find it, and from `d\xfeir` (the same lossy string) `list` showed
+/// and `delete --all` deleted the jobs of `d\xffir`. Such a directory is now refused with
+/// an error naming it, by every command that takes the current directory.
+#[test]
+fn a_non_utf8_working_directory_is_refused_not_guessed() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let base = env.dir.path();
+    let [ff, fe] = [b"d\xffir", b"d\xfeir"].map(|name| base.join(std::ffi::OsStr::from_bytes(name)));
+    for dir in [&ff, &fe] {
+        std::fs::create_dir(dir).expect("mkdir");
+    }
+    // A job of the valid directory `d\u{fffd}ir`: the lossy guess of both others.
+    let lossy = base.join("d\u{fffd}ir");
+    std::fs::create_dir(&lossy).expect("mkdir");
+    let mut command = env.command(&["create", "--", "pwd"]);
+    let out = command.current_dir(&lossy).output().expect("run");
+    let kept = common::single_json(&["create"], &out)["job_id"].as_str().expect("id").to_string();
+    let answer = |dir: &Path, args: &[&str]| {
+        let out = env.command(args).current_dir(dir).output().expect("run");
+        let value = common::single_json(args, &out);
+        assert_eq!(out.status.code(), Some(1), "{}", common::describe(args, &out));
+        assert_eq!(value["error"]["code"], "internal_error", "{}", common::describe(args, &out));
+        let message = value["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("not valid UTF-8"), "{}", common::describe(args, &out));
+    };
+    for args in [&["create", "--", "pwd"][..], &["run", "--", "pwd"]] {
+        answer(&ff, args);
+    }
+    for args in [&["list"][..], &["delete", "--all"], &["delete", "--all", "--dry-run"], &["wait", "--tag", "x"]] {
+        answer(&fe, args);
+    }
+    // Only the valid directory's job exists, untouched.
+    assert_eq!(ids(&env.ok(&["list", "--all"])), vec![kept.clone()]);
+    assert!(env.job_dir(&kept).exists());
+}
