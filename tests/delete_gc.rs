@@ -386,3 +386,32 @@ fn a_non_utf8_working_directory_is_refused_not_guessed() {
     assert_eq!(ids(&env.ok(&["list", "--all"])), vec![kept.clone()]);
     assert!(env.job_dir(&kept).exists());
 }
+
+/// Does the process watch something through inotify (a wait that has entered its loop)?
+fn watching(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|link| link.to_string_lossy().contains("inotify")))
+}
+
+/// A job deleted while a `wait` (or `wait --for-output`) on it runs: the wait read
+/// `state.json` from a directory that was gone and answered `internal_error` ("No such
+/// file"); a job whose directory is gone is `job_not_found`.
+#[test]
+fn a_job_deleted_mid_wait_is_not_found() {
+    let env = Env::new();
+    for wait in [&["wait", "--until", "30000"][..], &["wait", "--for-output", "never", "--until", "30000"]] {
+        let id = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("id").to_string();
+        let mut args = wait.to_vec();
+        args.push(&id);
+        let waiting = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+        assert!(
+            common::eventually(std::time::Duration::from_secs(10), || watching(waiting.id())),
+            "{args:?} never waited"
+        );
+        env.ok(&["delete", &id]);
+        let out = waiting.wait_with_output().expect("wait");
+        let value = common::single_json(&args, &out);
+        assert_eq!(out.status.code(), Some(1), "{}", common::describe(&args, &out));
+        assert_eq!(value["error"]["code"], "job_not_found", "{}", common::describe(&args, &out));
+    }
+}
