@@ -198,7 +198,7 @@ fn complete_protocol_never_runs_a_command() {
 }
 
 /// An answer that cannot be written (stdout on a full device, or a pipe whose reader
-/// is gone) exited 0, so a caller took the lost answer for a success. It is exit 1 with
+/// is gone), the followed output of `tail --follow` too, exited 0, so a caller took the lost answer for a success. It is exit 1 with
 /// a message on stderr now, whatever the job's own status.
 #[test]
 fn a_lost_answer_is_exit_1() {
@@ -211,9 +211,16 @@ fn a_lost_answer_is_exit_1() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("could not write the answer"), "{}", describe(args, &out));
     };
-    for args in
-        [&["tail", &id][..], &["status", &id], &["wait", "--exit-code", &id], &["--version"], &["status", "nope"]]
-    {
+    let lost_answers = [
+        &["tail", &id][..],
+        &["status", &id],
+        &["wait", "--exit-code", &id],
+        &["--version"],
+        &["status", "nope"],
+        &["tail", "--follow", &id],
+        &["tail", "--follow", "--json", &id],
+    ];
+    for args in lost_answers {
         let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
         lost(args, full.into());
         // A pipe whose read end is already closed: the write fails with EPIPE.
