@@ -2,12 +2,18 @@
 //! else `sh -lc`) and the default log cap (`[logs] max_bytes`, overridden by
 //! `--max-log-bytes`).
 
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::wire::default_wrapper;
+
+/// A config file is a few lines; anything this big is not one.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 #[derive(Deserialize, Default)]
 struct ConfigFile {
@@ -69,14 +75,40 @@ fn read(config: Option<&str>) -> Result<Option<(PathBuf, ConfigFile)>> {
     let Some(path) = config.map(PathBuf::from).or_else(default_config_path) else {
         return Ok(None);
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("read config file {}", path.display()), e)),
-    };
+    let Some(text) = read_text(&path)? else { return Ok(None) };
     let parsed: ConfigFile = toml::from_str(&text)
         .map_err(|e| Error::internal(format!("parse config file {}: {}", path.display(), e.to_string().trim_end())))?;
     Ok(Some((path, parsed)))
+}
+
+/// Reads the config file's text; `None` when it does not exist. A user's config may be a
+/// symlink (to a dotfiles checkout, say), so the name is followed, but only a regular
+/// file is read and at most `MAX_CONFIG_BYTES`: the open does not block and the check is
+/// on the file opened, so a FIFO cannot hang `run`, `/exec` or MCP and `/dev/zero`
+/// cannot fill memory.
+fn read_text(path: &Path) -> Result<Option<String>> {
+    let fail = |e: std::io::Error| Error::io(format!("read config file {}", path.display()), e);
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(fail(e)),
+    };
+    if !file.metadata().map_err(fail)?.is_file() {
+        return Err(Error::internal(format!("read config file {}: not a regular file", path.display())));
+    }
+    let mut text = String::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).map_err(fail)?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::internal(format!(
+            "read config file {}: larger than {MAX_CONFIG_BYTES} bytes",
+            path.display()
+        )));
+    }
+    Ok(Some(text))
 }
 
 #[cfg(test)]

@@ -52,44 +52,49 @@ fn main() -> ExitCode {
     // (docs: the dynamic completion protocol).
     if let Some(shell) = std::env::var_os("COMPLETE").filter(|v| !v.is_empty() && v != "0") {
         let answer = completions::dynamic::answer(&shell.to_string_lossy(), &argv);
-        if answer.code == 0 {
-            output::print_text(&answer.text);
-        } else {
+        if answer.code != 0 {
             eprint!("{}", answer.text);
+            return ExitCode::from(answer.code);
         }
-        return ExitCode::from(answer.code);
+        return printed(output::print_text(&answer.text), 0);
     }
     match cli::parse(argv) {
-        Parsed::Help(text) => output::print_text(&text),
-        Parsed::Version => output::print_text(VERSION),
+        Parsed::Help(text) => printed(output::print_text(&text), 0),
+        Parsed::Version => printed(output::print_text(VERSION), 0),
         Parsed::Missing => {
             eprint!("{}", cli::top_help());
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-        Parsed::Usage(message, usage) => return usage_error(&message, &usage),
+        Parsed::Usage(message, usage) => usage_error(&message, &usage),
         Parsed::Run(args) => {
             log::init(args.verbose);
             scrub::hide_from_argv(&masked_entries(&args));
             match commands::dispatch(&args) {
-                Ok(Answer::Reply(reply)) => output::print(&reply.json, args.yaml),
-                Ok(Answer::Job(reply, status)) => {
-                    output::print(&reply.json, args.yaml);
-                    return ExitCode::from(status);
-                }
-                Ok(Answer::Text(text)) => output::print_text(&text),
-                Ok(Answer::Exit(code)) => return code,
-                Ok(Answer::Streamed(status)) => return ExitCode::from(status),
+                Ok(Answer::Reply(reply)) => printed(output::print(&reply.json, args.yaml), 0),
+                Ok(Answer::Job(reply, status)) => printed(output::print(&reply.json, args.yaml), status),
+                Ok(Answer::Text(text)) => printed(output::print_text(&text), 0),
+                Ok(Answer::Exit(code)) => code,
+                Ok(Answer::Streamed(status)) => ExitCode::from(status),
                 Err(Error { code: Code::Usage, message, .. }) => {
-                    return usage_error(&message, &format!("agent-exec {}", args.command.usage));
+                    usage_error(&message, &format!("agent-exec {}", args.command.usage))
                 }
-                Err(err) => {
-                    output::print(&wire::error_json(&err), args.yaml);
-                    return ExitCode::from(1);
-                }
+                Err(err) => printed(output::print(&wire::error_json(&err), args.yaml), 1),
             }
         }
     }
-    ExitCode::SUCCESS
+}
+
+/// The exit status once the answer is written: `status`, or 1 with a message on stderr
+/// if it could not be (stdout on a full disk or closed): a caller must not take a lost
+/// answer for a success.
+fn printed(written: std::io::Result<()>, status: u8) -> ExitCode {
+    match written {
+        Ok(()) => ExitCode::from(status),
+        Err(e) => {
+            eprintln!("error: could not write the answer to stdout: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// The `--env` entries whose key is masked: their values must not stay on our argv.

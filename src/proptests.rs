@@ -151,6 +151,10 @@ proptest! {
     fn yaml_round_trips_through_a_real_parser(value in json_value()) {
         let json = serde_json::to_string(&value).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let yaml = crate::output::to_yaml(&json).ok_or_else(|| TestCaseError::fail("no yaml"))?;
+        // Every character written raw is in YAML 1.2's `c-printable` (§5.1), which
+        // serde_yaml_ng does not check but stricter readers (PyYAML) do.
+        let raw = |c: char| matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+        prop_assert!(yaml.chars().all(raw), "{:?}", yaml);
         let back: serde_json::Value = serde_yaml_ng::from_str(&yaml)
             .map_err(|e| TestCaseError::fail(format!("{e}\n{yaml}")))?;
         prop_assert_eq!(back, value, "{}", yaml);
@@ -182,7 +186,9 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
             "2026-03-15T12:00:00Z",
             "a\n",
             "\na",
-            "a\r\nb"
+            "a\r\nb",
+            "a\u{fffe}b",
+            "\u{ffff}\n\u{fffe}"
         ])
         .prop_map(|s| serde_json::Value::String(s.to_string())),
     ];

@@ -196,3 +196,38 @@ fn complete_protocol_never_runs_a_command() {
     let env = Env::new().with_env("COMPLETE", "0");
     env.ok(&["list"]);
 }
+
+/// An answer that cannot be written (stdout on a full device, or a pipe whose reader
+/// is gone), the followed output of `tail --follow` too, exited 0, so a caller took the lost answer for a success. It is exit 1 with
+/// a message on stderr now, whatever the job's own status.
+#[test]
+fn a_lost_answer_is_exit_1() {
+    let env = Env::new();
+    let id = env.start_job(&["echo hi"]);
+    env.wait_job(&id);
+    let lost = |args: &[&str], stdout: std::process::Stdio| {
+        let out = env.command(args).stdout(stdout).output().expect("run");
+        assert_eq!(out.status.code(), Some(1), "{}", describe(args, &out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("could not write the answer"), "{}", describe(args, &out));
+    };
+    let lost_answers = [
+        &["tail", &id][..],
+        &["status", &id],
+        &["wait", "--exit-code", &id],
+        &["--version"],
+        &["status", "nope"],
+        &["tail", "--follow", &id],
+        &["tail", "--follow", "--json", &id],
+    ];
+    for args in lost_answers {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").expect("open /dev/full");
+        lost(args, full.into());
+        // A pipe whose read end is already closed: the write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        lost(args, writer.into());
+    }
+    // An answer that is written keeps its exit status.
+    assert_eq!(env.answer(&["status", &id]).1, 0);
+}

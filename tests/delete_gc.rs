@@ -348,3 +348,70 @@ fn gc_removes_abandoned_staging_directories_only_when_old() {
         assert!(ids.iter().all(|id| !id.starts_with('.')), "{ids:?}");
     }
 }
+
+/// A working directory that is not valid UTF-8 was stored lossily (`\xff` as U+FFFD), so
+/// `start` could not find it, and from `d\xfeir` (the same lossy string) `list` showed
+/// and `delete --all` deleted the jobs of `d\xffir`. Such a directory is now refused with
+/// an error naming it, by every command that takes the current directory.
+#[test]
+fn a_non_utf8_working_directory_is_refused_not_guessed() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = Env::new();
+    let base = env.dir.path();
+    let [ff, fe] = [b"d\xffir", b"d\xfeir"].map(|name| base.join(std::ffi::OsStr::from_bytes(name)));
+    for dir in [&ff, &fe] {
+        std::fs::create_dir(dir).expect("mkdir");
+    }
+    // A job of the valid directory `d\u{fffd}ir`: the lossy guess of both others.
+    let lossy = base.join("d\u{fffd}ir");
+    std::fs::create_dir(&lossy).expect("mkdir");
+    let mut command = env.command(&["create", "--", "pwd"]);
+    let out = command.current_dir(&lossy).output().expect("run");
+    let kept = common::single_json(&["create"], &out)["job_id"].as_str().expect("id").to_string();
+    let answer = |dir: &Path, args: &[&str]| {
+        let out = env.command(args).current_dir(dir).output().expect("run");
+        let value = common::single_json(args, &out);
+        assert_eq!(out.status.code(), Some(1), "{}", common::describe(args, &out));
+        assert_eq!(value["error"]["code"], "internal_error", "{}", common::describe(args, &out));
+        let message = value["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("not valid UTF-8"), "{}", common::describe(args, &out));
+    };
+    for args in [&["create", "--", "pwd"][..], &["run", "--", "pwd"]] {
+        answer(&ff, args);
+    }
+    for args in [&["list"][..], &["delete", "--all"], &["delete", "--all", "--dry-run"], &["wait", "--tag", "x"]] {
+        answer(&fe, args);
+    }
+    // Only the valid directory's job exists, untouched.
+    assert_eq!(ids(&env.ok(&["list", "--all"])), vec![kept.clone()]);
+    assert!(env.job_dir(&kept).exists());
+}
+
+/// Does the process watch something through inotify (a wait that has entered its loop)?
+fn watching(pid: u32) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| std::fs::read_link(fd.path()).is_ok_and(|link| link.to_string_lossy().contains("inotify")))
+}
+
+/// A job deleted while a `wait` (or `wait --for-output`) on it runs: the wait read
+/// `state.json` from a directory that was gone and answered `internal_error` ("No such
+/// file"); a job whose directory is gone is `job_not_found`.
+#[test]
+fn a_job_deleted_mid_wait_is_not_found() {
+    let env = Env::new();
+    for wait in [&["wait", "--until", "30000"][..], &["wait", "--for-output", "never", "--until", "30000"]] {
+        let id = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("id").to_string();
+        let mut args = wait.to_vec();
+        args.push(&id);
+        let waiting = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+        assert!(
+            common::eventually(std::time::Duration::from_secs(10), || watching(waiting.id())),
+            "{args:?} never waited"
+        );
+        env.ok(&["delete", &id]);
+        let out = waiting.wait_with_output().expect("wait");
+        let value = common::single_json(&args, &out);
+        assert_eq!(out.status.code(), Some(1), "{}", common::describe(&args, &out));
+        assert_eq!(value["error"]["code"], "job_not_found", "{}", common::describe(&args, &out));
+    }
+}

@@ -106,3 +106,56 @@ fn bad_names_and_unknown_names() {
     assert!(env.read_json(&id, "meta.json").get("name").is_none());
     assert!(env.ok(&["list"])["jobs"][0].get("name").is_none());
 }
+
+#[test]
+fn replace_does_not_block_other_names_while_the_holder_stops() {
+    let env = Env::new();
+    // The holder ignores TERM, so the replacing call waits the whole --kill-after.
+    let holder = id_of(&env.ok(&[
+        "run",
+        "--snapshot-after",
+        "0",
+        "--name",
+        "web",
+        "--for-output",
+        "trapped",
+        "--",
+        "trap '' TERM; echo trapped; sleep 60 & wait",
+    ]));
+    let args = [
+        "run",
+        "--snapshot-after",
+        "0",
+        "--name",
+        "web",
+        "--if-running",
+        "replace",
+        "--kill-after",
+        "30000",
+        "--",
+        "sleep",
+        "30",
+    ];
+    let mut replacing = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+    assert!(
+        common::eventually(std::time::Duration::from_secs(10), || env.ok(&["status", &holder])["state"] == "killed")
+    );
+    // The holder got TERM and is still running: another name is claimed meanwhile...
+    let other = id_of(&env.ok(&["create", "--name", "db", "--", "true"]));
+    // ...while the replacing call is still waiting for the holder to end.
+    assert!(replacing.try_wait().expect("try_wait").is_none(), "create --name db waited for the replace");
+    // A claim of the same name waits for the replace, and then finds the name taken.
+    let same = ["create", "--name", "web", "--", "true"];
+    let same_name = env.command(&same).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+    env.ok(&["kill", "--signal", "KILL", &holder]);
+    let out = replacing.wait_with_output().expect("wait");
+    let replaced = id_of(&single_json(&args, &out));
+    let clash = single_json(&same, &same_name.wait_with_output().expect("wait"));
+    assert_eq!(clash["error"]["code"], "name_in_use", "{clash}");
+    assert_eq!(clash["error"]["job_id"], replaced.as_str());
+    assert_ne!(replaced, holder);
+    assert_eq!(env.ok(&["status", "@web"])["job_id"], replaced.as_str());
+    assert_eq!(env.ok(&["status", "@db"])["job_id"], other.as_str());
+    env.ok(&["kill", "--signal", "KILL", &replaced]);
+    env.wait_job(&replaced);
+}

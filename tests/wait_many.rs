@@ -128,3 +128,19 @@ fn bad_input() {
     env.err(&["wait", &id, "01ARZ3NDEKTSV4RRFFQ69G5FAV"], "job_not_found");
     env.err(&["wait", &id, "@ghost"], "job_not_found");
 }
+
+/// A tag that matches no job: `--any --exit-code` exited 124 ("still running at the
+/// deadline") with no job and no deadline, while the all-mode exited 0. Both answer at
+/// once with 0 now.
+#[test]
+fn no_matching_job_is_exit_zero_with_or_without_any() {
+    let env = Env::new();
+    for any in [&[][..], &["--any"]] {
+        let mut args = vec!["wait", "--tag", "nomatch", "--forever", "--exit-code"];
+        args.extend_from_slice(any);
+        let (value, code) = env.answer(&args);
+        assert_eq!(code, 0, "{args:?}: {value}");
+        assert_eq!(value["jobs"].as_array().map(Vec::len), Some(0), "{value}");
+        assert_eq!(value["summary"]["running"], 0, "{value}");
+    }
+}

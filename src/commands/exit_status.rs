@@ -36,10 +36,12 @@ pub fn of_ready(readiness: Option<&Readiness>, state: JobState, exit_code: Optio
 }
 
 /// Many jobs: the first non-zero status in the order given, else 0. Under `--any` only
-/// the jobs that ended count (124 if none did): the others were not waited for.
+/// the jobs that ended count (124 if none did): the others were not waited for. No job
+/// at all (a tag that matches nothing) is 0 in both modes: there was nothing to wait
+/// for, and nothing is still running.
 pub fn of_many(jobs: &[WaitedJob], any: bool) -> u8 {
     let counted: Vec<&WaitedJob> = jobs.iter().filter(|j| !any || j.state.is_terminal()).collect();
-    if any && counted.is_empty() {
+    if any && counted.is_empty() && !jobs.is_empty() {
         return STILL_RUNNING;
     }
     counted.iter().map(|j| of(j.state, j.exit_code, j.signal.as_deref())).find(|&code| code != 0).unwrap_or(0)

@@ -28,8 +28,11 @@ struct Partial {
 pub fn follow(root: &Root, request: &FollowRequest, json: bool) -> Result<Answer> {
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let mut partial = [Partial::default(), Partial::default()];
+    // A write that fails (stdout on a full disk, a reader gone) ends the follow; the
+    // output is then lost, and the exit status must say so (1, as for a lost answer).
+    let mut lost: Option<std::io::Error> = None;
     let state = {
-        let mut emit = |stream: Stream, bytes: &[u8], offset: u64| -> std::io::Result<()> {
+        let mut write = |stream: Stream, bytes: &[u8], offset: u64| -> std::io::Result<()> {
             if !json {
                 let sink: &mut dyn Write = if stream == Stream::Stdout { &mut out } else { &mut err };
                 return sink.write_all(bytes).and_then(|()| sink.flush());
@@ -49,12 +52,20 @@ pub fn follow(root: &Root, request: &FollowRequest, json: bool) -> Result<Answer
             pending.offset += start as u64;
             out.flush()
         };
+        let mut emit = |stream: Stream, bytes: &[u8], offset: u64| {
+            write(stream, bytes, offset).inspect_err(|e| lost = Some(std::io::Error::new(e.kind(), e.to_string())))
+        };
         jobs::follow(root, request, &mut emit)?
     };
     for (stream, pending) in [Stream::Stdout, Stream::Stderr].into_iter().zip(&partial) {
-        if !pending.bytes.is_empty() {
-            let _ = record(&mut out, stream, &pending.bytes, pending.offset).and_then(|()| out.flush());
+        if !pending.bytes.is_empty() && lost.is_none() {
+            lost = record(&mut out, stream, &pending.bytes, pending.offset).and_then(|()| out.flush()).err();
         }
+    }
+    if let Some(e) = lost {
+        drop(err);
+        eprintln!("error: could not write the answer: {e}");
+        return Ok(Answer::Exit(std::process::ExitCode::from(1)));
     }
     let status = exit_status::of(state.status().into(), state.result.exit_code, state.result.signal.as_deref());
     Ok(Answer::Streamed(status))

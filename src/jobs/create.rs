@@ -10,7 +10,7 @@ use crate::wire::{CreateBody, JobState, State, Status};
 pub fn create(root: &Root, definition: &Definition) -> Result<CreateBody> {
     let id = jobstore::new_id();
     let created = State::new(&id, Status::Created, time::now());
-    let meta = definition.meta(&id, root, true, None);
+    let meta = definition.meta(&id, root, true, None)?;
     let create = || create_job(root, &meta, &created);
     let job = match &definition.name {
         None => create()?,

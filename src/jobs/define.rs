@@ -65,8 +65,8 @@ impl Definition {
 
     /// `meta.json` for a new job. Only `create` stores the real values
     /// (`env_vars_runtime`), because `start` needs them later.
-    pub fn meta(&self, id: &str, root: &Root, keep_runtime_env: bool, full_log_path: Option<String>) -> Meta {
-        Meta {
+    pub fn meta(&self, id: &str, root: &Root, keep_runtime_env: bool, full_log_path: Option<String>) -> Result<Meta> {
+        Ok(Meta {
             job: JobRef { id: id.to_string() },
             name: self.name.clone(),
             schema_version: SCHEMA_VERSION.to_string(),
@@ -77,7 +77,7 @@ impl Definition {
             env_vars: self.display_env(),
             env_vars_runtime: if keep_runtime_env { self.env.clone() } else { Vec::new() },
             mask: self.mask.clone(),
-            cwd: Some(effective_cwd(self.cwd.as_deref())),
+            cwd: Some(effective_cwd(self.cwd.as_deref())?),
             notification: self.notification.clone(),
             tags: self.tags.clone(),
             inherit_env: self.inherit_env,
@@ -89,7 +89,7 @@ impl Definition {
             full_log_path,
             max_log_bytes: self.max_log_bytes,
             no_full_log: self.no_full_log,
-        }
+        })
     }
 
     pub fn spec(&self, cwd: Option<String>, full_log: PathBuf) -> LaunchSpec {
@@ -112,12 +112,19 @@ impl Definition {
 
 /// The effective working directory (docs/compatibility.md §6.5): canonical if it exists, else made
 /// absolute with `..` removed lexically.
-pub fn effective_cwd(raw: Option<&str>) -> String {
+///
+/// It must be valid UTF-8: `meta.cwd` is a JSON string, and a lossy copy (`\xff` as
+/// U+FFFD) names another directory, so `start` failed on it and `list` and `delete
+/// --all` from a directory differing in that byte took these jobs for theirs.
+pub fn effective_cwd(raw: Option<&str>) -> Result<String> {
     let path = match raw {
         Some(raw) => PathBuf::from(raw),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
     };
-    std::fs::canonicalize(&path).unwrap_or_else(|_| jobstore::root::absolutize(&path)).to_string_lossy().into_owned()
+    let path = std::fs::canonicalize(&path).unwrap_or_else(|_| jobstore::root::absolutize(&path));
+    path.into_os_string().into_string().map_err(|path| {
+        Error::internal(format!("working directory {path:?} is not valid UTF-8 (job files store it as UTF-8 text)"))
+    })
 }
 
 /// Creates a complete job directory: it is filled under a dot-name (`.new-<id>`, ignored

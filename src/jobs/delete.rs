@@ -89,7 +89,7 @@ fn settle(job: &JobDir) -> Standing {
 
 /// Bulk mode: jobs whose `meta.cwd` is the caller's directory, in id order (docs/decisions.md OP-18).
 fn delete_all(root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
-    let cwd = effective_cwd(None);
+    let cwd = effective_cwd(None)?;
     let mut names = root.dir_names()?.unwrap_or_default();
     names.sort();
     let (mut deleted, mut skipped, mut jobs) = (0, 0, Vec::new());

@@ -40,7 +40,7 @@ enum Entry {
 }
 
 pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
-    let cwd_filter = (!filter.all).then(|| effective_cwd(filter.cwd.as_deref()));
+    let cwd_filter = if filter.all { None } else { Some(effective_cwd(filter.cwd.as_deref())?) };
     let patterns = &filter.tags;
     let state_filter = filter.state.as_deref();
     let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);

@@ -25,6 +25,9 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 /// How long a KILLed holder may take to be recorded as ended before we give up.
 const KILL_SETTLE: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
+/// The longest grace `replace` gives a holder, whatever `--kill-after` says: the call
+/// waits for it, and 600 s is also the longest wait `serve` grants.
+const MAX_REPLACE_GRACE: Duration = Duration::from_secs(600);
 
 /// The outcome of claiming a name.
 pub enum Claim {
@@ -34,15 +37,17 @@ pub enum Claim {
     Holder(JobDir),
 }
 
-/// Creates a job with `create` unless `name` is held, under the root's names lock so
-/// that the check and the creation are one step.
+/// Creates a job with `create` unless `name` is held, under the name's lock so that
+/// the check and the creation are one step. `replace` stops the holder under that lock
+/// too, so a concurrent claim of the same name cannot start a second job while the old
+/// one (recorded `killed` at once) still runs; claims of other names never wait for it.
 pub fn claim(root: &Root, name: &str, policy: IfRunning, create: impl FnOnce() -> Result<JobDir>) -> Result<Claim> {
-    let guard = root.lock_names()?;
+    let guard = root.lock_name(name)?;
     if let Some(holder) = root.name_holder(name) {
         match policy {
             IfRunning::Fail => return Err(in_use(name, &holder)),
             IfRunning::Reuse => return Ok(Claim::Holder(holder)),
-            IfRunning::Replace { grace } => stop(root, name, &holder, grace)?,
+            IfRunning::Replace { grace } => stop(root, name, &holder, grace.min(MAX_REPLACE_GRACE))?,
         }
     }
     let job = create()?;

@@ -7,7 +7,8 @@
 //! cadence of the port probe and the liveness check. Only complete lines are matched
 //! while the job runs; its unterminated last line is matched too once it has ended.
 
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::follow;
@@ -82,6 +83,10 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
     } else {
         poll = poll.min(PORT_PROBE);
     }
+    let mut probe = match &wait.condition {
+        Condition::Port { host, port } => Some(PortProbe::new(host, *port, system_resolve)),
+        Condition::Output { .. } => None,
+    };
     let mut watches = Watches::new();
     if let Some(watches) = &mut watches {
         watches.add_with_appends(job, 0);
@@ -89,9 +94,15 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
     loop {
         let state = super::current(job)?;
         let ended = state.status().is_terminal();
-        let found = match &wait.condition {
-            Condition::Output { pattern, .. } => scanners.iter_mut().find_map(|s| s.scan(pattern, ended)),
-            Condition::Port { host, port } => connects(host, *port).then(Readiness::ready),
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let found = match (&wait.condition, &mut probe) {
+            (Condition::Output { pattern, .. }, _) => scanners.iter_mut().find_map(|s| s.scan(pattern, ended)),
+            // A slow name lookup is waited for no longer than the deadline (nor than a
+            // poll, so that the job's end is noticed).
+            (Condition::Port { .. }, Some(probe)) => {
+                probe.connects(remaining.map_or(poll, |r| r.min(poll))).then(Readiness::ready)
+            }
+            (Condition::Port { .. }, None) => unreachable!("a port wait has its probe"),
         };
         if let Some(readiness) = found {
             return Ok((state, readiness));
@@ -118,9 +129,64 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
     }
 }
 
-fn connects(host: &str, port: u16) -> bool {
-    let Ok(addresses) = (host, port).to_socket_addrs() else { return false };
-    addresses.into_iter().any(|address| TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).is_ok())
+/// Resolves a host name and port to addresses; the system's may block for seconds.
+type Resolve = fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
+type Lookup = std::io::Result<Vec<SocketAddr>>;
+
+fn system_resolve(host: &str, port: u16) -> Lookup {
+    (host, port).to_socket_addrs().map(Iterator::collect)
+}
+
+/// The `--for-port` probe. `to_socket_addrs` blocks while DNS is slow (about 10 s for a
+/// resolver that does not answer), which made `--until` late: a name is resolved in a
+/// helper thread that is waited for only as long as the caller allows. A lookup still
+/// running is picked up by the next probe rather than started again, so a wait has at
+/// most one such thread. A literal address or `localhost` needs no DNS, and no thread.
+struct PortProbe {
+    host: String,
+    port: u16,
+    resolve: Resolve,
+    pending: Option<mpsc::Receiver<Lookup>>,
+}
+
+impl PortProbe {
+    fn new(host: &str, port: u16, resolve: Resolve) -> PortProbe {
+        PortProbe { host: host.to_string(), port, resolve, pending: None }
+    }
+
+    /// Whether a TCP connect succeeds; waits for a name lookup at most `budget`.
+    fn connects(&mut self, budget: Duration) -> bool {
+        let local = self.host.parse::<IpAddr>().is_ok() || self.host.eq_ignore_ascii_case("localhost");
+        let lookup = if local { Some((self.resolve)(&self.host, self.port)) } else { self.lookup(budget) };
+        let Some(Ok(addresses)) = lookup else { return false };
+        addresses.into_iter().any(|address| TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).is_ok())
+    }
+
+    /// The lookup's result, or `None` if it has not finished within `budget`.
+    fn lookup(&mut self, budget: Duration) -> Option<Lookup> {
+        let receiver = match self.pending.take() {
+            Some(receiver) => receiver,
+            None => {
+                let (sender, receiver) = mpsc::channel();
+                let (resolve, host, port) = (self.resolve, self.host.clone(), self.port);
+                let spawned = std::thread::Builder::new()
+                    .name("resolve".into())
+                    .spawn(move || drop(sender.send(resolve(&host, port))));
+                if let Err(e) = spawned {
+                    return Some(Err(e));
+                }
+                receiver
+            }
+        };
+        match receiver.recv_timeout(budget) {
+            Ok(lookup) => Some(lookup),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.pending = Some(receiver);
+                None
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Some(Err(std::io::Error::other("the resolver thread ended"))),
+        }
+    }
 }
 
 /// The longest line matched whole: a longer one is matched on its first `LINE_MAX`
@@ -257,6 +323,39 @@ mod tests {
         let found = scanner.scan(&ready, false).expect("the line after the rotation");
         // Offsets count on across the generations.
         assert_eq!((found.matched_line.as_deref(), found.offset), (Some("ready"), Some(33 + 3)));
+    }
+
+    /// A resolver that blocks until the test lets it go.
+    static RELEASE: std::sync::Mutex<Option<mpsc::Receiver<()>>> = std::sync::Mutex::new(None);
+
+    fn blocking_resolve(_: &str, port: u16) -> Lookup {
+        let release = RELEASE.lock().expect("lock").take().expect("one lookup");
+        release.recv().ok();
+        Ok(vec![SocketAddr::from(([127, 0, 0, 1], port))])
+    }
+
+    /// `--for-host` with a slow DNS answered only after the lookup (about 10 s), whatever
+    /// `--until` said. The probe now gives up at its budget while the lookup is still
+    /// blocked, and the next probe takes that lookup's result instead of starting another.
+    #[test]
+    fn a_blocked_name_lookup_does_not_hold_the_probe() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (release, blocked) = mpsc::channel();
+        *RELEASE.lock().expect("lock") = Some(blocked);
+        let (done, answered) = mpsc::channel();
+        let prober = std::thread::spawn(move || {
+            let mut probe = PortProbe::new("slow.example.com", port, blocking_resolve);
+            let first = probe.connects(Duration::from_millis(50));
+            done.send(first).expect("send");
+            // The lookup is let go now: the pending one answers, none is started again.
+            probe.connects(Duration::from_secs(60))
+        });
+        // A hang detector, not a timing goal: the probe answers while the lookup blocks.
+        let first = answered.recv_timeout(Duration::from_secs(20)).expect("the probe waited for the blocked lookup");
+        assert!(!first);
+        release.send(()).expect("release");
+        assert!(prober.join().expect("join"));
     }
 
     /// Only the first `LINE_MAX` bytes of a line are kept and matched.

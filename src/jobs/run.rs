@@ -27,7 +27,7 @@ pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
     let definition = &request.definition;
     let custom_log = request.log.as_deref().map(absolutize);
     let id = jobstore::new_id();
-    let meta = definition.meta(&id, root, false, custom_log.as_ref().map(|p| p.to_string_lossy().into_owned()));
+    let meta = definition.meta(&id, root, false, custom_log.as_ref().map(|p| p.to_string_lossy().into_owned()))?;
     // The supervisor is forked first: its exec and start-up overlap the writes and
     // fsyncs of the job directory, and it waits for the spec, sent once the directory
     // is complete (a failed creation, or a name held by a running job, drops it unused).

@@ -57,7 +57,11 @@ pub struct Lock {
 
 impl Lock {
     pub fn acquire(job_dir: &Path) -> Result<Lock> {
-        let path = job_dir.join(".lock");
+        Lock::acquire_file(&job_dir.join(".lock"))
+    }
+
+    /// The same lock on a file of any name (a name's lock under `.names/`).
+    pub fn acquire_file(path: &Path) -> Result<Lock> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -65,7 +69,7 @@ impl Lock {
             .truncate(false)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
+            .open(path)
             .map_err(|e| Error::io(format!("open lock {}", path.display()), e))?;
         loop {
             // SAFETY: flock on a descriptor we own.

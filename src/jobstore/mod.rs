@@ -73,11 +73,22 @@ impl JobDir {
     }
 
     pub fn read_meta(&self) -> Result<Meta> {
-        read_json(&self.file(META))
+        self.read_file(META)
     }
 
     pub fn read_state(&self) -> Result<State> {
-        read_json(&self.file(STATE))
+        self.read_file(STATE)
+    }
+
+    /// A job file; `job_not_found` when the job is gone. A `delete` or `gc` racing this
+    /// read (a `wait` on the job, a `start`) removes the directory, and the file's
+    /// absence then means the job no longer exists, not that its store is broken.
+    fn read_file<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let path = self.file(name);
+        read_json(&path).map_err(|e| {
+            let missing = fs::symlink_metadata(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+            if missing && !is_job_dir(&self.path) { Error::not_found(&self.id) } else { e }
+        })
     }
 
     /// Writes `meta.json` without the lock: only for the staging directory of a job

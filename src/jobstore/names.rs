@@ -4,8 +4,10 @@
 //! the job that claimed it last; the claim counts only while that job is neither
 //! terminal nor lost, so a job that ends (or whose supervisor vanished) frees its name
 //! without anyone having to remove the file. Claims are made under `NamesLock`, an
-//! exclusive `flock` over the whole directory: the check of the current holder and the
-//! creation of the new job are one step, so two concurrent `run --name x` start one job.
+//! exclusive `flock` on the name's own `l-<NAME>`: the check of the current holder and
+//! the creation of the new job are one step, so two concurrent `run --name x` start one
+//! job. The lock is per name because `--if-running replace` holds it while it stops the
+//! holder (up to its grace plus 10 s): only claims of that same name wait meanwhile.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
@@ -18,6 +20,8 @@ use crate::error::{Error, Result};
 const DIR: &str = ".names";
 /// Claim files get a prefix so that the names `.` and `..` are ordinary file names.
 const PREFIX: &str = "n-";
+/// A name's lock file; the lock is taken before the name's claim file is read.
+const LOCK_PREFIX: &str = "l-";
 const MAX_LEN: usize = 64;
 
 /// 1 to 64 of `[A-Za-z0-9._-]`.
@@ -30,7 +34,7 @@ pub fn check_name(name: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// Every claim of the root is made under this guard; it is released when dropped.
+/// Every claim of a name is made under this guard; it is released when dropped.
 pub struct NamesLock {
     _lock: Lock,
 }
@@ -40,8 +44,8 @@ impl Root {
         self.path.join(DIR)
     }
 
-    /// Takes the names lock, creating the root and `.names` (mode 0700) if needed.
-    pub fn lock_names(&self) -> Result<NamesLock> {
+    /// Takes `name`'s lock, creating the root and `.names` (mode 0700) if needed.
+    pub fn lock_name(&self, name: &str) -> Result<NamesLock> {
         self.create()?;
         let dir = self.names_dir();
         match DirBuilder::new().mode(0o700).create(&dir) {
@@ -49,10 +53,10 @@ impl Root {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
         }
-        Ok(NamesLock { _lock: Lock::acquire(&dir)? })
+        Ok(NamesLock { _lock: Lock::acquire_file(&dir.join(format!("{LOCK_PREFIX}{name}")))? })
     }
 
-    /// Records `job` as the holder of `name`; call under the names lock.
+    /// Records `job` as the holder of `name`; call under the name's lock.
     pub fn claim_name(&self, _guard: &NamesLock, name: &str, job: &JobDir) -> Result<()> {
         let id = serde_json::to_vec(&job.id).map_err(|e| Error::internal(format!("serialize name claim: {e}")))?;
         write_atomic(&self.names_dir(), &format!("{PREFIX}{name}"), &id)

@@ -6,15 +6,15 @@ use std::io::Write;
 
 pub use yaml::to_yaml;
 
-/// Writes one response. A closed stdout (the reader went away) is not our error: we stay
-/// quiet rather than report it on stderr, as Unix filters do.
-pub fn print(json: &str, as_yaml: bool) {
+/// Writes one response. The caller turns a failed write (a full disk, a closed stdout, a
+/// reader that went away) into exit status 1: the answer is lost, so the call must not
+/// look successful.
+pub fn print(json: &str, as_yaml: bool) -> std::io::Result<()> {
     let text = if as_yaml { to_yaml(json).unwrap_or_else(|| format!("{json}\n")) } else { format!("{json}\n") };
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    print_text(&text)
 }
 
-pub fn print_text(text: &str) {
+pub fn print_text(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())
 }

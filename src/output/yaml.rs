@@ -150,10 +150,7 @@ fn scalar_string(s: &str, indent: usize) -> String {
         s.to_string()
     } else if let Some(block) = literal_block(s, indent) {
         block
-    } else if s
-        .chars()
-        .all(|c| c == ' ' || c.is_ascii_graphic() || (!c.is_control() && !c.is_ascii() && !is_yaml_break(c)))
-    {
+    } else if s.chars().all(|c| c == ' ' || c.is_ascii_graphic() || (!c.is_ascii() && !needs_escape(c))) {
         format!("'{}'", s.replace('\'', "''"))
     } else {
         double_quoted(s)
@@ -162,6 +159,20 @@ fn scalar_string(s: &str, indent: usize) -> String {
 
 fn is_yaml_break(c: char) -> bool {
     matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+}
+
+/// YAML 1.2's `c-printable` (§5.1): a reader refuses anything else raw, such as U+FFFE
+/// and U+FFFF (PyYAML: "unacceptable character"), so only a double-quoted `\u` escape can
+/// carry it. Surrogates never occur in a Rust string.
+fn is_yaml_printable(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | ' '..='~' | '\u{85}' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..)
+}
+
+/// What only a `\u` escape in a double-quoted scalar may carry: controls (tab, LF and CR
+/// have their own escapes), characters outside `c-printable`, and the line breaks and
+/// BOM of YAML 1.1.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || !is_yaml_printable(c) || is_yaml_break(c)
 }
 
 /// Plain scalars are kept to a conservative alphabet and must not look like a bool, null
@@ -185,7 +196,7 @@ fn literal_block(s: &str, indent: usize) -> Option<String> {
     if !s.contains('\n') || s.ends_with('\n') || s.starts_with(' ') || s.starts_with('\n') {
         return None;
     }
-    if s.chars().any(|c| (c.is_control() && c != '\n') || is_yaml_break(c)) {
+    if s.chars().any(|c| c != '\n' && needs_escape(c)) {
         return None;
     }
     let mut out = String::from("|-");
@@ -208,7 +219,7 @@ fn double_quoted(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
-            c if c.is_control() || is_yaml_break(c) => {
+            c if needs_escape(c) => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
             c => out.push(c),
@@ -243,6 +254,15 @@ mod tests {
     fn sequences_of_maps_and_empty_collections() {
         let yaml = to_yaml(r#"{"jobs":[{"a":1,"b":[]},{"c":{}}],"tags":["x","y z"]}"#).unwrap_or_default();
         assert_eq!(yaml, "jobs:\n  - a: 1\n    b: []\n  - c: {}\ntags:\n  - x\n  - 'y z'\n");
+    }
+
+    /// U+FFFE and U+FFFF are not YAML 1.2 printable: they were put raw into a
+    /// single-quoted scalar, which PyYAML rejects.
+    #[test]
+    fn non_printable_characters_are_escaped() {
+        let yaml = to_yaml(r#"{"s":"a\ufffeb\uffffc\u007fd\u0085e","t":"x\ufffe\ny"}"#).unwrap_or_default();
+        assert_eq!(yaml, "s: \"a\\uFFFEb\\uFFFFc\\u007Fd\\u0085e\"\nt: \"x\\uFFFE\\ny\"\n");
+        assert_eq!(to_yaml(r#"{"s":"\ufffd é"}"#).as_deref(), Some("s: '\u{fffd} é'\n"));
     }
 
     #[test]
