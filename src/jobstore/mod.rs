@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod read;
 pub mod root;
 pub mod scan;
+pub mod staging;
 pub mod waiter;
 pub mod watches;
 
@@ -72,15 +73,16 @@ impl JobDir {
         read_json(&self.file(STATE))
     }
 
-    /// Writes `meta.json` without the lock: only for the staging directory of a job
-    /// being created. Every other write goes through `Locked`.
+    /// Writes `meta.json` without the lock, for tests: a job being created is written
+    /// through `staging::Staging`, every other write goes through `Locked`.
+    #[cfg(test)]
     pub fn write_meta(&self, meta: &Meta) -> Result<()> {
         write_pretty(&self.path, META, meta)
     }
 
-    /// Writes `state.json` without taking the lock: only for the staging directory of a
-    /// job being created and for the supervisor's own records (it holds the lock where it
-    /// must). Every other write goes through `Locked`.
+    /// Writes `state.json` without taking the lock: only for the supervisor's own
+    /// records (it holds the lock where it must). A job being created is written through
+    /// `staging::Staging`, every other write goes through `Locked`.
     pub fn write_state(&self, state: &State) -> Result<()> {
         write_pretty(&self.path, STATE, state)
     }
