@@ -71,13 +71,17 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
         entries.into_iter().filter_map(|e| if let Entry::Listed(job) = e { Some(job) } else { None }).collect();
     // Newest first by `started_at`, or `created_at` for a job never started, ties by id
     // descending (docs/decisions.md OP-17; the contract put never-started jobs last).
-    let key = |job: &JobSummary| (job.started_at.clone().unwrap_or_else(|| job.created_at.clone()), job.job_id.clone());
-    jobs.sort_by_cached_key(|job| std::cmp::Reverse(key(job)));
+    // Ids are unique, so the order is total and an unstable sort is deterministic.
+    jobs.sort_unstable_by(|a, b| sort_key(b).cmp(&sort_key(a)));
     let truncated = limit > 0 && jobs.len() > limit;
     if truncated {
         jobs.truncate(limit);
     }
     Ok(ListBody { root: root.display(), jobs, truncated, skipped })
+}
+
+fn sort_key(job: &JobSummary) -> (&str, &str) {
+    (job.started_at.as_deref().unwrap_or(&job.created_at), &job.job_id)
 }
 
 /// A job with an unreadable `state.json` is listed as `unknown` (docs/compatibility.md §5.9).

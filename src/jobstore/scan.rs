@@ -60,19 +60,21 @@ impl Scan {
     }
 }
 
-/// Maps `f` over `items`, on up to four threads when there are enough items to pay for
-/// them, keeping the order of the input.
+/// Maps `f` over `items`, on up to four threads (this one included) when there are
+/// enough items to pay for them, keeping the order of the input.
 pub fn par_map<T: Send, F: Fn(&str) -> T + Sync>(items: &[String], f: F) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     if threads < 2 || items.len() < 256 {
         return items.iter().map(|item| f(item)).collect();
     }
     let chunk = items.len().div_ceil(threads);
+    let map = |part: &[String]| part.iter().map(|item| f(item)).collect::<Vec<T>>();
     std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(|item| f(item)).collect::<Vec<T>>()))
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        let mut parts = items.chunks(chunk);
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts.map(|part| scope.spawn(move || map(part))).collect();
+        let mut mapped = map(first);
+        mapped.extend(others.into_iter().flat_map(|h| h.join().unwrap_or_default()));
+        mapped
     })
 }
