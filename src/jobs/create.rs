@@ -11,7 +11,7 @@ pub fn create(root: &Root, definition: &Definition) -> Result<CreateBody> {
     let id = jobstore::new_id();
     let created = State::new(&id, Status::Created, time::now());
     let meta = definition.meta(&id, root, true, None);
-    let create = || create_job(root, &meta, || Ok(created));
+    let create = || create_job(root, &meta, &created);
     let job = match &definition.name {
         None => create()?,
         // A created job holds its name too; `create` has no clash policy but the error.

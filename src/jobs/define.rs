@@ -120,19 +120,22 @@ pub fn effective_cwd(raw: Option<&str>) -> String {
     std::fs::canonicalize(&path).unwrap_or_else(|_| jobstore::root::absolutize(&path)).to_string_lossy().into_owned()
 }
 
-/// Creates a complete job directory: it is filled under a dot-name (`.new-<id>`, ignored
-/// by every reader) and renamed into place, so a job never exists without its
-/// `meta.json`, `state.json` and empty logs, whatever signal hits us midway.
-/// `state` is asked for last, after `meta.json` and the logs are written: `run` learns
-/// the pids it records meanwhile.
-pub fn create_job(root: &Root, meta: &Meta, state: impl FnOnce() -> Result<State>) -> Result<JobDir> {
+/// Creates a complete job directory (`create`): it is filled under a dot-name
+/// (`.new-<id>`, ignored by every reader) and renamed into place, so a job never exists
+/// without its `meta.json`, `state.json` and empty logs, whatever signal hits us midway.
+pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
+    let mut staging = stage_job(root, &meta.job.id)?;
+    staging.write_meta(meta)?;
+    staging.write_state(state)?;
+    staging.commit()
+}
+
+/// The first steps of every job creation: the root, checked, and a staging directory
+/// holding the empty logs.
+pub fn stage_job(root: &Root, id: &str) -> Result<Staging> {
     root.create()?;
     root.check_secure()?;
-    let mut staging = Staging::create(root, &meta.job.id)?;
-    staging.write_meta(meta)?;
-    for log in [jobstore::STDOUT_LOG, jobstore::STDERR_LOG, jobstore::FULL_LOG] {
-        staging.create_empty(log)?;
-    }
-    staging.write_state(&state()?)?;
-    staging.commit()
+    let staging = Staging::create(root, id)?;
+    staging.create_logs()?;
+    Ok(staging)
 }

@@ -13,8 +13,9 @@ use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::PathBuf;
 
-use super::{JobDir, META, Root, STATE};
+use super::{FULL_LOG, JobDir, META, Root, STATE, STDERR_LOG, STDOUT_LOG};
 use crate::error::{Error, Result};
 use crate::wire::{Meta, State};
 
@@ -29,12 +30,13 @@ pub struct Staging {
 impl Staging {
     /// Creates `<root>/.new-<id>/` (mode 0700). The root must exist.
     pub fn create(root: &Root, id: &str) -> Result<Staging> {
-        let dir = JobDir::new(&root.path, &format!(".new-{id}"));
+        let target = root.job(id);
+        let dir = JobDir { id: id.to_string(), path: path_of(&target) };
         DirBuilder::new()
             .mode(0o700)
             .create(&dir.path)
             .map_err(|e| Error::io(format!("create job directory {}", dir.path.display()), e))?;
-        Ok(Staging { dir, target: root.job(id), written: Vec::new(), committed: false })
+        Ok(Staging { dir, target, written: Vec::new(), committed: false })
     }
 
     pub fn write_meta(&mut self, meta: &Meta) -> Result<()> {
@@ -59,9 +61,12 @@ impl Staging {
         Ok(())
     }
 
-    /// Creates an empty file (a log).
-    pub fn create_empty(&self, name: &str) -> Result<()> {
-        self.create_new(name).map(drop).map_err(|e| Error::io(format!("create {}", self.dir.file(name).display()), e))
+    /// Creates the three logs, empty.
+    pub fn create_logs(&self) -> Result<()> {
+        for name in [STDOUT_LOG, STDERR_LOG, FULL_LOG] {
+            self.create_new(name).map_err(|e| Error::io(format!("create {}", self.dir.file(name).display()), e))?;
+        }
+        Ok(())
     }
 
     fn create_new(&self, name: &str) -> std::io::Result<File> {
@@ -85,6 +90,11 @@ impl Staging {
         self.committed = true;
         Ok(self.target.clone())
     }
+}
+
+/// Where the directory of `job` is assembled.
+pub fn path_of(job: &JobDir) -> PathBuf {
+    job.path.with_file_name(format!(".new-{}", job.id))
 }
 
 impl Drop for Staging {

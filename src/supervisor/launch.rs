@@ -140,23 +140,27 @@ impl Launching {
         })
     }
 
-    /// Sends the launch spec of a job whose directory does not exist yet and returns the
-    /// pids the supervisor reports (`None` if it died first). The job process is forked
-    /// and held before its exec until `go`.
-    pub fn stage(&mut self, spec: LaunchSpec) -> Result<Option<Pids>> {
+    /// Sends the launch spec of a job whose directory is being staged, its logs already
+    /// created. The supervisor forks the job's process, held before its exec until `go`.
+    pub fn send(&mut self, spec: LaunchSpec) -> Result<()> {
         let spec = LaunchSpec { staged: true, ..spec };
         let mut payload =
             serde_json::to_vec(&spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
         payload.push(b'\n');
         if let Some(spec_write) = self.spec_write.as_mut() {
-            // A dead supervisor: EPIPE, and the read below sees end of file.
+            // A dead supervisor: EPIPE, and `pids` sees end of file.
             let _ = spec_write.write_all(&payload);
         }
+        Ok(())
+    }
+
+    /// The pids the supervisor reports after `send` (`None` if it died first).
+    pub fn pids(&mut self) -> Option<Pids> {
         let mut line = String::new();
         if let Some(ack_read) = self.ack_read.as_mut() {
             let _ = ack_read.read_line(&mut line);
         }
-        Ok(Pids::parse(&line))
+        Pids::parse(&line)
     }
 
     /// Tells the supervisor of a staged launch that the job directory is complete, and

@@ -34,7 +34,7 @@ pub use launch::{Handshake, Launching, Pids, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
 pub use spec::LaunchSpec;
 
-use crate::jobstore::{self, JobDir, liveness};
+use crate::jobstore::{self, JobDir, liveness, staging};
 use crate::time;
 use crate::wire::{JobResult, Status};
 
@@ -143,6 +143,11 @@ fn staged(job: &JobDir, spec: LaunchSpec, mut spec_pipe: BufReader<File>, mut ac
         job: job_pid.map(|pid| (pid, liveness::start_time(pid))),
     };
     let _ = ack.write_all(pids.line().as_bytes());
+    // While the front-end writes and syncs the record: the logs, created empty before
+    // the spec was sent, are opened where they are; the descriptors follow the rename.
+    // A front-end quicker than us has renamed the directory already: then they are
+    // opened in place after `go`.
+    let early = open_logs(job, &spec, Some(&staging::path_of(job)));
     let mut go = String::new();
     let _ = spec_pipe.read_line(&mut go);
     drop(spec_pipe);
@@ -165,7 +170,7 @@ fn staged(job: &JobDir, spec: LaunchSpec, mut spec_pipe: BufReader<File>, mut ac
     // with our pid, so no reader can have judged us lost; a `kill` since then signalled
     // the held child's process group, and the watch loop records how it ended, as for
     // any job.
-    let logs = match open_logs(job, &spec) {
+    let logs = match early.or_else(|_| open_logs(job, &spec, None)) {
         Ok(logs) => logs,
         Err(reason) => {
             abandon(Ok((forked, gate, sigchld)));
@@ -191,13 +196,23 @@ fn spawn_error(program: &str, e: &dyn std::fmt::Display) -> String {
     format!("spawn {program}: {e}")
 }
 
-/// The job's logs, truncated (docs/compatibility.md §5.4).
-fn open_logs(job: &JobDir, spec: &LaunchSpec) -> Result<logs::Logs, String> {
-    let stdout_path = job.file(jobstore::STDOUT_LOG);
-    let stderr_path = job.file(jobstore::STDERR_LOG);
-    let stdout_log = logs::LogFile::new(logs::open(&stdout_path, false)?, stdout_path);
-    let stderr_log = logs::LogFile::new(logs::open(&stderr_path, false)?, stderr_path);
-    let full_log = if spec.no_full_log { None } else { Some(open_full_log(job, &spec.full_log)?) };
+/// The job's logs, truncated (docs/compatibility.md §5.4); or, while the job directory
+/// is still being staged in `staging`, the new empty ones there, as they are.
+fn open_logs(job: &JobDir, spec: &LaunchSpec, staging: Option<&Path>) -> Result<logs::Logs, String> {
+    let open = |name: &str| {
+        let path = job.file(name);
+        let file = match staging {
+            Some(dir) => logs::open_new(&dir.join(name))?,
+            None => logs::open(&path, false)?,
+        };
+        Ok::<_, String>(logs::LogFile::new(file, path))
+    };
+    let (stdout_log, stderr_log) = (open(jobstore::STDOUT_LOG)?, open(jobstore::STDERR_LOG)?);
+    let full_log = match (spec.no_full_log, spec.full_log.parent() == Some(job.path.as_path())) {
+        (true, _) => None,
+        (false, true) => Some(open(jobstore::FULL_LOG)?),
+        (false, false) => Some(open_custom_log(&spec.full_log)?),
+    };
     Ok(logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes))
 }
 
@@ -224,7 +239,7 @@ fn prepare(spec: &LaunchSpec) -> Result<(spawn::Program, watch::SignalPipe), Str
 /// Opens the logs, builds the environment, starts the job and records it as running.
 /// Returns `None` if the job reached a terminal state before we could start it.
 fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
-    let logs = open_logs(job, spec)?;
+    let logs = open_logs(job, spec, None)?;
     let (image, sigchld) = prepare(spec)?;
     let program = image.name();
     let spawn_error = |e: &dyn std::fmt::Display| spawn_error(&program, e);
@@ -272,16 +287,15 @@ fn restore_signal_defaults() {
     }
 }
 
-/// `full.log`: the job directory's own never follows a symlink; a `--log` path chosen
-/// by the caller may be one, and gets its parent directories created.
-fn open_full_log(job: &JobDir, path: &Path) -> Result<logs::LogFile, String> {
-    let own = path.parent() == Some(job.path.as_path());
-    if !own && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// `run --log PATH`: a path chosen by the caller may be a symlink, and gets its parent
+/// directories created.
+fn open_custom_log(path: &Path) -> Result<logs::LogFile, String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(parent)
             .map_err(|e| format!("create log directory {}: {e}", parent.display()))?;
     }
-    Ok(logs::LogFile::new(logs::open(path, !own)?, path.to_path_buf()))
+    Ok(logs::LogFile::new(logs::open(path, true)?, path.to_path_buf()))
 }
