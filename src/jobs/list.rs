@@ -42,8 +42,13 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
     let patterns = &filter.tags;
     let state_filter = filter.state.as_deref();
     let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
-    let names = root.dir_names()?.unwrap_or_default();
     let scan = Scan::open(root);
+    // The same names either way; only the errors of a root that cannot be read come
+    // from the slower reader.
+    let names = match scan.as_ref().and_then(Scan::dir_names) {
+        Some(names) => names,
+        None => root.dir_names()?.unwrap_or_default(),
+    };
     let entries = par_map(&names, |name| {
         let Some(scan) = &scan else { return Entry::Unreadable };
         let listed = scan.with_file(name, jobstore::META, |bytes| {
