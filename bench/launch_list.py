@@ -7,7 +7,10 @@
 Ours (release), ours (static) and 0.1.18 are called in turn, A B C A B C ..., many
 times; medians and ratios to 0.1.18 are printed as a table, and `--out FILE` appends
 them as a section. Other load on the machine shifts all three alike, so only ratios from
-the same run are compared.
+the same run are compared. On a machine busy with other work (CPU-bound builds), run it
+under `chrt -f 10` so that every process of the three sides gets a CPU at once: the
+launch figure is otherwise mostly scheduling delay (with a load of 8 on 2 cores its
+medians move by 2x from one run to the next).
 
   python3 bench/launch_list.py --ours target/release/agent-exec \
       --static target/static/agent-exec --theirs bench/.peer/bin/agent-exec [--n 41] \
