@@ -30,12 +30,12 @@ fn run_returns_early_with_a_snapshot_when_the_job_ends() {
 fn snapshot_after_zero_answers_running_at_once() {
     let env = Env::new();
     let value = env.ok(&["run", "--snapshot-after", "0", "--", "sleep", "5"]);
-    assert_eq!(value["state"], "running");
+    assert_eq!(value["state"], "running", "{value}");
     assert_eq!(value["waited_ms"], 0);
     assert!(value.get("snapshot").is_none());
     let id = value["job_id"].as_str().expect("id").to_string();
     let status = env.ok(&["status", &id]);
-    assert_eq!(status["state"], "running");
+    assert_eq!(status["state"], "running", "{status} {}", env.read_json(&id, "state.json"));
     assert!(status.get("finished_at").is_none());
     env.ok(&["kill", "--signal", "KILL", &id]);
 }

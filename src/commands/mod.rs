@@ -82,7 +82,14 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
         }
         Invocation::Follow { request, json } => return follow::follow(&root, &request, json),
         Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
-        Invocation::List(filter) => Reply::new("list", &jobs::list(&root, &filter)?),
+        Invocation::List(filter) => {
+            let body = jobs::list(&root, &filter)?;
+            let reply = Reply::new("list", &body);
+            // The process prints and exits next: freeing a large list one allocation at
+            // a time (six per job) would only delay the answer.
+            std::mem::forget(body);
+            reply
+        }
         Invocation::Delete { target, dry_run } => Reply::new("delete", &jobs::delete(&root, &target, dry_run)?),
         Invocation::Gc(policy) => Reply::new("gc", &jobs::gc(&root, &policy)?),
         Invocation::TagSet { job_id, tags } => Reply::new("tag_set", &jobs::tag_set(&root, &job_id, tags)?),

@@ -1,11 +1,10 @@
 //! What a job is, before it exists: the definition shared by `run`, `create`, HTTP
 //! `POST /exec` and the MCP tools, and the creation of its directory.
 
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::jobstore::staging::Staging;
 use crate::jobstore::{self, JobDir, Root};
 use crate::supervisor::{LaunchSpec, masked, split_entry};
 use crate::time;
@@ -106,6 +105,7 @@ impl Definition {
             progress_every_ms: self.progress_every_ms,
             max_log_bytes: self.max_log_bytes,
             no_full_log: self.no_full_log,
+            staged: false,
         }
     }
 }
@@ -127,45 +127,22 @@ pub fn effective_cwd(raw: Option<&str>) -> Result<String> {
     })
 }
 
-/// Creates a complete job directory: it is filled under a dot-name (`.new-<id>`, ignored
-/// by every reader) and renamed into place, so a job never exists without its
-/// `meta.json`, `state.json` and empty logs, whatever signal hits us midway.
+/// Creates a complete job directory (`create`): it is filled under a dot-name
+/// (`.new-<id>`, ignored by every reader) and renamed into place, so a job never exists
+/// without its `meta.json`, `state.json` and empty logs, whatever signal hits us midway.
 pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
-    root.create()?;
-    root.check_secure()?;
-    let job = root.job(&meta.job.id);
-    let staging = JobDir::new(&root.path, &format!(".new-{}", meta.job.id));
-    DirBuilder::new()
-        .mode(0o700)
-        .create(&staging.path)
-        .map_err(|e| Error::io(format!("create job directory {}", staging.path.display()), e))?;
-    let filled = (|| {
-        staging.write_meta(meta)?;
-        staging.write_state(state)?;
-        for log in [jobstore::STDOUT_LOG, jobstore::STDERR_LOG, jobstore::FULL_LOG] {
-            create_empty(&staging.file(log))?;
-        }
-        std::fs::rename(&staging.path, &job.path)
-            .map_err(|e| Error::io(format!("create job directory {}", job.path.display()), e))
-    })();
-    match filled {
-        Ok(()) => Ok(job),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging.path);
-            Err(e)
-        }
-    }
+    let mut staging = stage_job(root, &meta.job.id)?;
+    staging.write_meta(meta)?;
+    staging.write_state(state)?;
+    staging.commit()
 }
 
-/// The staging directory is new, so every file in it is too: `O_EXCL` (which never
-/// follows a symlink) makes sure nothing else was planted there.
-fn create_empty(path: &Path) -> Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map(drop)
-        .map_err(|e| Error::io(format!("create {}", path.display()), e))
+/// The first steps of every job creation: the root, checked, and a staging directory
+/// holding the empty logs.
+pub fn stage_job(root: &Root, id: &str) -> Result<Staging> {
+    root.create()?;
+    root.check_secure()?;
+    let staging = Staging::create(root, id)?;
+    staging.create_logs()?;
+    Ok(staging)
 }

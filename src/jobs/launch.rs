@@ -7,7 +7,7 @@ use super::ready::{ReadyWait, await_ready};
 use crate::error::{Error, Result};
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
 use crate::jobstore::{self, JobDir, liveness};
-use crate::supervisor::{self, Handshake, LaunchSpec, Launching};
+use crate::supervisor::{self, Handshake, LaunchSpec, Launching, Pids};
 use crate::tail::snapshot;
 use crate::time;
 use crate::wire::{Clamped, JobResult, Readiness, RunBody, Snapshot, State, Status};
@@ -15,15 +15,23 @@ use crate::wire::{Clamped, JobResult, Readiness, RunBody, Snapshot, State, Statu
 /// The snapshot window is clamped to this (docs/compatibility.md §8.1), visibly (`clamped`).
 const MAX_WINDOW_MS: u64 = 10_000;
 
-/// The record written before the supervisor exists (docs/decisions.md OP-2): `running`, with
-/// this process as the one responsible until the supervisor takes over, so that a
-/// front-end killed mid-launch leaves a job that every reader sees as lost.
-pub fn initial_state(id: &str) -> State {
+/// The first `running` record (docs/decisions.md OP-2). Without `pids` (`start`, or a
+/// supervisor that died before reporting) it names this process as the one responsible
+/// until the supervisor takes over, so that a front-end killed mid-launch leaves a job
+/// that every reader sees as lost. With them (`run`) it names the supervisor and the
+/// job process, held before its exec until the directory is in place.
+pub fn initial_state(id: &str, pids: Option<&Pids>) -> State {
     let now = time::now();
     let mut state = State::new(id, Status::Running, now.clone());
     state.job.started_at = Some(now);
-    state.supervisor_pid = Some(std::process::id());
-    state.supervisor_pid_start = liveness::start_time(std::process::id());
+    if let Some(pids) = pids {
+        state.supervisor_pid = Some(pids.supervisor);
+        state.supervisor_pid_start = pids.supervisor_start;
+        (state.pid, state.pid_start) = pids.job.map_or((None, None), |(pid, start)| (Some(pid), start));
+    } else {
+        state.supervisor_pid = Some(std::process::id());
+        state.supervisor_pid_start = liveness::start_time(std::process::id());
+    }
     // The supervisor keeps this field in every later write: all pids of the job live in
     // the namespace of the front-end that launched it.
     state.pid_ns = liveness::pid_namespace();
@@ -36,16 +44,18 @@ pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
     settle_handshake(job, supervisor::launch(job, spec))
 }
 
-/// The same for a supervisor forked before the job directory was created (`run`).
-pub fn hand_over_to(launching: Launching, job: &JobDir, spec: &LaunchSpec) -> Result<()> {
-    settle_handshake(job, launching.hand_over(spec))
+/// The same for a staged launch (`run`): the directory is complete, the supervisor may
+/// let the job exec.
+pub fn go(launching: Launching, job: &JobDir) -> Result<()> {
+    settle_handshake(job, launching.go())
 }
 
 fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {
     crate::debug!("job {}: supervisor handshake {handshake:?}", job.id);
     // Whenever the job did not start, its record must say so before we answer: while it
     // names us as the process responsible, a long-lived front-end (`serve`, `mcp`) would
-    // keep it `running` for good, and `run --wait --forever` would wait on itself.
+    // keep it `running` for good, and `run --wait --forever` would wait on itself; while
+    // it names a supervisor that is about to exit, the answer would say `running`.
     let unrecorded = |reason: &str| {
         record_failure(job, reason).map_err(|e| {
             Error::internal(format!(
@@ -66,12 +76,13 @@ fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {
     }
 }
 
-/// Records the job `failed` if its record still names us as responsible (nobody else
-/// recorded its end). With the in-place fallback, so that a full disk does not stop it.
+/// Records the job `failed` if its record still says `running`: the supervisor told us
+/// (or showed, by dying) that the job never started, so nobody else will record its
+/// end. With the in-place fallback, so that a full disk does not stop it.
 fn record_failure(job: &JobDir, reason: &str) -> Result<()> {
     let locked = job.lock()?;
     let mut state = locked.read_state()?;
-    if state.status() == Status::Running && state.supervisor_pid == Some(std::process::id()) {
+    if state.status() == Status::Running {
         state.finish(Status::Failed, JobResult::default(), Some(reason.to_string()), time::now());
         locked.write_final_state(&state)?;
     }
@@ -105,7 +116,7 @@ pub fn observe(job: &JobDir, options: &Observe) -> Observed {
     let t0 = Instant::now();
     if let Some(ready) = &options.ready {
         let (state, readiness) = await_ready(job, ready).unwrap_or_else(|_| {
-            (super::current(job).unwrap_or_else(|_| initial_state(&job.id)), Readiness::not_ready())
+            (super::current(job).unwrap_or_else(|_| initial_state(&job.id, None)), Readiness::not_ready())
         });
         let waited_ms = t0.elapsed().as_millis() as u64;
         return Observed {
@@ -120,7 +131,7 @@ pub fn observe(job: &JobDir, options: &Observe) -> Observed {
     let window_ms = if options.wait { options.until_ms } else { Some(options.snapshot_after_ms.min(MAX_WINDOW_MS)) };
     let clamped = (!options.wait && options.snapshot_after_ms > MAX_WINDOW_MS)
         .then_some(Clamped { snapshot_after_ms: Some(MAX_WINDOW_MS), until_ms: None });
-    let current = || super::current(job).unwrap_or_else(|_| initial_state(&job.id));
+    let current = || super::current(job).unwrap_or_else(|_| initial_state(&job.id, None));
     let state = match window_ms {
         Some(0) => current(),
         _ => {

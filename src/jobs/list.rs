@@ -44,8 +44,13 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
     let patterns = &filter.tags;
     let state_filter = filter.state.as_deref();
     let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
-    let names = root.dir_names()?.unwrap_or_default();
     let scan = Scan::open(root);
+    // The same names either way; only the errors of a root that cannot be read come
+    // from the slower reader.
+    let names = match scan.as_ref().and_then(Scan::dir_names) {
+        Some(names) => names,
+        None => root.dir_names()?.unwrap_or_default(),
+    };
     let entries = par_map(&names, |name| {
         let Some(scan) = &scan else { return Entry::Unreadable };
         let listed = scan.with_file(name, jobstore::META, |bytes| {
@@ -74,13 +79,17 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
         entries.into_iter().filter_map(|e| if let Entry::Listed(job) = e { Some(job) } else { None }).collect();
     // Newest first by `started_at`, or `created_at` for a job never started, ties by id
     // descending (docs/decisions.md OP-17; the contract put never-started jobs last).
-    let key = |job: &JobSummary| (job.started_at.clone().unwrap_or_else(|| job.created_at.clone()), job.job_id.clone());
-    jobs.sort_by_cached_key(|job| std::cmp::Reverse(key(job)));
+    // Ids are unique, so the order is total and an unstable sort is deterministic.
+    jobs.sort_unstable_by(|a, b| sort_key(b).cmp(&sort_key(a)));
     let truncated = limit > 0 && jobs.len() > limit;
     if truncated {
         jobs.truncate(limit);
     }
     Ok(ListBody { root: root.display(), jobs, truncated, skipped })
+}
+
+fn sort_key(job: &JobSummary) -> (&str, &str) {
+    (job.started_at.as_deref().unwrap_or(&job.created_at), &job.job_id)
 }
 
 /// A job with an unreadable `state.json` is listed as `unknown` (docs/compatibility.md §5.9).

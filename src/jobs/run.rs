@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::define::{Definition, create_job};
-use super::launch::{Observe, hand_over_to, initial_state, observe, run_body};
+use super::define::{Definition, stage_job};
+use super::launch::{Observe, go, initial_state, observe, run_body};
 use super::names::{Claim, IfRunning, claim};
 use crate::error::Result;
 use crate::jobstore::JobDir;
@@ -28,11 +28,22 @@ pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
     let custom_log = request.log.as_deref().map(absolutize);
     let id = jobstore::new_id();
     let meta = definition.meta(&id, root, false, custom_log.as_ref().map(|p| p.to_string_lossy().into_owned()))?;
-    // The supervisor is forked first: its exec and start-up overlap the writes and
-    // fsyncs of the job directory, and it waits for the spec, sent once the directory
-    // is complete (a failed creation, or a name held by a running job, drops it unused).
-    let launching = Launching::fork(&root.job(&id))?;
-    let create = || create_job(root, &meta, &initial_state(&id));
+    let full_log = custom_log.unwrap_or_else(|| root.job(&id).file(jobstore::FULL_LOG));
+    let spec = definition.spec(definition.cwd.clone(), full_log);
+    // The supervisor is forked first: its exec and start-up, and the fork of the job
+    // (held before its exec), overlap the writes of the job directory, whose first
+    // `state.json` then already names both processes. It touches the directory only
+    // after `go`; a failed creation, or a name held by a running job, never says it, and
+    // the supervisor gives up (docs/decisions.md OP-2).
+    let mut launching = Launching::fork(&root.job(&id))?;
+    let create = || {
+        let mut staging = stage_job(root, &id)?;
+        // The logs exist now: the supervisor opens them where they are while we write.
+        launching.send(spec)?;
+        staging.write_meta(&meta)?;
+        staging.write_state(&initial_state(&id, launching.pids().as_ref()))?;
+        staging.commit()
+    };
     let job = match &definition.name {
         None => create()?,
         Some(name) => match claim(root, name, request.if_running, create)? {
@@ -40,8 +51,7 @@ pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
             Claim::Holder(holder) => return reuse(&holder, &request.observe, since),
         },
     };
-    let full_log = custom_log.unwrap_or_else(|| job.file(jobstore::FULL_LOG));
-    hand_over_to(launching, &job, &definition.spec(definition.cwd.clone(), full_log))?;
+    go(launching, &job)?;
     let observed = observe(&job, &request.observe);
     let env_vars = (!definition.env.is_empty()).then(|| definition.display_env());
     Ok(run_body(&job, observed, definition.tags.clone(), env_vars, since))

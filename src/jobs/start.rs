@@ -27,7 +27,7 @@ pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunB
                 ),
             ));
         }
-        locked.write_state(&initial_state(&job.id))?;
+        locked.write_state(&initial_state(&job.id, None))?;
     }
     let since = Instant::now();
     // The stored definition, launched from the effective directory recorded at creation.

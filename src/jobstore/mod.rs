@@ -13,6 +13,7 @@ pub mod outcome;
 pub mod read;
 pub mod root;
 pub mod scan;
+pub mod staging;
 pub mod waiter;
 pub mod watches;
 
@@ -91,15 +92,16 @@ impl JobDir {
         })
     }
 
-    /// Writes `meta.json` without the lock: only for the staging directory of a job
-    /// being created. Every other write goes through `Locked`.
+    /// Writes `meta.json` without the lock, for tests: a job being created is written
+    /// through `staging::Staging`, every other write goes through `Locked`.
+    #[cfg(test)]
     pub fn write_meta(&self, meta: &Meta) -> Result<()> {
         write_pretty(&self.path, META, meta)
     }
 
-    /// Writes `state.json` without taking the lock: only for the staging directory of a
-    /// job being created and for the supervisor's own records (it holds the lock where it
-    /// must). Every other write goes through `Locked`.
+    /// Writes `state.json` without taking the lock: only for the supervisor's own
+    /// records (it holds the lock where it must). A job being created is written through
+    /// `staging::Staging`, every other write goes through `Locked`.
     pub fn write_state(&self, state: &State) -> Result<()> {
         write_pretty(&self.path, STATE, state)
     }
@@ -108,8 +110,7 @@ impl JobDir {
     /// in-place fallback of `write_or_overwrite` when the disk has no room for the
     /// atomic write. Same locking rule as `write_state`.
     pub fn write_final_state(&self, state: &State) -> Result<()> {
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| Error::internal(format!("serialize {STATE}: {e}")))?;
-        atomic::write_or_overwrite(&self.path, STATE, &bytes)
+        atomic::write_or_overwrite(&self.path, STATE, &job_json(STATE, state)?)
     }
 
     /// Takes the job's lock (docs/decisions.md OP-12); it is released when the guard drops. The
@@ -182,9 +183,14 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
 }
 
 /// Pretty JSON with two-space indentation and no trailing newline, as 0.1.18 writes.
-/// Never a file larger than its readers accept (`read::JSON_CAP`): a job defined with a
-/// huge command line or environment is refused instead of written and then unreadable.
 pub fn write_pretty<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> Result<()> {
+    write_atomic(dir, name, &job_json(name, value)?)
+}
+
+/// The bytes of a job file: pretty JSON, never larger than its readers accept
+/// (`read::JSON_CAP`), so that a job defined with a huge command line or environment is
+/// refused instead of written and then unreadable.
+pub fn job_json<T: serde::Serialize>(name: &str, value: &T) -> Result<Vec<u8>> {
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::internal(format!("serialize {name}: {e}")))?;
     if bytes.len() > read::JSON_CAP {
         let message = format!(
@@ -192,9 +198,9 @@ pub fn write_pretty<T: serde::Serialize>(dir: &Path, name: &str, value: &T) -> R
             bytes.len(),
             read::JSON_CAP >> 20
         );
-        return Err(Error::new(crate::error::Code::InvalidRequest, message));
+        return Err(Error::new(Code::InvalidRequest, message));
     }
-    write_atomic(dir, name, &bytes)
+    Ok(bytes)
 }
 
 /// The message for a prefix that matches several jobs (docs/compatibility.md §2.5).

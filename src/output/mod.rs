@@ -10,8 +10,12 @@ pub use yaml::to_yaml;
 /// reader that went away) into exit status 1: the answer is lost, so the call must not
 /// look successful.
 pub fn print(json: &str, as_yaml: bool) -> std::io::Result<()> {
-    let text = if as_yaml { to_yaml(json).unwrap_or_else(|| format!("{json}\n")) } else { format!("{json}\n") };
-    print_text(&text)
+    if as_yaml {
+        return print_text(&to_yaml(json).unwrap_or_else(|| format!("{json}\n")));
+    }
+    // Not copied to append the newline: a `list` answer can be megabytes.
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(json.as_bytes()).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush())
 }
 
 pub fn print_text(text: &str) -> std::io::Result<()> {

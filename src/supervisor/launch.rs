@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
@@ -21,6 +21,43 @@ use crate::jobstore::JobDir;
 pub const SUPERVISE_ARG: &str = "__supervise";
 pub const SPEC_FD: RawFd = 3;
 pub const ACK_FD: RawFd = 4;
+/// What the front-end of a staged launch sends once the job directory is in place.
+pub const GO: &str = "go\n";
+
+/// What the supervisor of a staged launch reports before the job directory exists: its
+/// own pid and that of the job process it forked and holds before the exec (none when
+/// the job cannot be started; the reason comes with the final answer), with start times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pids {
+    pub supervisor: u32,
+    pub supervisor_start: Option<u64>,
+    pub job: Option<(u32, Option<u64>)>,
+}
+
+impl Pids {
+    /// `pids\tSUPERVISOR\tSTART\tJOB\tSTART\n`, `-` for what is unknown.
+    pub fn line(&self) -> String {
+        let field = |value: Option<u64>| value.map_or("-".to_string(), |v| v.to_string());
+        let (job, job_start) = self.job.map_or((None, None), |(pid, start)| (Some(u64::from(pid)), start));
+        format!("pids\t{}\t{}\t{}\t{}\n", self.supervisor, field(self.supervisor_start), field(job), field(job_start))
+    }
+
+    fn parse(line: &str) -> Option<Pids> {
+        let mut fields = line.trim_end().split('\t');
+        if fields.next() != Some("pids") {
+            return None;
+        }
+        let mut next = || -> Option<Option<u64>> {
+            let field = fields.next()?;
+            if field == "-" { Some(None) } else { field.parse().ok().map(Some) }
+        };
+        let supervisor = u32::try_from(next()??).ok()?;
+        let supervisor_start = next()?;
+        let job = next()?.and_then(|pid| u32::try_from(pid).ok());
+        let job_start = next()?;
+        Some(Pids { supervisor, supervisor_start, job: job.map(|pid| (pid, job_start)) })
+    }
+}
 
 /// How the supervisor answered the handshake.
 #[derive(Debug, PartialEq, Eq)]
@@ -46,7 +83,7 @@ pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
 pub struct Launching {
     intermediate: libc::pid_t,
     spec_write: Option<File>,
-    ack_read: Option<OwnedFd>,
+    ack_read: Option<BufReader<File>>,
 }
 
 impl Launching {
@@ -96,7 +133,52 @@ impl Launching {
             }
         }
         drop((spec_read, ack_write, devnull));
-        Ok(Launching { intermediate, spec_write: Some(File::from(spec_write)), ack_read: Some(ack_read) })
+        Ok(Launching {
+            intermediate,
+            spec_write: Some(File::from(spec_write)),
+            ack_read: Some(BufReader::new(File::from(ack_read))),
+        })
+    }
+
+    /// Sends the launch spec of a job whose directory is being staged, its logs already
+    /// created. The supervisor forks the job's process, held before its exec until `go`.
+    pub fn send(&mut self, spec: LaunchSpec) -> Result<()> {
+        let spec = LaunchSpec { staged: true, ..spec };
+        let mut payload =
+            serde_json::to_vec(&spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
+        payload.push(b'\n');
+        if let Some(spec_write) = self.spec_write.as_mut() {
+            // A dead supervisor: EPIPE, and `pids` sees end of file.
+            let _ = spec_write.write_all(&payload);
+        }
+        Ok(())
+    }
+
+    /// The pids the supervisor reports after `send` (`None` if it died first).
+    pub fn pids(&mut self) -> Option<Pids> {
+        let mut line = String::new();
+        if let Some(ack_read) = self.ack_read.as_mut() {
+            let _ = ack_read.read_line(&mut line);
+        }
+        Pids::parse(&line)
+    }
+
+    /// Tells the supervisor of a staged launch that the job directory is complete, and
+    /// waits for its answer.
+    pub fn go(mut self) -> Result<Handshake> {
+        if let Some(mut spec_write) = self.spec_write.take() {
+            let _ = spec_write.write_all(GO.as_bytes());
+        }
+        reap(self.intermediate)?;
+        Ok(parse_ack(&self.answer()))
+    }
+
+    fn answer(&mut self) -> String {
+        let mut answer = String::new();
+        if let Some(mut ack_read) = self.ack_read.take() {
+            let _ = ack_read.read_to_string(&mut answer);
+        }
+        answer
     }
 
     /// Sends the launch spec and waits for the supervisor's answer.
@@ -111,11 +193,7 @@ impl Launching {
             let _ = spec_write.write_all(&payload);
         }
         reap(self.intermediate)?;
-        let mut answer = String::new();
-        if let Some(ack_read) = self.ack_read.take() {
-            let _ = File::from(ack_read).read_to_string(&mut answer);
-        }
-        Ok(parse_ack(&answer))
+        Ok(parse_ack(&self.answer()))
     }
 }
 
@@ -241,5 +319,19 @@ mod tests {
         assert_eq!(parse_ack("failed\tno such dir\n"), Handshake::Failed("no such dir".into()));
         assert_eq!(parse_ack(""), Handshake::Lost);
         assert_eq!(parse_ack("garbage"), Handshake::Lost);
+    }
+
+    #[test]
+    fn pids_lines() {
+        for pids in [
+            Pids { supervisor: 10, supervisor_start: Some(5), job: Some((11, Some(6))) },
+            Pids { supervisor: 10, supervisor_start: None, job: Some((11, None)) },
+            Pids { supervisor: 10, supervisor_start: Some(5), job: None },
+        ] {
+            assert_eq!(Pids::parse(&pids.line()), Some(pids));
+        }
+        assert_eq!(Pids::parse(""), None);
+        assert_eq!(Pids::parse("ok\n"), None);
+        assert_eq!(Pids::parse("pids\t-\t1\t2\t3\n"), None);
     }
 }

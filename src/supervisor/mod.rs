@@ -21,7 +21,7 @@ mod timers;
 mod watch;
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::FromRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -30,11 +30,11 @@ use std::time::Instant;
 #[cfg(test)]
 pub use env::parse_env_file;
 pub use env::{check_entry, check_key, check_pair, masked, split_entry};
-pub use launch::{Handshake, Launching, SUPERVISE_ARG, launch};
+pub use launch::{Handshake, Launching, Pids, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
 pub use spec::LaunchSpec;
 
-use crate::jobstore::{self, JobDir, liveness};
+use crate::jobstore::{self, JobDir, liveness, staging};
 use crate::time;
 use crate::wire::{JobResult, Status};
 
@@ -74,10 +74,11 @@ pub fn main(job_dir: &Path) -> i32 {
     let id = job_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let job = JobDir { id, path: job_dir.to_path_buf() };
     // SAFETY: the launcher set up fds 3 and 4 for us; nothing else owns them.
-    let mut spec_pipe = unsafe { File::from_raw_fd(launch::SPEC_FD) };
+    let mut spec_pipe = BufReader::new(unsafe { File::from_raw_fd(launch::SPEC_FD) });
     let mut ack = unsafe { File::from_raw_fd(launch::ACK_FD) };
     let mut payload = Vec::new();
-    let spec = spec_pipe.read_to_end(&mut payload).map_err(|e| format!("read launch spec: {e}")).and_then(|_| {
+    // The spec is one line: the pipe stays open after it when the launch is staged.
+    let spec = spec_pipe.read_until(b'\n', &mut payload).map_err(|e| format!("read launch spec: {e}")).and_then(|_| {
         if payload.is_empty() {
             // `run` forks us before the job exists; its front-end gave up (or died)
             // before handing the job over.
@@ -85,11 +86,14 @@ pub fn main(job_dir: &Path) -> i32 {
         }
         serde_json::from_slice::<LaunchSpec>(&payload).map_err(|e| format!("parse launch spec: {e}"))
     });
-    drop(spec_pipe);
     let spec = match spec {
         Ok(spec) => spec,
         Err(reason) => return fail(&job, None, &mut ack, reason),
     };
+    if spec.staged {
+        return staged(&job, spec, spec_pipe, ack);
+    }
+    drop(spec_pipe);
     match start(&job, &spec) {
         Ok(Some(started)) => {
             let _ = ack.write_all(b"ok\n");
@@ -140,14 +144,105 @@ struct Started {
     recorder: record::Recorder,
 }
 
-/// Opens the logs, builds the environment, starts the job and records it as running.
-/// Returns `None` if the job reached a terminal state before we could start it.
-fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
-    let stdout_path = job.file(jobstore::STDOUT_LOG);
-    let stderr_path = job.file(jobstore::STDERR_LOG);
-    let stdout_log = logs::LogFile::new(logs::open(&stdout_path, false)?, stdout_path);
-    let stderr_log = logs::LogFile::new(logs::open(&stderr_path, false)?, stderr_path);
-    let full_log = if spec.no_full_log { None } else { Some(open_full_log(job, &spec.full_log)?) };
+/// The launch of `run` (docs/decisions.md OP-2): the spec arrives before the job
+/// directory exists. Everything that needs no directory is done at once, the job is
+/// forked and held before its exec, and its pid and ours go back to the front-end, which
+/// writes them into the job's first `state.json`. Once it says `go` (the directory is
+/// complete and synced) we open the logs, check the record under the lock, let the job
+/// exec and answer. No `state.json` write of ours is on this path.
+fn staged(job: &JobDir, spec: LaunchSpec, mut spec_pipe: BufReader<File>, mut ack: File) -> i32 {
+    let mut program = String::new();
+    let prepared = prepare(&spec).and_then(|(image, signals)| {
+        program = image.name();
+        match image.fork_gated() {
+            Ok((forked, gate)) => Ok((forked, gate, signals)),
+            Err(e) => Err(spawn_error(&program, &e)),
+        }
+    });
+    let me = std::process::id();
+    let job_pid = prepared.as_ref().ok().map(|(forked, ..)| forked.pid());
+    let pids = launch::Pids {
+        supervisor: me,
+        supervisor_start: liveness::start_time(me),
+        job: job_pid.map(|pid| (pid, liveness::start_time(pid))),
+    };
+    let _ = ack.write_all(pids.line().as_bytes());
+    // While the front-end writes and syncs the record: the logs, created empty before
+    // the spec was sent, are opened where they are; the descriptors follow the rename.
+    // A front-end quicker than us has renamed the directory already: then they are
+    // opened in place after `go`.
+    let early = open_logs(job, &spec, Some(&staging::path_of(job)));
+    let mut go = String::new();
+    let _ = spec_pipe.read_line(&mut go);
+    drop(spec_pipe);
+    let abandon = |prepared: Result<(spawn::Forked, spawn::Gate, watch::Signals), String>| {
+        if let Ok((forked, gate, _)) = prepared {
+            // The child sees end of file at its gate and exits without running anything.
+            drop(gate);
+            spawn::reap(forked.pid());
+        }
+    };
+    if go != launch::GO {
+        abandon(prepared);
+        return fail(job, Some(&spec), &mut ack, "the front-end exited before handing the job over".to_string());
+    }
+    let (forked, gate, signals) = match prepared {
+        Ok(prepared) => prepared,
+        Err(reason) => return fail(job, Some(&spec), &mut ack, reason),
+    };
+    // No lock and no re-read here: the record is the front-end's, written a moment ago
+    // with our pid, so no reader can have judged us lost; a `kill` since then signalled
+    // the held child's process group, and the watch loop records how it ended, as for
+    // any job.
+    let logs = match early.or_else(|_| open_logs(job, &spec, None)) {
+        Ok(logs) => logs,
+        Err(reason) => {
+            abandon(Ok((forked, gate, signals)));
+            return fail(job, Some(&spec), &mut ack, reason);
+        }
+    };
+    let spawned = Instant::now();
+    // Fails only if the child is gone already (killed at its gate).
+    let _ = gate.open();
+    let recorder = record::Recorder::new(job);
+    let process = match forked.exec_result() {
+        Ok(process) => process,
+        Err(e) => return fail(job, Some(&spec), &mut ack, spawn_error(&program, &e)),
+    };
+    let _ = ack.write_all(b"ok\n");
+    drop(ack);
+    watch::Watch::new(job.clone(), spec, process, spawned, signals, logs, recorder).run();
+    0
+}
+
+/// "spawn PROGRAM: ERROR", the reason recorded when the job cannot be started.
+fn spawn_error(program: &str, e: &dyn std::fmt::Display) -> String {
+    format!("spawn {program}: {e}")
+}
+
+/// The job's logs, truncated (docs/compatibility.md §5.4); or, while the job directory
+/// is still being staged in `staging`, the new empty ones there, as they are.
+fn open_logs(job: &JobDir, spec: &LaunchSpec, staging: Option<&Path>) -> Result<logs::Logs, String> {
+    let open = |name: &str| {
+        let path = job.file(name);
+        let file = match staging {
+            Some(dir) => logs::open_new(&dir.join(name))?,
+            None => logs::open(&path, false)?,
+        };
+        Ok::<_, String>(logs::LogFile::new(file, path))
+    };
+    let (stdout_log, stderr_log) = (open(jobstore::STDOUT_LOG)?, open(jobstore::STDERR_LOG)?);
+    let full_log = match (spec.no_full_log, spec.full_log.parent() == Some(job.path.as_path())) {
+        (true, _) => None,
+        (false, true) => Some(open(jobstore::FULL_LOG)?),
+        (false, false) => Some(open_custom_log(&spec.full_log)?),
+    };
+    Ok(logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes))
+}
+
+/// Everything before the fork that needs no job directory: the environment, the
+/// working directory check, the exec image and the SIGCHLD pipe.
+fn prepare(spec: &LaunchSpec) -> Result<(spawn::Program, watch::Signals), String> {
     let mut environment = env::build(spec.inherit_env, &spec.env_files, &spec.env)?;
     if let Some(cwd) = &spec.cwd {
         match std::fs::metadata(cwd) {
@@ -160,10 +255,18 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
     let Some(program) = argv.first() else {
         return Err("shell wrapper must not be empty".to_string());
     };
-    let spawn_error = |e: &dyn std::fmt::Display| format!("spawn {program}: {e}");
-    let image = spawn::Program::new(&argv, environment, spec.cwd.as_deref()).map_err(|e| spawn_error(&e))?;
+    let image = spawn::Program::new(&argv, environment, spec.cwd.as_deref()).map_err(|e| spawn_error(program, &e))?;
     let signals = watch::Signals::new().map_err(|e| format!("signal pipe: {e}"))?;
+    Ok((image, signals))
+}
 
+/// Opens the logs, builds the environment, starts the job and records it as running.
+/// Returns `None` if the job reached a terminal state before we could start it.
+fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
+    let logs = open_logs(job, spec, None)?;
+    let (image, signals) = prepare(spec)?;
+    let program = image.name();
+    let spawn_error = |e: &dyn std::fmt::Display| spawn_error(&program, e);
     let lock = job.lock().map_err(|e| e.message)?;
     let mut state = job.read_state().map_err(|e| e.message)?;
     if state.status() != Status::Running {
@@ -193,7 +296,6 @@ fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
         return Err(e.message);
     }
     drop(lock);
-    let logs = logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes);
     Ok(Some(Started { process, spawned, signals, logs, recorder }))
 }
 
@@ -206,16 +308,15 @@ fn restore_signal_defaults() {
     }
 }
 
-/// `full.log`: the job directory's own never follows a symlink; a `--log` path chosen
-/// by the caller may be one, and gets its parent directories created.
-fn open_full_log(job: &JobDir, path: &Path) -> Result<logs::LogFile, String> {
-    let own = path.parent() == Some(job.path.as_path());
-    if !own && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+/// `run --log PATH`: a path chosen by the caller may be a symlink, and gets its parent
+/// directories created.
+fn open_custom_log(path: &Path) -> Result<logs::LogFile, String> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(parent)
             .map_err(|e| format!("create log directory {}: {e}", parent.display()))?;
     }
-    Ok(logs::LogFile::new(logs::open(path, !own)?, path.to_path_buf()))
+    Ok(logs::LogFile::new(logs::open(path, true)?, path.to_path_buf()))
 }

@@ -9,6 +9,11 @@
 //! its errno on a close-on-exec pipe, exactly like `std::process::Command` (which
 //! cannot hand out the pid before the exec is over), and the error text is the same.
 //!
+//! `run` goes one step further (`Program::fork_gated`): the child is forked before the
+//! job directory exists and waits at a gate, right before its `execvp`, so that the
+//! front-end can write the job's pid into the job's first `state.json`; the supervisor
+//! opens the gate once the directory is in place.
+//!
 //! Everything the child needs is built before the fork; in between it makes only
 //! async-signal-safe calls.
 
@@ -34,7 +39,7 @@ pub struct JobProcess {
 
 /// Everything `execvp` needs, built before forking.
 pub struct Program {
-    _argv: Vec<CString>,
+    argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
@@ -62,11 +67,29 @@ impl Program {
         let cwd = cwd.map(|dir| cstring(dir.as_bytes())).transpose()?;
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         let envp_ptrs = envp.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-        Ok(Program { _argv: argv, argv_ptrs, _envp: envp, envp_ptrs, cwd })
+        Ok(Program { argv, argv_ptrs, _envp: envp, envp_ptrs, cwd })
+    }
+
+    /// `argv[0]`, for error messages.
+    pub fn name(&self) -> String {
+        self.argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
     /// Forks the job process; it is exec'ing (or failing to) when this returns.
     pub fn fork(&self) -> std::io::Result<Forked> {
+        self.fork_with(None)
+    }
+
+    /// Forks the job process held before its `execvp` until `Gate::open`; a gate dropped
+    /// unopened (or a supervisor that dies) makes it exit without running anything.
+    pub fn fork_gated(&self) -> std::io::Result<(Forked, Gate)> {
+        let (gate_read, gate_write) = pipe()?;
+        let forked = self.fork_with(Some((&gate_read, &gate_write)))?;
+        // Our copy of the read end closes here; the child has its own.
+        Ok((forked, Gate { write: Some(File::from(gate_write)) }))
+    }
+
+    fn fork_with(&self, gate: Option<(&OwnedFd, &OwnedFd)>) -> std::io::Result<Forked> {
         if self.argv_ptrs.len() < 2 {
             return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
         }
@@ -87,10 +110,17 @@ impl Program {
         if pid == 0 {
             // SAFETY: in the child, on descriptors and C strings prepared above.
             unsafe {
+                let gate = gate.map(|(read, write)| {
+                    // Only the supervisor may hold the write end: its death must reach us
+                    // as end of file.
+                    libc::close(write.as_raw_fd());
+                    read.as_raw_fd()
+                });
                 let errno = self.exec_child(
                     devnull.as_raw_fd(),
                     stdout_write.as_raw_fd(),
                     stderr_write.as_raw_fd(),
+                    gate,
                     &empty_mask,
                 );
                 let bytes = errno.to_ne_bytes();
@@ -107,7 +137,14 @@ impl Program {
     ///
     /// # Safety
     /// Call only in the freshly forked child.
-    unsafe fn exec_child(&self, stdin: RawFd, stdout: RawFd, stderr: RawFd, empty_mask: &libc::sigset_t) -> i32 {
+    unsafe fn exec_child(
+        &self,
+        stdin: RawFd,
+        stdout: RawFd,
+        stderr: RawFd,
+        gate: Option<RawFd>,
+        empty_mask: &libc::sigset_t,
+    ) -> i32 {
         let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
         // SAFETY: async-signal-safe calls on values we own (see the caller).
         unsafe {
@@ -132,10 +169,42 @@ impl Program {
             {
                 return errno();
             }
+            if let Some(gate) = gate
+                && !pass_gate(gate)
+            {
+                libc::_exit(127);
+            }
             environ = self.envp_ptrs.as_ptr();
             libc::execvp(self.argv_ptrs[0], self.argv_ptrs.as_ptr());
             errno()
         }
+    }
+}
+
+/// Waits for the supervisor's go: one byte, or end of file when it gave up or died.
+/// Async-signal-safe.
+fn pass_gate(gate: RawFd) -> bool {
+    let mut byte = 0u8;
+    loop {
+        // SAFETY: reading one byte into a local from a descriptor we hold.
+        match unsafe { libc::read(gate, (&raw mut byte).cast(), 1) } {
+            1 => return true,
+            n if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The supervisor's end of a gated child's gate.
+pub struct Gate {
+    write: Option<File>,
+}
+
+impl Gate {
+    /// Lets the child exec.
+    pub fn open(mut self) -> std::io::Result<()> {
+        use std::io::Write;
+        self.write.take().map_or(Ok(()), |mut write| write.write_all(b"x"))
     }
 }
 

@@ -30,6 +30,10 @@ pub struct LaunchSpec {
     /// `--no-full-log`: no `full.log` records at all.
     #[serde(default)]
     pub no_full_log: bool,
+    /// Sent before the job directory exists (`Launching::stage`): the supervisor reports
+    /// pids and waits for `go` before it touches the directory.
+    #[serde(default)]
+    pub staged: bool,
 }
 
 impl LaunchSpec {
@@ -69,6 +73,7 @@ mod tests {
             progress_every_ms: 0,
             max_log_bytes: None,
             no_full_log: false,
+            staged: false,
         }
     }
 
