@@ -236,7 +236,7 @@ mod tests {
         assert_eq!((found.matched_line.as_deref(), found.offset), (Some("listening on 8080"), Some(9)));
         // The unterminated last line counts only once the job has ended.
         let mut scanner = Scanner::new(path, Stream::Stdout);
-        let ready = Pattern::Regex(regex_lite::Regex::new("^rea.y$").expect("regex"));
+        let ready = Pattern::Regex(crate::pattern::compile("^rea.y$").expect("regex"));
         assert!(scanner.scan(&ready, false).is_none());
         assert_eq!(scanner.scan(&ready, true).and_then(|r| r.offset), Some(27));
     }
