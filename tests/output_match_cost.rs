@@ -4,13 +4,16 @@
 //! counted as skipped. A pattern whose compiled program is too large is refused where it
 //! is given, and a readiness wait stops scanning at its deadline.
 //!
-//! The patterns here cost about a quarter of a second per 64 KiB line in a debug build,
-//! so a job that prints a hundred such lines outruns any matcher by far; the checks are
-//! on what the job's files record, never on elapsed time.
+//! The pattern here costs about a seventh of a second per 64 KiB line in a debug build,
+//! so a job that prints 150 such lines (more than the 4 MiB the output-match queue
+//! holds) outruns the matcher by far; the checks are on what the job's files record,
+//! never on elapsed time.
 
 mod common;
 
-use common::Env;
+use std::time::Duration;
+
+use common::{Env, alive, eventually};
 
 /// Prints `lines` lines of 65,000 `a` and a `Z` (each matches `[a-z]{20}Z`, at its end,
 /// after the whole line was scanned), then runs `then`.
@@ -24,10 +27,12 @@ fn costly_lines(lines: u32, then: &str) -> String {
 const LINE_BYTES: u64 = 65_002;
 const COSTLY: &str = "[a-z]{20}Z";
 
-/// The counts of `notification_events.ndjson` once the supervisor is gone: matched
-/// events, and the skipped and dropped counts.
+/// The counts of `notification_events.ndjson` once the supervisor is gone (after it
+/// matched the lines it had queued, up to 4 MiB): matched events, and the skipped and
+/// dropped counts.
 fn match_counts(env: &Env, id: &str) -> (u64, u64, u64) {
-    env.supervisor_gone(id);
+    let pid = env.read_json(id, "state.json")["supervisor_pid"].as_u64().expect("supervisor_pid");
+    assert!(eventually(Duration::from_secs(180), || !alive(pid)), "supervisor {pid} still matching");
     let events = std::fs::read_to_string(env.job_dir(id).join("notification_events.ndjson")).unwrap_or_default();
     let records: Vec<serde_json::Value> = events.lines().map(|l| serde_json::from_str(l).expect("record")).collect();
     let matched = records.iter().filter(|r| r["event_type"] == "job.output.matched").count() as u64;
@@ -41,7 +46,7 @@ fn match_counts(env: &Env, id: &str) -> (u64, u64, u64) {
 fn a_costly_pattern_delays_neither_capture_nor_the_timeout() {
     let env = Env::new();
     let sink = env.path("matches.ndjson");
-    let lines = 100;
+    let lines = 150;
     let answer = env.ok(&[
         "run",
         "--wait",
@@ -75,7 +80,7 @@ fn a_costly_pattern_delays_neither_capture_nor_the_timeout() {
 #[test]
 fn the_terminal_record_does_not_wait_for_matching() {
     let env = Env::new();
-    let lines = 40;
+    let lines = 150;
     let (answer, _) = env.answer(&[
         "run",
         "--wait",

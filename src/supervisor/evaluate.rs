@@ -54,42 +54,44 @@ impl Compiled {
     }
 }
 
-/// Lines of output read under one configuration, copied out of the read buffer (each is
-/// a line's first piece, at most `capture::LINE_CAP` bytes).
+/// Lines of one stream read under one configuration, copied out of the read buffer
+/// (each is a line's first piece, at most `capture::LINE_CAP` bytes; a batch holds at
+/// most one chunk of output, far below 4 GiB).
 pub struct Batch {
     pub compiled: Arc<Compiled>,
+    pub stream: Stream,
     text: Vec<u8>,
-    /// Where each line ends in `text`, and its stream.
-    lines: Vec<(usize, Stream)>,
+    /// Where each line ends in `text`.
+    ends: Vec<u32>,
 }
 
 impl Batch {
-    /// What a line costs the queue's byte budget: its bytes and its entry.
-    pub const LINE_OVERHEAD: usize = std::mem::size_of::<(usize, Stream)>();
+    /// What a line costs the queue's byte budget besides its bytes: its entry.
+    pub const LINE_OVERHEAD: usize = std::mem::size_of::<u32>();
 
-    pub fn new(compiled: Arc<Compiled>) -> Batch {
-        Batch { compiled, text: Vec::new(), lines: Vec::new() }
+    pub fn new(compiled: Arc<Compiled>, stream: Stream) -> Batch {
+        Batch { compiled, stream, text: Vec::new(), ends: Vec::new() }
     }
 
-    pub fn push(&mut self, stream: Stream, line: &[u8]) {
+    pub fn push(&mut self, line: &[u8]) {
         self.text.extend_from_slice(line);
-        self.lines.push((self.text.len(), stream));
+        self.ends.push(self.text.len() as u32);
     }
 
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.ends.len()
     }
 
     /// The bytes this batch counts against the queue's budget.
     pub fn cost(&self) -> usize {
-        self.text.len() + self.lines.len() * Batch::LINE_OVERHEAD
+        self.text.len() + self.ends.len() * Batch::LINE_OVERHEAD
     }
 
-    fn each(&self, mut f: impl FnMut(Stream, &[u8])) {
+    fn each(&self, mut f: impl FnMut(&[u8])) {
         let mut start = 0;
-        for &(end, stream) in &self.lines {
-            f(stream, &self.text[start..end]);
-            start = end;
+        for &end in &self.ends {
+            f(&self.text[start..end as usize]);
+            start = end as usize;
         }
     }
 }
@@ -108,7 +110,7 @@ pub fn spawn(target: Target, batches: Receiver<Batch>, queued: Arc<AtomicUsize>)
         let mut deliveries = Deliveries { target: Arc::new(target), worker: None, queued: Arc::default(), dropped: 0 };
         for batch in batches {
             let cost = batch.cost();
-            batch.each(|stream, bytes| deliveries.evaluate(&batch.compiled, stream, bytes));
+            batch.each(|bytes| deliveries.evaluate(&batch.compiled, batch.stream, bytes));
             queued.fetch_sub(cost, Ordering::Relaxed);
         }
         deliveries.finish()
@@ -228,17 +230,14 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_gives_back_its_lines_and_streams() {
-        let mut batch = Batch::new(Arc::new(compiled("x", MatchType::Contains, StreamFilter::Either)));
-        batch.push(Stream::Stdout, b"one");
-        batch.push(Stream::Stderr, b"");
-        batch.push(Stream::Stdout, b"three");
+    fn a_batch_gives_back_its_lines() {
+        let mut batch = Batch::new(Arc::new(compiled("x", MatchType::Contains, StreamFilter::Either)), Stream::Stderr);
+        batch.push(b"one");
+        batch.push(b"");
+        batch.push(b"three");
         let mut seen = Vec::new();
-        batch.each(|stream, bytes| seen.push((stream, bytes.to_vec())));
-        assert_eq!(
-            seen,
-            vec![(Stream::Stdout, b"one".to_vec()), (Stream::Stderr, Vec::new()), (Stream::Stdout, b"three".to_vec())]
-        );
+        batch.each(|bytes| seen.push(bytes.to_vec()));
+        assert_eq!(seen, vec![b"one".to_vec(), Vec::new(), b"three".to_vec()]);
         assert_eq!(batch.cost(), 8 + 3 * Batch::LINE_OVERHEAD);
     }
 }

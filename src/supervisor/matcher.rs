@@ -32,10 +32,12 @@ use super::spec::LaunchSpec;
 use crate::jobstore::{self, JobDir};
 use crate::wire::{EventType, SCHEMA_VERSION};
 
-/// The lines waiting for evaluation hold at most this many bytes together (16 lines of
-/// `capture::LINE_CAP`), which bounds both the memory they take and the matching left
-/// to do when the job ends.
-const LINES_BYTES: usize = 1 << 20;
+/// The lines waiting for evaluation hold at most this many bytes together: about 16
+/// chunks of short lines, so that a cheap pattern keeps up with bursts of output, and 64
+/// lines of `capture::LINE_CAP`, which bounds the matching left when the job ends (with
+/// the most costly pattern accepted, `crate::pattern::SIZE_LIMIT`, some 20 s on a busy
+/// machine; it delays only the completion sinks, never the terminal record).
+const LINES_BYTES: usize = 4 << 20;
 /// Batches (one per chunk of output) waiting for evaluation; the byte budget is what
 /// bounds them in practice.
 const BATCHES: usize = 256;
@@ -190,17 +192,18 @@ impl OutputMatcher {
     /// budget of lines waiting for evaluation is counted as skipped.
     pub fn on_line(&mut self, stream: Stream, bytes: &[u8]) {
         let Some(compiled) = self.current.clone() else { return };
-        // A batch is evaluated under one configuration: the one current when it was read.
-        if self.batch.as_ref().is_some_and(|batch| !Arc::ptr_eq(&batch.compiled, &compiled)) {
+        // A batch is evaluated under one configuration, the one current when it was read,
+        // and holds the lines of one stream.
+        if self.batch.as_ref().is_some_and(|batch| !Arc::ptr_eq(&batch.compiled, &compiled) || batch.stream != stream) {
             self.flush();
         }
         let waiting = self.queued.load(Ordering::Relaxed);
-        let batch = self.batch.get_or_insert_with(|| Batch::new(compiled));
+        let batch = self.batch.get_or_insert_with(|| Batch::new(compiled, stream));
         if waiting + batch.cost() + bytes.len() + Batch::LINE_OVERHEAD > LINES_BYTES {
             self.skipped += 1;
             return;
         }
-        batch.push(stream, bytes);
+        batch.push(bytes);
     }
 
     /// Hands the lines copied since the last flush to the output-match thread, starting
