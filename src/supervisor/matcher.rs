@@ -191,14 +191,15 @@ impl OutputMatcher {
     /// Copies a line for the output-match thread; a line that does not fit in the
     /// budget of lines waiting for evaluation is counted as skipped.
     pub fn on_line(&mut self, stream: Stream, bytes: &[u8]) {
-        let Some(compiled) = self.current.clone() else { return };
+        let Some(current) = &self.current else { return };
         // A batch is evaluated under one configuration, the one current when it was read,
         // and holds the lines of one stream.
-        if self.batch.as_ref().is_some_and(|batch| !Arc::ptr_eq(&batch.compiled, &compiled) || batch.stream != stream) {
+        if self.batch.as_ref().is_some_and(|batch| !Arc::ptr_eq(&batch.compiled, current) || batch.stream != stream) {
             self.flush();
         }
+        let Some(current) = &self.current else { return };
         let waiting = self.queued.load(Ordering::Relaxed);
-        let batch = self.batch.get_or_insert_with(|| Batch::new(compiled, stream));
+        let batch = self.batch.get_or_insert_with(|| Batch::new(Arc::clone(current), stream));
         if waiting + batch.cost() + bytes.len() + Batch::LINE_OVERHEAD > LINES_BYTES {
             self.skipped += 1;
             return;
