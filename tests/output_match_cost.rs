@@ -117,9 +117,11 @@ fn a_readiness_wait_stops_scanning_at_its_deadline() {
     let bounded =
         env.ok(&["wait", "--for-output", "[a-z]{20}Q|READY", "--output-match-type", "regex", "--until", "500", id]);
     assert_eq!(bounded["ready"], false, "{bounded}");
-    // The line is there for a wait that matches cheaply.
+    // The line is there for a wait that matches cheaply, even one that only looks now.
     let cheap = env.ok(&["wait", "--for-output", "READY", "--until", "60000", id]);
     assert_eq!(cheap["ready"], true, "{cheap}");
+    let now = env.ok(&["wait", "--for-output", "READY", "--until", "0", id]);
+    assert_eq!(now["ready"], true, "{now}");
     env.ok(&["delete", id]);
 }
 

@@ -22,6 +22,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 const DRAIN: Duration = Duration::from_millis(2500);
 /// The port is probed at least this often, whatever `--poll-ms` says.
 const PORT_PROBE: Duration = Duration::from_millis(100);
+/// Scanning the logs stops at the wait's deadline, but never before it had this long,
+/// so that `--until 0` still looks at the output already there.
+const SCAN_AT_LEAST: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub enum Pattern {
@@ -64,7 +67,9 @@ pub fn wait_ready(root: &Root, job_id: &str, wait: &ReadyWait) -> Result<WaitBod
 /// Waits until the condition holds, the job ends, or the deadline passes; returns the
 /// job's state then and the readiness answer.
 pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)> {
-    let deadline = wait.until.map(|d| Instant::now() + d);
+    let started = Instant::now();
+    let deadline = wait.until.map(|d| started + d);
+    let scan_deadline = deadline.map(|d| d.max(started + SCAN_AT_LEAST));
     let mut poll = wait.poll.max(jobstore::waiter::MIN_POLL);
     let mut scanners = Vec::new();
     if let Condition::Output { stream, .. } = &wait.condition {
@@ -90,7 +95,9 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
         let state = super::current(job)?;
         let ended = state.status().is_terminal();
         let found = match &wait.condition {
-            Condition::Output { pattern, .. } => scanners.iter_mut().find_map(|s| s.scan(pattern, ended, deadline)),
+            Condition::Output { pattern, .. } => {
+                scanners.iter_mut().find_map(|s| s.scan(pattern, ended, scan_deadline))
+            }
             Condition::Port { host, port } => connects(host, *port).then(Readiness::ready),
         };
         if let Some(readiness) = found {
@@ -104,7 +111,7 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
             while liveness::is_live(&state) && Instant::now() < drained {
                 std::thread::sleep(jobstore::waiter::MIN_POLL);
             }
-            let found = scanners.iter_mut().find_map(|s| s.scan(pattern, true, deadline));
+            let found = scanners.iter_mut().find_map(|s| s.scan(pattern, true, scan_deadline));
             return Ok((state, found.unwrap_or_else(Readiness::not_ready)));
         }
         if ended || remaining == Some(Duration::ZERO) {
