@@ -14,6 +14,7 @@ mod jobstore;
 mod log;
 mod mcp;
 mod output;
+mod pattern;
 mod reaper;
 mod scrub;
 mod serve;

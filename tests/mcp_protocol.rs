@@ -385,6 +385,44 @@ fn a_duplicate_id_in_flight_is_refused() {
     assert_eq!(structured(&answer)["state"], "exited");
 }
 
+/// Calls in flight are bounded (1,024): a client that pipelines more without reading
+/// the answers gets "server busy" at once for the rest, instead of growing the server's
+/// queue; the calls taken are all answered.
+#[test]
+fn calls_beyond_the_in_flight_bound_are_refused_as_busy() {
+    let env = Env::new();
+    let gate = Gate::new(&env);
+    let id = start_blocked_job(&env, &gate);
+    let mut mcp = Mcp::start(&env, &[("AGENT_EXEC_MCP_MAX_WAIT_MS", "600000")]);
+    mcp.initialize();
+    let (bound, extra) = (1024, 50);
+    // One write for all of them: they are read while every wait still blocks.
+    let mut batch = Vec::new();
+    for call in 0..bound + extra {
+        let request = json!({"jsonrpc": "2.0", "id": 1000 + call, "method": "tools/call",
+            "params": {"name": "wait", "arguments": {"job_id": id, "until_ms": 600000}}});
+        batch.extend_from_slice(request.to_string().as_bytes());
+        batch.push(b'\n');
+    }
+    mcp.send_raw(&batch);
+    // Every wait read before them still blocks, so exactly the last ones are refused.
+    for call in bound..bound + extra {
+        let answer = mcp.answer(1000 + call);
+        assert_eq!(answer["error"]["code"], -32000, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with("server busy"), "{answer}");
+    }
+    assert!(!mcp.seen.iter().any(|m| m["id"].as_i64().is_some_and(|n| (1000..1000 + bound).contains(&n))));
+    // A cheap request is still answered, and so is every wait taken once the job ends.
+    mcp.request(1, "ping", json!({}));
+    mcp.answer(1);
+    gate.open();
+    for call in 0..bound {
+        let answer = mcp.answer(1000 + call);
+        assert_eq!(structured(&answer)["state"], "exited", "{answer}");
+    }
+}
+
 #[test]
 fn a_bad_max_wait_setting_is_a_usage_error() {
     let env = Env::new();

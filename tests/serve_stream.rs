@@ -428,6 +428,10 @@ fn readiness_waits_answer_as_the_cli() {
     server
         .get(&format!("/v1/jobs/{id}/wait?for_output=(&output_match_type=regex"))
         .assert_error(400, "invalid_request");
+    // `([a-z]{100}){40}Z`: valid, but too costly to match.
+    server
+        .get(&format!("/v1/jobs/{id}/wait?for_output=%28%5Ba-z%5D%7B100%7D%29%7B40%7DZ&output_match_type=regex"))
+        .assert_error(400, "invalid_request");
     env.ok(&["kill", "--signal", "KILL", &id]);
     env.wait_job(&id);
     drop(listener);

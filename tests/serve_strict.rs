@@ -164,6 +164,17 @@ fn every_body_refuses_unknown_fields_wrong_types_and_non_objects() {
         ("/v1/jobs", r#"{"command":"true","name":"no/slash"}"#, "name"),
         ("/v1/jobs", r#"{"command":"true","output_stream":"both"}"#, "output_stream"),
         ("/v1/jobs", r#"{"command":"true","output_pattern":"(","output_match_type":"regex"}"#, "output_pattern"),
+        // Valid, but too costly to match (crate::pattern::SIZE_LIMIT).
+        (
+            "/v1/jobs",
+            r#"{"command":"true","output_pattern":"([a-z]{100}){40}Z","output_match_type":"regex"}"#,
+            "output_pattern",
+        ),
+        (
+            "/v1/jobs",
+            r#"{"command":"true","start":true,"for_output":"([a-z]{100}){40}Z","output_match_type":"regex"}"#,
+            "for_output",
+        ),
         ("/v1/jobs", r#"{"command":"true","if_running":"reuse","start":true}"#, "if_running"),
         ("/v1/jobs", r#"{"command":"true","wait":true}"#, "wait"),
         ("/v1/jobs", r#"{"command":"true","start":true,"until_ms":5}"#, "until_ms"),

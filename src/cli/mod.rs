@@ -402,7 +402,7 @@ fn check_args(args: &Args) -> Result<(), String> {
     if args.value_by_name("output-match-type") == Some("regex")
         && let Some(pattern) = args.value_by_name("for-output")
     {
-        regex_lite::Regex::new(pattern).map_err(|e| format!("invalid regex '{pattern}' for '--for-output': {e}"))?;
+        crate::pattern::compile(pattern).map_err(|e| format!("invalid regex '{pattern}' for '--for-output': {e}"))?;
     }
     if readiness && !args.more_ids.is_empty() {
         return Err("--for-output and --for-port wait for one job".into());

@@ -229,7 +229,7 @@ fn ready(args: &Args, poll: &Flag) -> Option<ReadyWait> {
     let condition = if let Some(text) = args.value(&t::FOR_OUTPUT) {
         let pattern = match args.value_or_default(&t::READY_MATCH_TYPE) {
             // Checked while parsing: a pattern that does not compile never gets here.
-            Some("regex") => Pattern::Regex(regex_lite::Regex::new(text).ok()?),
+            Some("regex") => Pattern::Regex(crate::pattern::compile(text).ok()?),
             _ => Pattern::Contains(text.to_string()),
         };
         Condition::Output { pattern, stream: stream(args.value_or_default(&t::READY_STREAM)).unwrap_or_default() }

@@ -40,7 +40,7 @@ pub fn notify_set(root: &Root, given: &str, change: &NotifyChange) -> Result<Not
 /// An output-match pattern of type regex must compile; the message names the CLI flag,
 /// as every front door reports it (0.1.18's wording).
 pub fn check_regex(pattern: &str) -> std::result::Result<(), String> {
-    regex_lite::Regex::new(pattern)
+    crate::pattern::compile(pattern)
         .map(|_| ())
         .map_err(|e| format!("invalid regex '{pattern}' for '--output-pattern': {e}"))
 }

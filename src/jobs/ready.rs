@@ -23,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 const DRAIN: Duration = Duration::from_millis(2500);
 /// The port is probed at least this often, whatever `--poll-ms` says.
 const PORT_PROBE: Duration = Duration::from_millis(100);
+/// Scanning the logs stops at the wait's deadline, but never before it had this long,
+/// so that `--until 0` still looks at the output already there.
+const SCAN_AT_LEAST: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub enum Pattern {
@@ -65,7 +68,9 @@ pub fn wait_ready(root: &Root, job_id: &str, wait: &ReadyWait) -> Result<WaitBod
 /// Waits until the condition holds, the job ends, or the deadline passes; returns the
 /// job's state then and the readiness answer.
 pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)> {
-    let deadline = wait.until.map(|d| Instant::now() + d);
+    let started = Instant::now();
+    let deadline = wait.until.map(|d| started + d);
+    let scan_deadline = deadline.map(|d| d.max(started + SCAN_AT_LEAST));
     let mut poll = wait.poll.max(jobstore::waiter::MIN_POLL);
     let mut scanners = Vec::new();
     if let Condition::Output { stream, .. } = &wait.condition {
@@ -96,7 +101,9 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
         let ended = state.status().is_terminal();
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let found = match (&wait.condition, &mut probe) {
-            (Condition::Output { pattern, .. }, _) => scanners.iter_mut().find_map(|s| s.scan(pattern, ended)),
+            (Condition::Output { pattern, .. }, _) => {
+                scanners.iter_mut().find_map(|s| s.scan(pattern, ended, scan_deadline))
+            }
             // A slow name lookup is waited for no longer than the deadline (nor than a
             // poll, so that the job's end is noticed).
             (Condition::Port { .. }, Some(probe)) => {
@@ -115,7 +122,7 @@ pub fn await_ready(job: &JobDir, wait: &ReadyWait) -> Result<(State, Readiness)>
             while liveness::is_live(&state) && Instant::now() < drained {
                 std::thread::sleep(jobstore::waiter::MIN_POLL);
             }
-            let found = scanners.iter_mut().find_map(|s| s.scan(pattern, true));
+            let found = scanners.iter_mut().find_map(|s| s.scan(pattern, true, scan_deadline));
             return Ok((state, found.unwrap_or_else(Readiness::not_ready)));
         }
         if ended || remaining == Some(Duration::ZERO) {
@@ -196,7 +203,10 @@ const LINE_MAX: usize = 64 * 1024;
 
 /// Reads one log from where it left off (across `--max-log-bytes` rotations, through
 /// the follower's reader) and matches its complete lines. A scan that found a line
-/// stops reading there: a scanner is not used after a match.
+/// stops reading there: a scanner is not used after a match. A scan also stops at the
+/// wait's deadline, checked between lines (one line's match is bounded by
+/// `crate::pattern::SIZE_LIMIT`), keeping the rest of the chunk it was reading for the
+/// next scan.
 struct Scanner {
     path: std::path::PathBuf,
     stream: Stream,
@@ -206,11 +216,23 @@ struct Scanner {
 }
 
 /// The line being assembled from the chunks read: its first `LINE_MAX` bytes and the
-/// log offset of its first byte.
+/// log offset of its first byte; and the bytes read but not looked at yet when a scan
+/// reached its deadline (at most one chunk), with the offset of the first.
 #[derive(Default)]
 struct Lines {
     line: Vec<u8>,
     start: u64,
+    pending: Vec<u8>,
+    pending_at: u64,
+}
+
+/// Where feeding bytes to `Lines` stopped.
+enum Fed {
+    Found(Readiness),
+    /// Every line of the bytes was looked at.
+    Done,
+    /// The deadline passed: the rest is kept in `Lines::pending`.
+    Stopped,
 }
 
 impl Scanner {
@@ -218,28 +240,43 @@ impl Scanner {
         Scanner { path, stream, log: None, lines: Lines::default() }
     }
 
-    fn scan(&mut self, pattern: &Pattern, ended: bool) -> Option<Readiness> {
+    fn scan(&mut self, pattern: &Pattern, ended: bool, deadline: Option<Instant>) -> Option<Readiness> {
         if self.log.is_none() {
             self.log = follow::Log::open(self.path.clone(), self.stream).ok();
         }
         let stream = self.stream;
+        let lines = &mut self.lines;
+        let mut check_line = |line: &[u8], at: u64| check(stream, pattern, line, at);
+        if !lines.pending.is_empty() {
+            let (pending, at) = (std::mem::take(&mut lines.pending), lines.pending_at);
+            match lines.feed(&pending, at, deadline, &mut check_line) {
+                Fed::Found(readiness) => return Some(readiness),
+                Fed::Stopped => return None,
+                Fed::Done => {}
+            }
+        }
         let mut found = None;
+        let mut stopped = false;
         if let Some(log) = &mut self.log {
-            let lines = &mut self.lines;
             log.copy_new(
-                &mut |_, bytes, offset| match lines.feed(bytes, offset, |line, at| check(stream, pattern, line, at)) {
+                &mut |_, bytes, offset| match lines.feed(bytes, offset, deadline, &mut check_line) {
                     // Stop reading: the rest of the log is not needed.
-                    Some(readiness) => {
+                    Fed::Found(readiness) => {
                         found = Some(readiness);
                         Err(std::io::ErrorKind::Interrupted.into())
                     }
-                    None => Ok(()),
+                    Fed::Done => Ok(()),
+                    // The chunk counts as read: its rest is pending.
+                    Fed::Stopped => {
+                        stopped = true;
+                        Ok(())
+                    }
                 },
-                None,
+                deadline,
             );
         }
-        if found.is_none() && ended && !self.lines.line.is_empty() {
-            found = check(stream, pattern, &self.lines.line, self.lines.start);
+        if found.is_none() && !stopped && ended && lines.pending.is_empty() && !lines.line.is_empty() {
+            found = check(stream, pattern, &lines.line, lines.start);
         }
         found
     }
@@ -247,28 +284,39 @@ impl Scanner {
 
 impl Lines {
     /// Takes the next bytes of the log (`offset` is the first one's) and calls `check`
-    /// on each line they complete, until it finds something.
+    /// on each line they complete, until it finds something or, between two lines, the
+    /// deadline has passed; bytes that come while some are pending are only kept.
     fn feed(
         &mut self,
         bytes: &[u8],
         offset: u64,
-        mut check: impl FnMut(&[u8], u64) -> Option<Readiness>,
-    ) -> Option<Readiness> {
+        deadline: Option<Instant>,
+        check: &mut impl FnMut(&[u8], u64) -> Option<Readiness>,
+    ) -> Fed {
+        if !self.pending.is_empty() {
+            self.pending.extend_from_slice(bytes);
+            return Fed::Stopped;
+        }
         let mut rest = bytes;
         let mut at = offset;
         while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.pending = rest.to_vec();
+                self.pending_at = at;
+                return Fed::Stopped;
+            }
             self.push(&rest[..newline]);
             let found = check(&self.line, self.start);
             self.line.clear();
             at += newline as u64 + 1;
             self.start = at;
             rest = &rest[newline + 1..];
-            if found.is_some() {
-                return found;
+            if let Some(readiness) = found {
+                return Fed::Found(readiness);
             }
         }
         self.push(rest);
-        None
+        Fed::Done
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -298,13 +346,13 @@ mod tests {
         let path = dir.path().join("stdout.log");
         std::fs::write(&path, "starting\nlistening on 8080\nready").expect("write");
         let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
-        let found = scanner.scan(&Pattern::Contains("listening".into()), false).expect("a match");
+        let found = scanner.scan(&Pattern::Contains("listening".into()), false, None).expect("a match");
         assert_eq!((found.matched_line.as_deref(), found.offset), (Some("listening on 8080"), Some(9)));
         // The unterminated last line counts only once the job has ended.
         let mut scanner = Scanner::new(path, Stream::Stdout);
-        let ready = Pattern::Regex(regex_lite::Regex::new("^rea.y$").expect("regex"));
-        assert!(scanner.scan(&ready, false).is_none());
-        assert_eq!(scanner.scan(&ready, true).and_then(|r| r.offset), Some(27));
+        let ready = Pattern::Regex(crate::pattern::compile("^rea.y$").expect("regex"));
+        assert!(scanner.scan(&ready, false, None).is_none());
+        assert_eq!(scanner.scan(&ready, true, None).and_then(|r| r.offset), Some(27));
     }
 
     /// `--max-log-bytes` renames a full log to `<name>.1` and starts a new one. The scan
@@ -317,10 +365,10 @@ mod tests {
         std::fs::write(&path, "starting the server, please wait\n").expect("write");
         let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
         let ready = Pattern::Contains("ready".into());
-        assert!(scanner.scan(&ready, false).is_none());
+        assert!(scanner.scan(&ready, false, None).is_none());
         std::fs::rename(&path, jobstore::rotated_log(&path)).expect("rotate");
         std::fs::write(&path, "up\nready\n").expect("write the new generation");
-        let found = scanner.scan(&ready, false).expect("the line after the rotation");
+        let found = scanner.scan(&ready, false, None).expect("the line after the rotation");
         // Offsets count on across the generations.
         assert_eq!((found.matched_line.as_deref(), found.offset), (Some("ready"), Some(33 + 3)));
     }
@@ -366,12 +414,29 @@ mod tests {
         let long = format!("head{}tail\nnext\n", "x".repeat(3 * LINE_MAX));
         std::fs::write(&path, &long).expect("write");
         let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
-        assert!(scanner.scan(&Pattern::Contains("tail".into()), false).is_none());
+        assert!(scanner.scan(&Pattern::Contains("tail".into()), false, None).is_none());
         let mut scanner = Scanner::new(path.clone(), Stream::Stdout);
-        let found = scanner.scan(&Pattern::Contains("head".into()), false).expect("the start of the line");
+        let found = scanner.scan(&Pattern::Contains("head".into()), false, None).expect("the start of the line");
         assert_eq!(found.matched_line.map(|line| line.len()), Some(LINE_MAX));
         let mut scanner = Scanner::new(path, Stream::Stdout);
-        let found = scanner.scan(&Pattern::Contains("next".into()), false).expect("the next line");
+        let found = scanner.scan(&Pattern::Contains("next".into()), false, None).expect("the next line");
         assert_eq!(found.offset, Some(3 * LINE_MAX as u64 + 9));
+    }
+
+    /// Bytes read when the deadline has passed are kept, not looked at: the next scan
+    /// goes on from there with the right offsets.
+    #[test]
+    fn a_scan_past_its_deadline_resumes_where_it_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("stdout.log");
+        std::fs::write(&path, "").expect("write");
+        let mut scanner = Scanner::new(path, Stream::Stdout);
+        let ready = Pattern::Contains("ready".into());
+        assert!(scanner.scan(&ready, false, None).is_none());
+        let fed = scanner.lines.feed(b"one\ntwo\nready\n", 0, Some(Instant::now()), &mut |_, _| None);
+        assert!(matches!(fed, Fed::Stopped));
+        assert_eq!(scanner.lines.pending, b"one\ntwo\nready\n");
+        let found = scanner.scan(&ready, false, None).expect("found on the next scan");
+        assert_eq!((found.matched_line.as_deref(), found.offset), (Some("ready"), Some(8)));
     }
 }

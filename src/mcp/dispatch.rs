@@ -16,13 +16,18 @@ use std::thread::{self, JoinHandle};
 use serde_json::{Value, json};
 
 use super::engine::{self, Context, Control, Failure};
-use super::framing::{ErrorObject, INVALID_REQUEST, METHOD_NOT_FOUND, Out};
-use super::progress::{Call, InFlight};
+use super::framing::{ErrorObject, INVALID_REQUEST, METHOD_NOT_FOUND, Out, SERVER_BUSY};
+use super::progress::{Call, InFlight, Refused};
 use super::session;
 use super::tools::{self, Tool, ToolInput};
 
 const QUICK_WORKERS: usize = 2;
 const LONG_WORKERS: usize = 4;
+/// Tool calls queued or running at once. Each holds its parsed input and an entry in the
+/// in-flight map, so a client that pipelines calls without reading answers would
+/// otherwise grow the server without bound; beyond this a call is refused at once with
+/// `SERVER_BUSY`.
+const MAX_CALLS: usize = 1024;
 
 /// What every thread shares.
 pub struct Server {
@@ -132,9 +137,15 @@ pub fn request(
                 .pointer("/_meta/progressToken")
                 .filter(|token| token.is_string() || token.is_i64() || token.is_u64())
                 .cloned();
-            let cancelled = server.flight.begin(id).ok_or_else(|| ErrorObject {
-                code: INVALID_REQUEST,
-                message: "invalid request: a request with this id is still in flight".to_string(),
+            let cancelled = server.flight.begin(id, MAX_CALLS).map_err(|refused| match refused {
+                Refused::Duplicate => ErrorObject {
+                    code: INVALID_REQUEST,
+                    message: "invalid request: a request with this id is still in flight".to_string(),
+                },
+                Refused::Busy => ErrorObject {
+                    code: SERVER_BUSY,
+                    message: format!("server busy: {MAX_CALLS} tool calls are in flight; retry when some have ended"),
+                },
             })?;
             lanes.submit(Pending { id: id.clone(), tool, input, cancelled, token });
             Ok(None)

@@ -18,6 +18,8 @@ pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
+/// JSON-RPC's implementation-defined server error: too many tool calls in flight.
+pub const SERVER_BUSY: i64 = -32000;
 
 /// A JSON-RPC error object: code and message (we attach no `data`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,6 +15,13 @@ use serde_json::{Value, json};
 use super::engine::Control;
 use super::framing::Out;
 
+/// Why a call was not registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    Duplicate,
+    Busy,
+}
+
 /// The requests in flight, by id.
 #[derive(Default)]
 pub struct InFlight {
@@ -23,16 +30,20 @@ pub struct InFlight {
 }
 
 impl InFlight {
-    /// Registers a request; `None` if a request with this id is already in flight.
-    pub fn begin(&self, id: &Value) -> Option<Arc<AtomicBool>> {
+    /// Registers a request, unless one with this id is already in flight or `limit`
+    /// calls are.
+    pub fn begin(&self, id: &Value, limit: usize) -> Result<Arc<AtomicBool>, Refused> {
         let mut calls = self.lock();
         let key = id.to_string();
         if calls.contains_key(&key) {
-            return None;
+            return Err(Refused::Duplicate);
+        }
+        if calls.len() >= limit {
+            return Err(Refused::Busy);
         }
         let flag = Arc::new(AtomicBool::new(false));
         calls.insert(key, flag.clone());
-        Some(flag)
+        Ok(flag)
     }
 
     pub fn end(&self, id: &Value) {
@@ -123,9 +134,10 @@ mod tests {
     #[test]
     fn cancel_sets_the_flag_of_that_request_only() {
         let flight = InFlight::default();
-        let a = flight.begin(&json!(1)).expect("new");
-        let b = flight.begin(&json!("1")).expect("a string id is another id");
-        assert!(flight.begin(&json!(1)).is_none(), "duplicate id");
+        let a = flight.begin(&json!(1), 2).expect("new");
+        let b = flight.begin(&json!("1"), 2).expect("a string id is another id");
+        assert_eq!(flight.begin(&json!(1), 3).err(), Some(Refused::Duplicate));
+        assert_eq!(flight.begin(&json!(2), 2).err(), Some(Refused::Busy), "the limit is reached");
         flight.cancel(&json!(1));
         flight.cancel(&json!(99));
         assert!(a.load(Ordering::SeqCst) && !b.load(Ordering::SeqCst));

@@ -348,7 +348,7 @@ impl Watch<'_> {
             (Some(text), _) => {
                 let pattern = match self.output_match_type.unwrap_or_default() {
                     MatchType::Regex => Pattern::Regex(
-                        regex_lite::Regex::new(text)
+                        crate::pattern::compile(text)
                             .map_err(|e| field("for_output", format!("invalid regex '{text}': {e}")))?,
                     ),
                     MatchType::Contains => Pattern::Contains(text.to_string()),

@@ -96,8 +96,12 @@ impl Readiness {
             (Some(text), None) => {
                 let pattern = match self.output_match_type.unwrap_or_default() {
                     MatchType::Contains => Pattern::Contains(text.clone()),
-                    MatchType::Regex => Pattern::Regex(regex_lite::Regex::new(text).map_err(|e| {
-                        invalid(format!("invalid query parameter 'for_output': not a valid regular expression: {e}"))
+                    MatchType::Regex => Pattern::Regex(crate::pattern::compile(text).map_err(|e| {
+                        let reason = match e {
+                            crate::pattern::PatternError::Invalid(e) => format!("not a valid regular expression: {e}"),
+                            costly => costly.to_string(),
+                        };
+                        invalid(format!("invalid query parameter 'for_output': {reason}"))
                     })?),
                 };
                 Ok(Some(Condition::Output { pattern, stream: self.output_stream.unwrap_or_default() }))

@@ -1,14 +1,17 @@
-//! Output-match notification (docs/compatibility.md §10.5, docs/decisions.md OP-10): output lines are
-//! evaluated against the current `on_output_match` configuration and matches are handed
-//! to one delivery thread, in order, through a bounded queue.
+//! Output-match notification (docs/compatibility.md §10.5, docs/decisions.md OP-10): the
+//! event loop's side. Output lines are copied, with the `on_output_match` configuration
+//! current when they were read, to the output-match thread (`evaluate`), which evaluates
+//! them and hands the matches to one delivery thread, in order, through a bounded queue.
 //!
-//! The event loop never waits here: the configuration is reloaded when an inotify watch
-//! on the job directory reports a change, checked with one non-blocking read per chunk
-//! of output (without inotify: a `stat` of `meta.json` at most every `RELOAD_EVERY`),
-//! nothing is evaluated without a pattern, and
-//! when the queue is full (a slow sink) further matches are counted as dropped and the
-//! count is appended to `notification_events.ndjson` as one `job.output.dropped` record
-//! when the job ends.
+//! The event loop never waits here and never evaluates a pattern: the configuration is
+//! reloaded when an inotify watch on the job directory reports a change, checked with
+//! one non-blocking read per chunk of output (without inotify: a `stat` of `meta.json`
+//! at most every `RELOAD_EVERY`), nothing is copied without a pattern, and the lines of
+//! a chunk go out as one batch without blocking. When the lines waiting for evaluation
+//! would exceed `LINES_BYTES` (a costly pattern on heavy output), further lines are
+//! counted as skipped; when the delivery queue is full (a slow sink), further matches are
+//! counted as dropped. Both counts are appended to `notification_events.ndjson` when the
+//! job ends, as one `job.output.skipped` and one `job.output.dropped` record.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -16,23 +19,28 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
 use super::capture::Stream;
-use super::notify::{SinkContext, append_job_file, append_line, sink_dir};
+use super::evaluate::{self, Batch, Compiled, Target};
+use super::notify::{SinkContext, append_job_file, sink_dir};
 use super::spec::LaunchSpec;
 use crate::jobstore::{self, JobDir};
-use crate::wire::{Delivered, EventType, MatchType, MatchedEvent, OutputMatch, SCHEMA_VERSION, StreamFilter};
+use crate::wire::{EventType, SCHEMA_VERSION};
 
-/// Matches waiting for delivery: far more than a sane sink needs.
-const QUEUE: usize = 1024;
-/// The matched lines waiting for delivery hold at most this many bytes together (a line
-/// is up to `capture::LINE_CAP`), so that the queue cannot grow the supervisor by more.
-const QUEUE_BYTES: usize = 4 << 20;
+/// The lines waiting for evaluation hold at most this many bytes together: about 16
+/// chunks of short lines, so that a cheap pattern keeps up with bursts of output, and 64
+/// lines of `capture::LINE_CAP`, which bounds the matching left when the job ends (with
+/// the most costly pattern accepted, `crate::pattern::SIZE_LIMIT`, some 20 s on a busy
+/// machine; it delays only the completion sinks, never the terminal record).
+const LINES_BYTES: usize = 4 << 20;
+/// Batches (one per chunk of output) waiting for evaluation; the byte budget is what
+/// bounds them in practice.
+const BATCHES: usize = 256;
 /// How stale the output-match configuration may be after `notify set` where inotify is
 /// unavailable.
 const RELOAD_EVERY: Duration = Duration::from_millis(200);
@@ -78,43 +86,17 @@ impl DirWatch {
     }
 }
 
-/// The record of matches that were not delivered because the queue was full.
+/// The record of the lines or matches the output-match path had to let go: one per job
+/// and kind, only when there were any.
 #[derive(Serialize)]
-struct Dropped<'a> {
+struct Count<'a> {
     schema_version: &'a str,
     event_type: EventType,
     job_id: &'a str,
-    dropped: u64,
-}
-
-struct Compiled {
-    config: OutputMatch,
-    regex: Option<regex_lite::Regex>,
-}
-
-impl Compiled {
-    fn new(config: OutputMatch) -> Compiled {
-        let regex = match config.match_type {
-            MatchType::Regex => regex_lite::Regex::new(&config.pattern).ok(),
-            MatchType::Contains => None,
-        };
-        Compiled { config, regex }
-    }
-
-    fn matches(&self, stream: Stream, line: &str) -> bool {
-        let eligible = match self.config.stream {
-            StreamFilter::Either => true,
-            StreamFilter::Stdout => stream == Stream::Stdout,
-            StreamFilter::Stderr => stream == Stream::Stderr,
-        };
-        eligible
-            && match self.config.match_type {
-                MatchType::Contains => line.contains(&self.config.pattern),
-                // An invalid regex never matches (it is rejected when given on our CLI,
-                // but a hand-edited meta.json may still hold one).
-                MatchType::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(line)),
-            }
-    }
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<u64>,
 }
 
 /// Identifies one version of `meta.json` without reading it.
@@ -126,16 +108,11 @@ struct MetaStamp {
     len: u64,
 }
 
-struct Delivery {
-    event: MatchedEvent,
-    command: Option<String>,
-    file: Option<String>,
-}
-
-/// Evaluates output lines against the current `on_output_match` configuration, reloading
-/// it only when `meta.json` changes. The change key includes the inode: every rewrite
-/// replaces the file by rename, so the inode changes even when two rewrites of the same
-/// size land within one tick of the filesystem's coarse mtime clock.
+/// Copies output lines for the output-match thread, with the current `on_output_match`
+/// configuration, reloading it only when `meta.json` changes. The change key includes
+/// the inode: every rewrite replaces the file by rename, so the inode changes even when
+/// two rewrites of the same size land within one tick of the filesystem's coarse mtime
+/// clock.
 pub struct OutputMatcher {
     job: JobDir,
     wrapper: Vec<String>,
@@ -143,11 +120,13 @@ pub struct OutputMatcher {
     stamp: Option<MetaStamp>,
     checked: Option<Instant>,
     watch: Option<DirWatch>,
-    current: Option<Compiled>,
-    worker: Option<(SyncSender<Delivery>, JoinHandle<()>)>,
-    /// Bytes of matched lines in the queue; the worker subtracts what it delivered.
-    queued_bytes: Arc<AtomicUsize>,
-    dropped: u64,
+    current: Option<Arc<Compiled>>,
+    /// The lines of the chunk being read, sent by `flush`.
+    batch: Option<Batch>,
+    thread: Option<(SyncSender<Batch>, JoinHandle<u64>)>,
+    /// Bytes of lines waiting for evaluation; the thread subtracts what it evaluated.
+    queued: Arc<AtomicUsize>,
+    skipped: u64,
 }
 
 impl OutputMatcher {
@@ -160,9 +139,10 @@ impl OutputMatcher {
             checked: None,
             watch: DirWatch::new(job),
             current: None,
-            worker: None,
-            queued_bytes: Arc::new(AtomicUsize::new(0)),
-            dropped: 0,
+            batch: None,
+            thread: None,
+            queued: Arc::new(AtomicUsize::new(0)),
+            skipped: 0,
         };
         matcher.reload();
         matcher
@@ -182,7 +162,8 @@ impl OutputMatcher {
         // A meta.json that cannot be read keeps the previous configuration (docs/compatibility.md §5.9).
         if let Ok(meta) = self.job.read_meta() {
             self.stamp = Some(stamp);
-            self.current = meta.notification.and_then(|n| n.on_output_match).map(Compiled::new);
+            self.current =
+                meta.notification.and_then(|n| n.on_output_match).map(|config| Arc::new(Compiled::new(config)));
         }
     }
 
@@ -207,96 +188,86 @@ impl OutputMatcher {
         self.current.is_some()
     }
 
+    /// Copies a line for the output-match thread; a line that does not fit in the
+    /// budget of lines waiting for evaluation is counted as skipped.
     pub fn on_line(&mut self, stream: Stream, bytes: &[u8]) {
-        let Some(compiled) = &self.current else { return };
-        let text = String::from_utf8_lossy(bytes);
-        let line = text.strip_suffix('\r').unwrap_or(&text);
-        if !compiled.matches(stream, line) {
+        let Some(current) = &self.current else { return };
+        // A batch is evaluated under one configuration, the one current when it was read,
+        // and holds the lines of one stream.
+        if self.batch.as_ref().is_some_and(|batch| !Arc::ptr_eq(&batch.compiled, current) || batch.stream != stream) {
+            self.flush();
+        }
+        let Some(current) = &self.current else { return };
+        let waiting = self.queued.load(Ordering::Relaxed);
+        let batch = self.batch.get_or_insert_with(|| Batch::new(Arc::clone(current), stream));
+        if waiting + batch.cost() + bytes.len() + Batch::LINE_OVERHEAD > LINES_BYTES {
+            self.skipped += 1;
             return;
         }
-        if self.queued_bytes.load(Ordering::Relaxed) + line.len() > QUEUE_BYTES {
-            self.dropped += 1;
+        batch.push(bytes);
+    }
+
+    /// Hands the lines copied since the last flush to the output-match thread, starting
+    /// it with the first lines (so a job without output-match stays single-threaded).
+    pub fn flush(&mut self) {
+        let Some(batch) = self.batch.take() else { return };
+        let lines = batch.len() as u64;
+        if lines == 0 {
             return;
         }
-        let event = MatchedEvent {
-            schema_version: SCHEMA_VERSION.to_string(),
-            event_type: EventType::OutputMatched,
-            job_id: self.job.id.clone(),
-            pattern: compiled.config.pattern.clone(),
-            match_type: compiled.config.match_type,
-            stream,
-            line: line.to_string(),
-            stdout_log_path: self.job.file_string(jobstore::STDOUT_LOG),
-            stderr_log_path: self.job.file_string(jobstore::STDERR_LOG),
-        };
-        let delivery = Delivery { event, command: compiled.config.command.clone(), file: compiled.config.file.clone() };
-        let sender = match &self.worker {
-            Some((sender, _)) => sender.clone(),
-            None => {
-                let (sender, receiver) = sync_channel::<Delivery>(QUEUE);
-                let context = SinkContext {
+        if self.thread.is_none() {
+            let (sender, receiver) = sync_channel::<Batch>(BATCHES);
+            let target = Target {
+                sinks: SinkContext {
                     wrapper: self.wrapper.clone(),
                     dir: self.dir.clone(),
                     event_path: self.job.file(jobstore::MATCH_EVENTS),
                     job_id: self.job.id.clone(),
                     event_type: EventType::OutputMatched,
-                };
-                let queued_bytes = Arc::clone(&self.queued_bytes);
-                let handle = std::thread::spawn(move || {
-                    for delivery in receiver {
-                        deliver_match(&context, &delivery);
-                        queued_bytes.fetch_sub(delivery.event.line.len(), Ordering::Relaxed);
-                    }
-                });
-                self.worker = Some((sender.clone(), handle));
-                sender
+                },
+                stdout_log_path: self.job.file_string(jobstore::STDOUT_LOG),
+                stderr_log_path: self.job.file_string(jobstore::STDERR_LOG),
+            };
+            match evaluate::spawn(target, receiver, Arc::clone(&self.queued)) {
+                Ok(handle) => self.thread = Some((sender, handle)),
+                Err(_) => {
+                    self.skipped += lines;
+                    return;
+                }
             }
-        };
-        // Counted before the send, so the worker never subtracts what was not added.
-        let len = line.len();
-        self.queued_bytes.fetch_add(len, Ordering::Relaxed);
-        match sender.try_send(delivery) {
-            Ok(()) => {}
-            // Full: a slow sink. Disconnected: the worker panicked. Either way the match
-            // cannot be delivered now, and waiting would stall the event loop.
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                self.dropped += 1;
-            }
+        }
+        let Some((sender, _)) = &self.thread else { return };
+        let cost = batch.cost();
+        // Counted before the send, so the thread never subtracts what was not added.
+        self.queued.fetch_add(cost, Ordering::Relaxed);
+        // Full or disconnected (the thread panicked): waiting would stall the event loop.
+        if sender.try_send(batch).is_err() {
+            self.queued.fetch_sub(cost, Ordering::Relaxed);
+            self.skipped += lines;
         }
     }
 
-    /// Waits for queued deliveries to finish, then records how many were dropped.
+    /// Waits for the lines sent to be evaluated and their matches delivered, then records
+    /// how many lines were skipped and how many matches dropped. The event loop calls it
+    /// after the terminal record, which therefore never waits for matching.
     pub fn finish(&mut self) {
-        if let Some((sender, handle)) = self.worker.take() {
+        self.flush();
+        let mut dropped = 0;
+        if let Some((sender, handle)) = self.thread.take() {
             drop(sender);
-            let _ = handle.join();
+            dropped = handle.join().unwrap_or(0);
         }
-        if self.dropped > 0 {
-            let record = Dropped {
-                schema_version: SCHEMA_VERSION,
-                event_type: EventType::OutputDropped,
-                job_id: &self.job.id,
-                dropped: self.dropped,
-            };
+        let counts =
+            [(EventType::OutputSkipped, None, Some(self.skipped)), (EventType::OutputDropped, Some(dropped), None)];
+        for (event_type, dropped, skipped) in counts {
+            if dropped.or(skipped) == Some(0) {
+                continue;
+            }
+            let record = Count { schema_version: SCHEMA_VERSION, event_type, job_id: &self.job.id, dropped, skipped };
             let record = serde_json::to_string(&record).unwrap_or_default();
             let _ = append_job_file(&self.job.file_string(jobstore::MATCH_EVENTS), &record);
         }
     }
-}
-
-fn deliver_match(context: &SinkContext, delivery: &Delivery) {
-    let payload = serde_json::to_string(&delivery.event).unwrap_or_default();
-    let mut results = Vec::new();
-    if let Some(command) = &delivery.command {
-        results.push(context.run_command(command, &payload));
-    }
-    if let Some(file) = &delivery.file {
-        results.push(append_line(file, &payload));
-    }
-    let record =
-        serde_json::to_string(&Delivered { event: &delivery.event, delivery_results: &results }).unwrap_or_default();
-    let _ = append_job_file(&context.event_path.to_string_lossy(), &record);
 }
 
 #[cfg(test)]
@@ -335,21 +306,5 @@ mod tests {
             .unwrap_or_else(|e| panic!("set mtime: {e}"));
         matcher.reload();
         assert_eq!(matcher.current.as_ref().map(|c| c.config.pattern.as_str()), Some("bbb"));
-    }
-
-    fn compiled(pattern: &str, match_type: MatchType, stream: StreamFilter) -> Compiled {
-        Compiled::new(OutputMatch { pattern: pattern.into(), match_type, stream, command: None, file: None })
-    }
-
-    #[test]
-    fn contains_regex_and_stream_filters() {
-        let c = compiled("err", MatchType::Contains, StreamFilter::Either);
-        assert!(c.matches(Stream::Stdout, "an error"));
-        assert!(!c.matches(Stream::Stdout, "ERR"));
-        let r = compiled("^e.r+$", MatchType::Regex, StreamFilter::Stderr);
-        assert!(r.matches(Stream::Stderr, "err"));
-        assert!(!r.matches(Stream::Stdout, "err"));
-        let bad = compiled("(", MatchType::Regex, StreamFilter::Either);
-        assert!(!bad.matches(Stream::Stdout, "("));
     }
 }

@@ -9,6 +9,7 @@
 
 mod capture;
 mod env;
+mod evaluate;
 mod launch;
 mod login_path;
 mod logs;

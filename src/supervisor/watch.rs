@@ -1,7 +1,8 @@
 //! The supervisor's event loop: one `poll()` over the SIGCHLD self-pipe and the job's
 //! stdout and stderr pipes, with one deadline computed from the timers (timeout,
-//! kill-after, heartbeat, drain). Nothing in it waits on a sink: output-match deliveries
-//! are queued without blocking, and completion sinks run after the loop.
+//! kill-after, heartbeat, drain). Nothing in it waits on a sink or on matching: output
+//! lines are queued without blocking for the output-match thread, which evaluates and
+//! delivers them, and completion sinks run after the loop.
 //!
 //! Output is handled a chunk at a time (up to `CHUNK` bytes): one `write` per log per
 //! chunk, one clock read per chunk, and the `full.log` records of the chunk built in one
@@ -304,6 +305,7 @@ impl Watch {
         });
         logs.write(Which::Full, &records.buffer);
         records.buffer.clear();
+        matcher.flush();
     }
 
     fn close_source(&mut self, index: usize) {
@@ -321,6 +323,7 @@ impl Watch {
         });
         logs.write(Which::Full, &records.buffer);
         records.buffer.clear();
+        matcher.flush();
     }
 
     fn finish_lines(&mut self) {

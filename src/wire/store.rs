@@ -281,6 +281,10 @@ pub enum EventType {
     /// Matches a slow sink could not take, counted (never in 0.1.18's files).
     #[serde(rename = "job.output.dropped")]
     OutputDropped,
+    /// Lines the output-match thread could not take while it was still busy with
+    /// earlier ones, counted (never in 0.1.18's files).
+    #[serde(rename = "job.output.skipped")]
+    OutputSkipped,
 }
 
 impl EventType {
@@ -290,6 +294,7 @@ impl EventType {
             EventType::Finished => "job.finished",
             EventType::OutputMatched => "job.output.matched",
             EventType::OutputDropped => "job.output.dropped",
+            EventType::OutputSkipped => "job.output.skipped",
         }
     }
 }
@@ -383,6 +388,7 @@ mod tests {
             (EventType::Finished, "job.finished"),
             (EventType::OutputMatched, "job.output.matched"),
             (EventType::OutputDropped, "job.output.dropped"),
+            (EventType::OutputSkipped, "job.output.skipped"),
         ] {
             assert_eq!(json(&event), format!("\"{name}\""));
             assert_eq!(event.as_str(), name);
