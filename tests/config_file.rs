@@ -7,44 +7,10 @@
 mod common;
 mod serve_support;
 
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
-use common::{Env, describe, eventually, single_json};
+use common::{Env, bounded, describe, mkfifo, single_json};
 use serve_support::Server;
-
-/// Address-space limit of every command here: reading `/dev/zero` to its end would need
-/// far more, so an unbounded read aborts instead of passing.
-const MEMORY_LIMIT: u64 = 1 << 30;
-
-/// Runs a command under the memory limit; one that has not ended after 20 s is killed
-/// and fails the test (a FIFO read blocks forever).
-fn bounded(mut command: Command, args: &[&str]) -> Output {
-    // SAFETY: setrlimit between fork and exec only affects the child.
-    unsafe {
-        command.pre_exec(|| {
-            let limit = libc::rlimit { rlim_cur: MEMORY_LIMIT, rlim_max: MEMORY_LIMIT };
-            libc::setrlimit(libc::RLIMIT_AS, &limit);
-            Ok(())
-        });
-    }
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
-    let ended = eventually(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_))));
-    if !ended {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("agent-exec {} hung on a poisoned config file", args.join(" "));
-    }
-    child.wait_with_output().expect("collect output")
-}
-
-fn mkfifo(path: &Path) {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
-    // SAFETY: a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
-}
 
 /// `run` answers a config error naming `file`, exit 1, and starts no job.
 fn assert_config_error(env: &Env, args: &[&str], file: &Path) {

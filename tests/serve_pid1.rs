@@ -107,20 +107,58 @@ fn live_descendants(pid: u32) -> Vec<u32> {
     found
 }
 
+/// `serve` as PID 1 of a new PID namespace, up and answering; its port.
+fn serve_in_namespace(env: &Env) -> (Namespace, u16) {
+    let port = fresh_port();
+    let unshare =
+        sealed(env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "serve", "--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn unshare");
+    let ns = Namespace::new(unshare);
+    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "serve is not up");
+    (ns, port)
+}
+
+/// `mcp` as PID 1 of a new PID namespace, initialized, and its stdio.
+struct McpSession {
+    input: std::process::ChildStdin,
+    output: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl McpSession {
+    fn start(env: &Env) -> (Namespace, McpSession) {
+        let mut unshare = sealed(env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "mcp"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn unshare");
+        let input = unshare.stdin.take().expect("stdin");
+        let output = std::io::BufReader::new(unshare.stdout.take().expect("stdout"));
+        let mut session = McpSession { input, output };
+        let ns = Namespace::new(unshare);
+        let init_params =
+            r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}"#;
+        session.call(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{init_params}}}"#));
+        (ns, session)
+    }
+
+    fn call(&mut self, message: &str) -> serde_json::Value {
+        use std::io::{BufRead, Write};
+        writeln!(self.input, "{message}").expect("write to mcp");
+        let mut line = String::new();
+        self.output.read_line(&mut line).expect("read from mcp");
+        serde_json::from_str::<serde_json::Value>(&line).expect("json-rpc answer")
+    }
+}
+
 #[test]
 fn serve_as_pid_1_leaves_no_zombies() {
     if !namespaces_available() {
         return;
     }
     let env = Env::new();
-    let port = fresh_port().to_string();
-    let unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "serve", "--port", &port])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn unshare");
-    let ns = Namespace::new(unshare);
-    let port: u16 = port.parse().unwrap_or_default();
-    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "serve is not up");
+    let (ns, port) = serve_in_namespace(&env);
     let inside = std::fs::read_to_string(format!("/proc/{}/status", ns.init)).unwrap_or_default();
     let ns_pid = inside.lines().find_map(|l| l.strip_prefix("NSpid:")).unwrap_or_default();
     assert!(ns_pid.split_whitespace().last() == Some("1"), "serve is not PID 1 of its namespace: {ns_pid}");
@@ -156,27 +194,12 @@ fn serve_as_pid_1_leaves_no_zombies() {
 /// re-parented to it.
 #[test]
 fn mcp_as_pid_1_leaves_no_zombies() {
-    use std::io::{BufRead, BufReader, Write};
     if !namespaces_available() {
         return;
     }
     let env = Env::new();
-    let mut unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "mcp"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn unshare");
-    let mut input = unshare.stdin.take().expect("stdin");
-    let mut output = BufReader::new(unshare.stdout.take().expect("stdout"));
-    let ns = Namespace::new(unshare);
-    let mut call = |message: &str| {
-        writeln!(input, "{message}").expect("write to mcp");
-        let mut line = String::new();
-        output.read_line(&mut line).expect("read from mcp");
-        serde_json::from_str::<serde_json::Value>(&line).expect("json-rpc answer")
-    };
-    let init_params = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}"#;
-    call(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{init_params}}}"#));
+    let (ns, mut session) = McpSession::start(&env);
+    let mut call = |message: &str| session.call(message);
     let run = r#"{"name":"run","arguments":{"command":"sleep 1 & echo started","wait":true,"until_ms":30000}}"#;
     for id in 2..5 {
         let answer = call(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{run}}}"#));
@@ -203,14 +226,7 @@ fn serve_as_pid_1_records_its_jobs_ends_when_stopped() {
         return;
     }
     let env = Env::new();
-    let port = fresh_port().to_string();
-    let unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "serve", "--port", &port])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn unshare");
-    let mut ns = Namespace::new(unshare);
-    let port: u16 = port.parse().unwrap_or_default();
-    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "serve is not up");
+    let (mut ns, port) = serve_in_namespace(&env);
     let start =
         |body: &[u8]| request(port, "POST", "/exec", &[], body).json()["job_id"].as_str().expect("id").to_string();
     let plain = start(br#"{"command":["sleep","300"]}"#);
@@ -233,31 +249,16 @@ fn serve_as_pid_1_records_its_jobs_ends_when_stopped() {
 /// The same way out for `mcp` as PID 1, when its client closes stdin.
 #[test]
 fn mcp_as_pid_1_records_its_jobs_ends_when_its_client_leaves() {
-    use std::io::{BufRead, BufReader, Write};
     if !namespaces_available() {
         return;
     }
     let env = Env::new();
-    let mut unshare = sealed(&env, "unshare", &["--pid", "--fork", "--mount-proc", BIN, "mcp"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn unshare");
-    let mut input = unshare.stdin.take().expect("stdin");
-    let mut output = BufReader::new(unshare.stdout.take().expect("stdout"));
-    let mut ns = Namespace::new(unshare);
-    let mut call = |message: &str| {
-        writeln!(input, "{message}").expect("write to mcp");
-        let mut line = String::new();
-        output.read_line(&mut line).expect("read from mcp");
-        serde_json::from_str::<serde_json::Value>(&line).expect("json-rpc answer")
-    };
-    let init_params = r#"{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}"#;
-    call(&format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{init_params}}}"#));
+    let (mut ns, mut session) = McpSession::start(&env);
+    let mut call = |message: &str| session.call(message);
     let run = r#"{"name":"run","arguments":{"command":["sleep","300"],"snapshot_after_ms":0}}"#;
     let answer = call(&format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{run}}}"#));
     let id = answer["result"]["structuredContent"]["job_id"].as_str().expect("job id").to_string();
-    drop(input);
+    drop(session);
     let status = ns.unshare.wait().expect("unshare ends with its namespace");
     assert!(status.success(), "mcp did not exit cleanly: {status}");
     let state = env.read_json(&id, "state.json");

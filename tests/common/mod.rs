@@ -303,3 +303,37 @@ pub fn group_members(pgid: u64) -> Vec<i32> {
         })
         .collect()
 }
+
+/// Address-space limit of `bounded` commands: reading `/dev/zero` to its end would need
+/// far more, so an unbounded read aborts instead of passing.
+pub const MEMORY_LIMIT: u64 = 1 << 30;
+
+/// Runs a command under `MEMORY_LIMIT`; one that has not ended after 20 s is killed and
+/// fails the test (a FIFO read blocks forever).
+pub fn bounded(mut command: Command, args: &[&str]) -> Output {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit between fork and exec only affects the child.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: MEMORY_LIMIT, rlim_max: MEMORY_LIMIT };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let ended = eventually(Duration::from_secs(20), || matches!(child.try_wait(), Ok(Some(_))));
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("agent-exec {} hung", args.join(" "));
+    }
+    child.wait_with_output().expect("collect output")
+}
+
+/// Makes a FIFO at `path` (replacing a file there).
+pub fn mkfifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
