@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::routes::{Query, Route};
-use super::v1;
+use super::{openapi, v1};
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
@@ -72,6 +72,8 @@ pub struct Context<'a> {
     pub root: &'a Root,
     /// `serve --max-wait-ms`: the longest any request may wait or stream.
     pub max_wait_ms: u64,
+    /// The OpenAPI document, built when `serve` started (`openapi::document`).
+    pub openapi: &'a str,
 }
 
 impl Context<'_> {
@@ -135,7 +137,9 @@ pub fn handle(route: Route, ctx: &Context, incoming: Incoming) -> Answer {
             .map(|body| Reply::sorted("tail", &body)),
         Route::Wait(id) => wait(ctx, &id, &query),
         Route::Kill(id) => kill(root, &id, &query),
-        Route::Index | Route::OpenApi | Route::JobWait(_) | Route::WaitMany | Route::Output(_) => {
+        Route::Index => Ok(openapi::index()),
+        Route::OpenApi => return Answer { status: 200, json: ctx.openapi.to_string(), header: None },
+        Route::JobWait(_) | Route::WaitMany | Route::Output(_) => {
             return Answer { status: 501, ..Answer::error(&Error::internal("not implemented yet")) };
         }
         Route::List

@@ -24,6 +24,7 @@
 mod auth;
 mod handlers;
 mod limits;
+mod openapi;
 mod routes;
 mod v1;
 
@@ -55,6 +56,8 @@ struct Shared {
     /// `/wait` and `/exec` with `wait: true`: `--max-waiters` at once.
     waiters: Slots,
     max_wait_ms: u64,
+    /// The OpenAPI document served at `/openapi.json`.
+    openapi: String,
     in_flight: InFlight,
     stop: Arc<AtomicBool>,
 }
@@ -103,12 +106,14 @@ pub fn serve(options: &Options, root: Root) -> Result<()> {
         signal_hook::flag::register(signal, stop.clone()).map_err(|e| Error::io("install signal handler", e))?;
     }
     let local = listener.local_addr().map_err(|e| Error::io("read bound address", e))?;
+    let openapi = openapi::document(&openapi::Config { max_wait_ms: options.max_wait_ms, token: token.is_some() });
     let shared = Arc::new(Shared {
         root,
         token,
         short: Slots::new(max_requests),
         waiters: Slots::new(max_waiters),
         max_wait_ms: options.max_wait_ms,
+        openapi,
         in_flight: InFlight::default(),
         stop,
     });
@@ -184,7 +189,7 @@ fn serve_one(shared: &Shared, request: Request, route: Route, body: Body, since:
                 Some(Body { bytes, ok: true }) => Ok(bytes),
                 _ => Err(Error::new(Code::InvalidRequest, "failed to read request body")),
             };
-            let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms };
+            let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms, openapi: &shared.openapi };
             handlers::handle(route, &ctx, Incoming { target: request.url(), body: &mut read_body })
         }
     };

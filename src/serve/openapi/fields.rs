@@ -1,0 +1,107 @@
+//! The words of the OpenAPI document: one description per request field and query
+//! parameter (keyed by name: a name means the same thing wherever it appears), the
+//! schemas of the fields serde reads untyped, and the types of query parameters. Unit
+//! tests in `super` check that every field and parameter has a description and that no
+//! description names something that does not exist.
+//!
+//! `{max_wait_ms}` in a text is replaced by the server's `--max-wait-ms`.
+
+use serde_json::{Value, json};
+
+use crate::wire::reflect::Shape;
+
+pub struct Doc {
+    pub name: &'static str,
+    pub text: &'static str,
+    /// JSON array of examples, harmless to send (Schemathesis sends them).
+    pub examples: Option<&'static str>,
+}
+
+const fn doc(name: &'static str, text: &'static str) -> Doc {
+    Doc { name, text, examples: None }
+}
+
+const fn with_examples(name: &'static str, text: &'static str, examples: &'static str) -> Doc {
+    Doc { name, text, examples: Some(examples) }
+}
+
+pub const DOCS: &[Doc] = &[
+    with_examples(
+        "command",
+        "The command: an argv array (executed as given) or one string (run by the shell wrapper of config.toml)",
+        r#"[["true"], "true"]"#,
+    ),
+    with_examples("cwd", "Working directory of the job (default: the server's)", r#"["/"]"#),
+    with_examples("env", "Environment variables to set for the job, NAME: value", r#"[{"GREETING": "hello"}]"#),
+    doc("timeout_ms", "Kill the job after this many milliseconds (0: no timeout)"),
+    doc("wait", "Wait for the job to end before answering, at most until_ms"),
+    doc(
+        "until_ms",
+        "How long to wait, in milliseconds; at most {max_wait_ms} (serve --max-wait-ms): a larger value is lowered to it and the answer says so in `clamped`",
+    ),
+    doc(
+        "until",
+        "How long to wait, in milliseconds (default 30000); at most {max_wait_ms} (serve --max-wait-ms): a larger value is lowered to it and the answer says so in `clamped`",
+    ),
+    with_examples(
+        "signal",
+        "Signal to send: TERM (default), INT, KILL, HUP, QUIT, USR1, USR2, STOP, CONT (with or without SIG), or a number 1-64",
+        r#"["TERM"]"#,
+    ),
+    doc("state", "Only jobs in this state"),
+    doc("tag", "Only jobs with this tag; 'x.*' matches x and every tag below it; repeat for several (all must match)"),
+    doc("all", "Jobs of every working directory, not only the server's"),
+    doc("limit", "At most this many jobs, newest first (0: no limit)"),
+    doc("name", "Only the job of this name"),
+    doc("any", "Answer when the first of the jobs ends instead of when all have"),
+    doc("job", "A job to wait for: id, unique prefix or @name; repeat for several"),
+    doc("tail_lines", "Keep the last N lines of each stream (0 keeps all)"),
+    doc("max_bytes", "Keep at most the last N bytes of each stream"),
+    doc("stream", "The log to read: stdout (default) or stderr"),
+    doc("offset", "Byte offset in the log to start from (default 0)"),
+    doc("follow", "Keep the response open and send output as it comes, until the job ends or until_ms passes"),
+    doc("dry_run", "Say what would be deleted without deleting it"),
+    doc("for_output", "Wait until a line of the job's output matches this pattern (readiness)"),
+    doc("output_match_type", "How for_output matches: contains (default) or regex"),
+    doc("output_stream", "Which stream for_output looks at: stdout, stderr or either (default)"),
+    doc("for_port", "Wait until this TCP port accepts connections (readiness)"),
+    doc("for_host", "The host for_port connects to (default 127.0.0.1)"),
+];
+
+pub fn doc_of(name: &str) -> Option<&'static Doc> {
+    DOCS.iter().find(|doc| doc.name == name)
+}
+
+/// Schemas of fields serde reads untyped (`deserialize_any`): untagged enums.
+pub fn hint(name: &str) -> Option<Value> {
+    match name {
+        "command" => Some(json!({
+            "oneOf": [
+                { "type": "array", "items": { "type": "string" }, "minItems": 1 },
+                { "type": "string", "minLength": 1 }
+            ]
+        })),
+        _ => None,
+    }
+}
+
+/// The type of a query parameter, by name. Query strings are read by `routes::Query`,
+/// not by serde, so their types are stated here; a unit test checks that every
+/// parameter of every route has one.
+pub fn query_shape(name: &str) -> Option<Shape> {
+    const STREAMS: &[&str] = &["stdout", "stderr"];
+    const MATCH_STREAMS: &[&str] = &["stdout", "stderr", "either"];
+    const MATCH_TYPES: &[&str] = &["contains", "regex"];
+    let integer = Shape::Unsigned { max: u64::MAX };
+    Some(match name {
+        "until" | "until_ms" | "limit" | "tail_lines" | "max_bytes" | "offset" => integer,
+        "all" | "any" | "follow" | "dry_run" => Shape::Bool,
+        "signal" | "tag" | "cwd" | "name" | "job" | "for_output" | "for_host" => Shape::String,
+        "state" => Shape::Choice(crate::wire::STATE_NAMES),
+        "stream" => Shape::Choice(STREAMS),
+        "output_stream" => Shape::Choice(MATCH_STREAMS),
+        "output_match_type" => Shape::Choice(MATCH_TYPES),
+        "for_port" => Shape::Unsigned { max: u16::MAX.into() },
+        _ => return None,
+    })
+}

@@ -1,0 +1,92 @@
+use serde_json::Value;
+
+use super::*;
+use crate::serve::routes::route;
+
+const CONFIG: Config = Config { max_wait_ms: 1234, token: true };
+
+fn parsed() -> Value {
+    serde_json::from_str(&document(&CONFIG)).expect("the document is JSON")
+}
+
+#[test]
+fn every_operation_routes_back_to_its_route() {
+    const REAL: &str = "01J9ZK3M8E5PQRSTVWYZ12ABCD";
+    for sample in routes() {
+        let operations = describe(&sample);
+        assert!(!operations.is_empty(), "{sample:?} is not described");
+        for operation in operations {
+            let routed = route(operation.method, &operation.path.replace(ID, REAL));
+            let expected = format!("{sample:?}").replace(ID, REAL);
+            assert_eq!(format!("{routed:?}"), expected, "{} {}", operation.method, operation.path);
+        }
+    }
+}
+
+#[test]
+fn the_document_has_every_operation_and_the_servers_bound() {
+    let document = parsed();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let count: usize = routes().iter().map(|r| describe(r).len()).sum();
+    let paths = document["paths"].as_object().expect("paths");
+    assert_eq!(paths.values().map(|p| p.as_object().expect("path item").len()).sum::<usize>(), count);
+    assert!(document.to_string().contains("at most 1234 ms"));
+    assert!(!document.to_string().contains("{max_wait_ms}"));
+    assert_eq!(document["security"], serde_json::json!([{ "bearer": [] }]));
+    let open: Value = serde_json::from_str(&super::document(&Config { max_wait_ms: 1, token: false })).expect("json");
+    assert!(open.get("security").is_none());
+    assert!(open["paths"]["/v1/jobs"]["get"]["responses"].get("401").is_none());
+}
+
+/// Every `$ref` of the document points at something in it.
+#[test]
+fn every_reference_resolves() {
+    fn walk(value: &Value, document: &Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    let pointer = target.strip_prefix('#').expect("a local reference");
+                    assert!(document.pointer(pointer).is_some(), "dangling {target}");
+                }
+                map.values().for_each(|inner| walk(inner, document));
+            }
+            Value::Array(items) => items.iter().for_each(|inner| walk(inner, document)),
+            _ => {}
+        }
+    }
+    let document = parsed();
+    walk(&document, &document);
+}
+
+/// Every request field and query parameter is described, and every description
+/// names something that exists.
+#[test]
+fn descriptions_cover_exactly_the_fields_and_parameters() {
+    let mut names = std::collections::BTreeSet::new();
+    for sample in routes() {
+        names.extend(sample.params().iter().map(|param| param.name));
+        for operation in describe(&sample) {
+            if let Some(body) = operation.body {
+                names.extend((body.reflect)().fields.iter().map(|field| field.name));
+            }
+        }
+    }
+    let missing: Vec<_> = names.iter().filter(|name| fields::doc_of(name).is_none()).collect();
+    assert!(missing.is_empty(), "no description for {missing:?}");
+    let orphans: Vec<_> = fields::DOCS.iter().map(|doc| doc.name).filter(|name| !names.contains(name)).collect();
+    assert!(orphans.is_empty(), "descriptions of nothing: {orphans:?}");
+}
+
+#[test]
+fn the_index_links_paths_of_the_document() {
+    let document = parsed();
+    let index: Value = serde_json::from_str(&index().json).expect("index");
+    assert_eq!(index["type"], "index");
+    assert_eq!(index["openapi"], "/openapi.json");
+    for (name, path) in index["links"].as_object().expect("links") {
+        let path = path.as_str().expect("a path");
+        assert!(document["paths"].get(path).is_some(), "link {name} -> {path} is not in the document");
+    }
+    assert_eq!(index["links"]["jobs"], "/v1/jobs");
+}
