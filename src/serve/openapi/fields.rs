@@ -72,6 +72,51 @@ pub fn doc_of(name: &str) -> Option<&'static Doc> {
     DOCS.iter().find(|doc| doc.name == name)
 }
 
+/// A tag as stored (docs/compatibility.md §9): dot-separated segments of ASCII letters,
+/// digits and '-' (`tags::check_tag`).
+const TAG: &str = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$";
+/// A tag pattern: a tag, or a tag followed by `.*` (`tags::check_pattern`).
+const TAG_PATTERN: &str = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(\.\*)?$";
+/// A job name (`jobstore::names::check_name`).
+const NAME: &str = "^[A-Za-z0-9._-]{1,64}$";
+
+/// What the parsing code checks beyond the JSON type, as JSON Schema keywords merged
+/// into the field's schema, so that a schema-valid value is one the server accepts.
+pub fn constraints(name: &str) -> Option<Value> {
+    Some(match name {
+        "name" => json!({ "pattern": NAME }),
+        "tag" => json!({ "pattern": TAG_PATTERN }),
+        "tags" => json!({ "items": { "type": "string", "pattern": TAG } }),
+        "job" => json!({ "pattern": format!("^([0-9A-Za-z]{{1,26}}|@{})$", &NAME[1..NAME.len() - 1]) }),
+        "signal" => json!({ "pattern": signal_pattern() }),
+        // `supervisor::check_pair`: a name is non-empty without '=' or NUL, a value has no NUL.
+        "env" => json!({
+            "propertyNames": { "pattern": "^[^=\\u0000]+$" },
+            "additionalProperties": { "type": "string", "pattern": "^[^\\u0000]*$" },
+        }),
+        _ => return None,
+    })
+}
+
+/// `signals::parse`: a name of `kill` in any case with or without SIG, or a number 1-64
+/// (leading zeros allowed). JSON Schema patterns have no case-insensitive flag, so each
+/// letter is a class of both cases.
+fn signal_pattern() -> String {
+    let any_case = |word: &str| {
+        word.chars()
+            .map(|c| {
+                if c.is_ascii_alphabetic() {
+                    format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+    };
+    let names: Vec<String> = crate::signals::kill_names().map(any_case).collect();
+    format!("^(({})?({})|0*([1-9]|[1-5][0-9]|6[0-4]))$", any_case("SIG"), names.join("|"))
+}
+
 /// Schemas of fields serde reads untyped (`deserialize_any`): untagged enums.
 pub fn hint(name: &str) -> Option<Value> {
     match name {

@@ -41,6 +41,8 @@ struct Body {
     reflect: fn() -> Struct,
     /// `false` when an empty body means `{}`.
     required: bool,
+    /// Fields the handler requires beyond their type (`schema::body`).
+    require: &'static [&'static str],
 }
 
 /// What a successful answer is.
@@ -112,7 +114,8 @@ fn routes() -> Vec<Route> {
 /// here before the code compiles.
 fn describe(route: &Route) -> Vec<Operation> {
     use Success::{Document, Output};
-    let exec_body = || Body { name: "ExecRequest", reflect: reflect::<wire::ExecRequest>, required: true };
+    let exec_body =
+        || Body { name: "ExecRequest", reflect: reflect::<wire::ExecRequest>, required: true, require: &["command"] };
     match route {
         Route::Index => {
             vec![op("GET", "/", "Index: name, version and links (to this document)", json_ok(&["IndexResponse"]))]
@@ -249,7 +252,7 @@ fn render(route: &Route, operation: &Operation, config: &Config, bodies: &mut Ma
         rendered["parameters"] = json!(parameters);
     }
     if let Some(body) = &operation.body {
-        bodies.insert(body.name.to_string(), schema::body(&(body.reflect)()));
+        bodies.insert(body.name.to_string(), schema::body(&(body.reflect)(), body.require));
         rendered["requestBody"] = json!({
             "required": body.required,
             "content": { "application/json": { "schema": schema::reference(body.name) } },

@@ -56,15 +56,25 @@ pub fn reference(name: &str) -> Value {
 }
 
 /// The schema of a request body: its fields, which are required, and (with
-/// `deny_unknown_fields`) that no other key is allowed.
-pub fn body(fields_of: &Struct) -> Value {
+/// `deny_unknown_fields`) that no other key is allowed. `require` names fields the
+/// handler requires although their type does not (`/exec`'s `command` is an `Option` so
+/// that its absence gets 0.1.18's message): present, not null, not empty.
+pub fn body(fields_of: &Struct, require: &[&str]) -> Value {
     let mut properties = Map::new();
+    let mut required = Vec::new();
     for field in &fields_of.fields {
-        let mut schema = shape(&field.shape, field.name);
+        let demanded = require.contains(&field.name);
+        let mut schema = match (&field.shape, demanded) {
+            (Shape::Optional(inner), true) => non_empty(shape(inner, field.name)),
+            (other, true) => non_empty(shape(other, field.name)),
+            (other, false) => shape(other, field.name),
+        };
         describe(&mut schema, field.name);
         properties.insert(field.name.to_string(), schema);
+        if field.required || demanded {
+            required.push(field.name);
+        }
     }
-    let required: Vec<&str> = fields_of.fields.iter().filter(|f| f.required).map(|f| f.name).collect();
     let mut schema = json!({ "type": "object", "properties": properties });
     if !required.is_empty() {
         schema["required"] = json!(required);
@@ -75,8 +85,20 @@ pub fn body(fields_of: &Struct) -> Value {
     schema
 }
 
-/// Adds the field's description and examples from the field table.
+fn non_empty(mut schema: Value) -> Value {
+    match schema.get("type").and_then(Value::as_str) {
+        Some("array") => schema["minItems"] = json!(1),
+        Some("string") => schema["minLength"] = json!(1),
+        _ => {}
+    }
+    schema
+}
+
+/// Adds the field's description, examples and constraints from the field table.
 pub fn describe(schema: &mut Value, name: &str) {
+    if let (Some(Value::Object(extra)), Some(target)) = (fields::constraints(name), schema.as_object_mut()) {
+        target.extend(extra);
+    }
     if let Some(doc) = fields::doc_of(name) {
         schema["description"] = json!(doc.text);
         if let Some(examples) = doc.examples {
@@ -98,7 +120,7 @@ pub fn shape(shape_of: &Shape, name: &str) -> Value {
         Shape::Optional(inner) => nullable(shape(inner, name)),
         Shape::Array(inner) => json!({ "type": "array", "items": shape(inner, name) }),
         Shape::Map(inner) => json!({ "type": "object", "additionalProperties": shape(inner, name) }),
-        Shape::Struct(inner) => body(inner),
+        Shape::Struct(inner) => body(inner, &[]),
         Shape::Choice(names) => json!({ "type": "string", "enum": names }),
         Shape::Any => fields::hint(name).unwrap_or_else(|| panic!("field '{name}' is read untyped and has no hint")),
     }
