@@ -54,6 +54,16 @@ fn parse_duration(raw: &str) -> Result<u64, BadDuration> {
     count.checked_mul(unit).filter(|secs| i64::try_from(*secs).is_ok()).ok_or(BadDuration::Overflow)
 }
 
+/// Checks an `older_than` value up front, for the front doors that refuse bad input as
+/// a client error (REST v1) rather than with the CLI's 0.1.18 answers below.
+pub fn check_older_than(text: &str) -> std::result::Result<(), String> {
+    match parse_duration(text) {
+        Ok(_) => Ok(()),
+        Err(BadDuration::Syntax) => Err(format!("'{text}' is not a duration: expected formats: 30d, 24h, 60m, 3600s")),
+        Err(BadDuration::Overflow) => Err(format!("'{text}': duration is too large")),
+    }
+}
+
 pub fn gc(root: &Root, policy: &GcPolicy) -> Result<GcBody> {
     let (older_than, source) = match policy.older_than.as_deref() {
         Some(value) => (value, "flag"),

@@ -35,7 +35,7 @@ pub use create::create;
 pub use define::Definition;
 pub use delete::{DeleteTarget, delete};
 pub use follow::{FollowRequest, follow};
-pub use gc::{GcPolicy, gc};
+pub use gc::{GcPolicy, check_older_than, gc};
 pub use kill::{KillRequest, kill};
 pub use launch::Observe;
 pub use list::{ListFilter, list};

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::framing::ErrorObject;
 use crate::wire::{
     CreateInput, DeleteInput, JobInput, KillInput, ListInput, RunInput, SCHEMA_DOCUMENT as DOCUMENT, StartInput,
-    TagSetInput, TailInput, WaitInput,
+    TagSetInput, TailInput, WaitInput, typed_object,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,24 +273,9 @@ fn merge(mut a: Value, b: Value) -> Value {
 
 /// Deserializes `arguments`; on failure the message names the offending field.
 fn typed<T: DeserializeOwned>(arguments: &Value) -> Result<T, ErrorObject> {
-    // Pretty printing puts every top-level argument on lines of its own, so the error's
-    // line number tells which argument was wrong even when serde's message does not.
-    let text = serde_json::to_string_pretty(arguments).unwrap_or_default();
-    serde_json::from_str(&text).map_err(|e| {
-        let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
-        match field_at(&text, e.line()) {
-            Some(field) if !message.contains('`') => ErrorObject::invalid_params(format!("{field}: {message}")),
-            _ => ErrorObject::invalid_params(message),
-        }
-    })
-}
-
-/// The top-level key whose value spans `line` (1-based) of a pretty-printed object.
-fn field_at(text: &str, line: usize) -> Option<String> {
-    text.lines().take(line).collect::<Vec<_>>().into_iter().rev().find_map(|l| {
-        let rest = l.strip_prefix("  \"")?;
-        (!rest.starts_with(' ')).then(|| rest.split('"').next().unwrap_or_default().to_string())
+    typed_object(arguments).map_err(|e| match e.field {
+        Some(field) => ErrorObject::invalid_params(format!("{field}: {}", e.message)),
+        None => ErrorObject::invalid_params(e.message),
     })
 }
 

@@ -8,6 +8,7 @@ pub mod reflect;
 mod request;
 mod response;
 mod store;
+pub mod v1;
 
 pub use request::*;
 pub use response::*;

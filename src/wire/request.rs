@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// The `POST /exec` body (docs/compatibility.md §11.2). `null` counts as absent. Unknown keys
 /// are refused (issue 16: 0.1.18 ignored them, so `"tags"` silently made an untagged
@@ -170,4 +172,35 @@ pub struct DeleteInput {
     pub all: bool,
     #[serde(default)]
     pub dry_run: bool,
+}
+
+/// A serde error on a JSON object: the message, and the top-level field it concerns
+/// when serde's message does not name one itself.
+#[derive(Debug)]
+pub struct FieldError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+/// Deserializes a JSON object into its typed input, naming the field a failure is about:
+/// pretty printing puts every top-level field on lines of its own, so the error's line
+/// tells which field was wrong even when serde's message does not (a wrong type).
+pub fn typed_object<T: DeserializeOwned>(object: &Value) -> Result<T, FieldError> {
+    let text = serde_json::to_string_pretty(object).unwrap_or_default();
+    serde_json::from_str(&text).map_err(|e| {
+        let message = e.to_string();
+        let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+        // These messages name their field themselves (in backquotes).
+        let named = ["unknown field", "missing field", "duplicate field"].iter().any(|m| message.starts_with(m));
+        let field = if named { None } else { field_at(&text, e.line()) };
+        FieldError { field, message }
+    })
+}
+
+/// The top-level key whose value spans `line` (1-based) of a pretty-printed object.
+fn field_at(text: &str, line: usize) -> Option<String> {
+    text.lines().take(line).collect::<Vec<_>>().into_iter().rev().find_map(|l| {
+        let rest = l.strip_prefix("  \"")?;
+        (!rest.starts_with(' ')).then(|| rest.split('"').next().unwrap_or_default().to_string())
+    })
 }
