@@ -193,7 +193,9 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
     if body.is_empty() {
         return Err(invalid("request body is required".into()));
     }
-    let mut request: ExecRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    wire::whole_numbers(&mut value);
+    let mut request: ExecRequest = serde_json::from_value(value).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     request
         .env
         .iter()
@@ -331,6 +333,17 @@ mod tests {
         assert!(long(&Route::Start(id()), b""));
         assert!(!long(&Route::Start(id()), br#"{"snapshot_after_ms":0}"#));
         assert!(!long(&Route::Start(id()), b"[]"));
+    }
+
+    /// Schemathesis sends `222.0` where the document says integer, as JSON Schema
+    /// allows: it is the integer 222, not a wrong type.
+    #[test]
+    fn whole_floats_are_integers() {
+        let (request, _) = parse_exec(br#"{"command":["true"],"until_ms":222.0,"timeout_ms":1e3}"#).expect("accepted");
+        assert_eq!((request.until_ms, request.timeout_ms), (Some(222), Some(1000)));
+        for refused in [&br#"{"command":["true"],"until_ms":2.5}"#[..], br#"{"command":["true"],"until_ms":-1.0}"#] {
+            assert!(parse_exec(refused).is_err());
+        }
     }
 
     #[test]

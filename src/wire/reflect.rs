@@ -62,24 +62,55 @@ pub struct Field {
 /// tuple, bytes...): request types are fixed at compile time, and the unit tests of the
 /// document reflect every one of them.
 pub fn reflect<T: DeserializeOwned>() -> Struct {
-    let traced = trace::<T>(Probe::None).unwrap_or_else(|e| panic!("reflect {}: {e}", std::any::type_name::<T>()));
-    let Shape::Struct(mut root) = traced else {
-        panic!("reflect {}: not a struct but {traced:?}", std::any::type_name::<T>())
+    let name = std::any::type_name::<T>();
+    // serde lists a field's aliases among its fields; feeding one beside its field is a
+    // duplicate, so each run learns one alias until none is left.
+    let aliases = RefCell::new(Vec::new());
+    let traced = loop {
+        let tracing = Tracing::new(Probe::None, &aliases);
+        match tracing.run::<T>() {
+            Err(e) if e.0.starts_with("duplicate field") => {
+                let alias = alias_in::<T>(&tracing.fed.borrow(), &e.0, &aliases)
+                    .unwrap_or_else(|| panic!("reflect {name}: {e}"));
+                aliases.borrow_mut().push(alias);
+            }
+            other => break other.unwrap_or_else(|e| panic!("reflect {name}: {e}")),
+        }
     };
-    mark_required::<T>(&mut root, &mut Vec::new());
-    root.closed = trace::<T>(Probe::Extra(Vec::new())).is_err();
+    let Shape::Struct(mut root) = traced else { panic!("reflect {name}: not a struct but {traced:?}") };
+    let probe = |probe| Tracing::new(probe, &aliases).run::<T>().is_err();
+    mark_required(&mut root, &mut Vec::new(), &probe);
+    root.closed = probe(Probe::Extra(Vec::new()));
     root
 }
 
+/// Which key of a run that failed with "duplicate field `X`" is an alias: the last key
+/// fed if it is not `X`, else the earlier key that is a duplicate of `X` on its own.
+fn alias_in<T: DeserializeOwned>(
+    fed: &[&'static str],
+    message: &str,
+    aliases: &RefCell<Vec<&'static str>>,
+) -> Option<&'static str> {
+    let field = message.split('`').nth(1)?;
+    let (&last, earlier) = fed.split_last()?;
+    if last != field {
+        return Some(last);
+    }
+    earlier.iter().copied().find(|key| {
+        let pair = Tracing::new(Probe::Only(vec![key, last]), aliases);
+        pair.run::<T>().is_err_and(|e| e.0.starts_with("duplicate field"))
+    })
+}
+
 /// Runs the probes of every struct below `path` (`path` names the nested struct fields
-/// that lead from the root to `node`).
-fn mark_required<T: DeserializeOwned>(node: &mut Struct, path: &mut Vec<&'static str>) {
+/// that lead from the root to `node`); `fails` runs one probe.
+fn mark_required(node: &mut Struct, path: &mut Vec<&'static str>, fails: &dyn Fn(Probe) -> bool) {
     for field in &mut node.fields {
         path.push(field.name);
-        field.required = trace::<T>(Probe::Omit(path.clone())).is_err();
+        field.required = fails(Probe::Omit(path.clone()));
         if let Some(nested) = struct_in(&mut field.shape) {
-            nested.closed = trace::<T>(Probe::Extra(path.clone())).is_err();
-            mark_required::<T>(nested, path);
+            nested.closed = fails(Probe::Extra(path.clone()));
+            mark_required(nested, path, fails);
         }
         path.pop();
     }
@@ -102,12 +133,30 @@ enum Probe {
     Omit(Vec<&'static str>),
     /// Add a key the struct at this path does not know.
     Extra(Vec<&'static str>),
+    /// Feed the root only these keys.
+    Only(Vec<&'static str>),
 }
 
-fn trace<T: DeserializeOwned>(probe: Probe) -> Result<Shape, TraceError> {
-    let slot = RefCell::new(None);
-    T::deserialize(Tracer { slot: &slot, path: Vec::new(), probe: &probe })?;
-    slot.into_inner().ok_or_else(|| TraceError("nothing was read".into()))
+/// One run of a type's `Deserialize` impl.
+struct Tracing<'a> {
+    probe: Probe,
+    /// Field names that are aliases of others: never fed.
+    aliases: &'a RefCell<Vec<&'static str>>,
+    /// The keys fed, in order, the failing one last (to find an alias when the run
+    /// fails on a duplicate: serde refuses the second key of a pair before its value).
+    fed: RefCell<Vec<&'static str>>,
+}
+
+impl<'a> Tracing<'a> {
+    fn new(probe: Probe, aliases: &'a RefCell<Vec<&'static str>>) -> Tracing<'a> {
+        Tracing { probe, aliases, fed: RefCell::new(Vec::new()) }
+    }
+
+    fn run<T: DeserializeOwned>(&self) -> Result<Shape, TraceError> {
+        let slot = RefCell::new(None);
+        T::deserialize(Tracer { slot: &slot, path: Vec::new(), tracing: self })?;
+        slot.into_inner().ok_or_else(|| TraceError("nothing was read".into()))
+    }
 }
 
 #[derive(Debug)]
@@ -131,7 +180,7 @@ impl de::Error for TraceError {
 struct Tracer<'a> {
     slot: &'a RefCell<Option<Shape>>,
     path: Vec<&'static str>,
-    probe: &'a Probe,
+    tracing: &'a Tracing<'a>,
 }
 
 impl<'a> Tracer<'a> {
@@ -146,7 +195,7 @@ impl<'a> Tracer<'a> {
         path: Vec<&'static str>,
     ) -> Result<(S::Value, Shape), TraceError> {
         let slot = RefCell::new(None);
-        let value = seed.deserialize(Tracer { slot: &slot, path, probe: self.probe })?;
+        let value = seed.deserialize(Tracer { slot: &slot, path, tracing: self.tracing })?;
         let shape = slot.into_inner().ok_or_else(|| TraceError("nothing was read".into()))?;
         Ok((value, shape))
     }
@@ -235,7 +284,7 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, TraceError> {
         let slot = RefCell::new(None);
-        let value = visitor.visit_some(Tracer { slot: &slot, path: self.path.clone(), probe: self.probe })?;
+        let value = visitor.visit_some(Tracer { slot: &slot, path: self.path.clone(), tracing: self.tracing })?;
         let inner = slot.into_inner().ok_or_else(|| TraceError("nothing was read".into()))?;
         self.record(Shape::Optional(Box::new(inner)));
         Ok(value)
@@ -288,15 +337,19 @@ impl<'de> de::Deserializer<'de> for Tracer<'_> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, TraceError> {
-        let (omit, extra) = match self.probe {
+        let (omit, extra) = match &self.tracing.probe {
             Probe::Omit(path) if path.len() == self.path.len() + 1 && path.starts_with(&self.path) => {
                 (path.last().copied(), false)
             }
             Probe::Extra(path) => (None, *path == self.path),
             _ => (None, false),
         };
-        let keys = fields.iter().copied().filter(|name| Some(*name) != omit);
-        let keys: Vec<&'static str> = keys.chain(extra.then_some(UNKNOWN_FIELD)).collect();
+        let aliases = self.tracing.aliases.borrow().clone();
+        let keys = fields.iter().copied().filter(|name| Some(*name) != omit && !aliases.contains(name));
+        let mut keys: Vec<&'static str> = keys.chain(extra.then_some(UNKNOWN_FIELD)).collect();
+        if let (Probe::Only(only), true) = (&self.tracing.probe, self.path.is_empty()) {
+            keys.clone_from(only);
+        }
         let mut access = Fields { tracer: &self, keys, next: 0, shapes: Vec::new() };
         let value = visitor.visit_map(&mut access)?;
         let fields = access
@@ -389,6 +442,7 @@ impl<'de> de::MapAccess<'de> for Fields<'_, '_> {
 
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, TraceError> {
         let Some(key) = self.keys.get(self.next) else { return Ok(None) };
+        self.tracer.tracing.fed.borrow_mut().push(key);
         seed.deserialize(key.into_deserializer()).map(Some)
     }
 
@@ -449,6 +503,7 @@ mod tests {
     #[derive(Deserialize)]
     #[allow(dead_code)]
     struct Open {
+        #[serde(alias = "identifier")]
         id: String,
     }
 

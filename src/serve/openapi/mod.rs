@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 
 use super::routes::{Param, Route};
 use crate::wire::reflect::{Struct, reflect};
+use crate::wire::v1::{GcBody, JobBody, KillBody, NotifyBody, StartBody, TagsBody};
 use crate::wire::{self, Reply};
 
 /// What the document says that depends on how `serve` runs.
@@ -116,6 +117,7 @@ fn describe(route: &Route) -> Vec<Operation> {
     use Success::{Document, Output};
     let exec_body =
         || Body { name: "ExecRequest", reflect: reflect::<wire::ExecRequest>, required: true, require: &["command"] };
+    let optional = |name, reflect| Some(Body { name, reflect, required: false, require: &[] });
     match route {
         Route::Index => {
             vec![op("GET", "/", "Index: name, version and links (to this document)", json_ok(&["IndexResponse"]))]
@@ -141,6 +143,7 @@ fn describe(route: &Route) -> Vec<Operation> {
         Route::Kill(_) => vec![op("POST", "/kill/{id}", "Send a signal to a job (0.1.18)", json_ok(&["KillResponse"]))],
         Route::List => vec![op("GET", "/v1/jobs", "List jobs", json_ok(&["ListResponse"]))],
         Route::Create => vec![Operation {
+            body: Some(Body { name: "JobBody", reflect: reflect::<JobBody>, required: true, require: &["command"] }),
             conflict: true,
             waits: true,
             ..op(
@@ -152,12 +155,14 @@ fn describe(route: &Route) -> Vec<Operation> {
         }],
         Route::Job(_) => vec![op("GET", "/v1/jobs/{id}", "Job status", json_ok(&["StatusResponse"]))],
         Route::Start(_) => vec![Operation {
+            body: optional("StartBody", reflect::<StartBody>),
             waits: true,
             ..op("POST", "/v1/jobs/{id}/start", "Start a created job", json_ok(&["StartResponse"]))
         }],
-        Route::JobKill(_) => {
-            vec![op("POST", "/v1/jobs/{id}/kill", "Send a signal to a job", json_ok(&["KillResponse"]))]
-        }
+        Route::JobKill(_) => vec![Operation {
+            body: optional("KillBody", reflect::<KillBody>),
+            ..op("POST", "/v1/jobs/{id}/kill", "Send a signal to a job", json_ok(&["KillResponse"]))
+        }],
         Route::JobWait(_) => vec![Operation {
             waits: true,
             ..op("GET", "/v1/jobs/{id}/wait", "Wait for a job to end or become ready", json_ok(&["WaitResponse"]))
@@ -176,17 +181,19 @@ fn describe(route: &Route) -> Vec<Operation> {
             waits: true,
             ..op("GET", "/v1/jobs/{id}/output", "Raw log bytes from an offset, optionally followed", Output)
         }],
-        Route::Tags(_) => vec![op("PUT", "/v1/jobs/{id}/tags", "Replace a job's tags", json_ok(&["TagSetResponse"]))],
-        Route::Notify(_) => {
-            vec![op(
-                "PATCH",
-                "/v1/jobs/{id}/notify",
-                "Change a job's completion sinks",
-                json_ok(&["NotifySetResponse"]),
-            )]
-        }
+        Route::Tags(_) => vec![Operation {
+            body: Some(Body { name: "TagsBody", reflect: reflect::<TagsBody>, required: true, require: &["tags"] }),
+            ..op("PUT", "/v1/jobs/{id}/tags", "Replace a job's tags", json_ok(&["TagSetResponse"]))
+        }],
+        Route::Notify(_) => vec![Operation {
+            body: optional("NotifyBody", reflect::<NotifyBody>),
+            ..op("PATCH", "/v1/jobs/{id}/notify", "Change a job's completion sinks", json_ok(&["NotifySetResponse"]))
+        }],
         Route::Delete(_) => vec![op("DELETE", "/v1/jobs/{id}", "Delete a finished job", json_ok(&["DeleteResponse"]))],
-        Route::Gc => vec![op("POST", "/v1/gc", "Delete finished jobs by age, count or size", json_ok(&["GcResponse"]))],
+        Route::Gc => vec![Operation {
+            body: optional("GcBody", reflect::<GcBody>),
+            ..op("POST", "/v1/gc", "Delete finished jobs by age, count or size", json_ok(&["GcResponse"]))
+        }],
         Route::NoSuchJob(_) | Route::NotFound | Route::WrongMethod(_) => Vec::new(),
     }
 }
@@ -230,11 +237,16 @@ pub fn document(config: &Config) -> String {
 fn render(route: &Route, operation: &Operation, config: &Config, bodies: &mut Map<String, Value>) -> Value {
     let mut parameters: Vec<Value> = Vec::new();
     if operation.path.contains(ID) {
-        let names = if operation.path.starts_with("/v1/") { ", or @name (also %40name)" } else { "" };
+        // What `routes::route` lets through to a handler; anything else is 404.
+        let (names, id_pattern) = if operation.path.starts_with("/v1/") {
+            (", or @name (also %40name)", "^([0-9A-Za-z]{1,26}|@[A-Za-z0-9._-]{1,64})$")
+        } else {
+            ("", "^[0-9A-Za-z]{1,26}$")
+        };
         parameters.push(json!({
             "name": "id", "in": "path", "required": true,
             "description": format!("The job: its id or a unique prefix of it{names}"),
-            "schema": { "type": "string", "minLength": 1 },
+            "schema": { "type": "string", "pattern": id_pattern },
         }));
     }
     parameters.extend(route.params().iter().map(query_parameter));
@@ -252,7 +264,7 @@ fn render(route: &Route, operation: &Operation, config: &Config, bodies: &mut Ma
         rendered["parameters"] = json!(parameters);
     }
     if let Some(body) = &operation.body {
-        bodies.insert(body.name.to_string(), schema::body(&(body.reflect)(), body.require));
+        bodies.insert(body.name.to_string(), schema::body(&(body.reflect)(), body.name, body.require));
         rendered["requestBody"] = json!({
             "required": body.required,
             "content": { "application/json": { "schema": schema::reference(body.name) } },
@@ -277,7 +289,7 @@ fn query_parameter(param: &Param) -> Value {
         fields::query_shape(param.name).unwrap_or_else(|| panic!("query parameter '{}' has no type", param.name));
     let mut item = schema::shape(&shape, param.name);
     let mut parameter = json!({ "name": param.name, "in": "query", "required": false });
-    schema::describe(&mut item, param.name);
+    schema::describe(&mut item, None, param.name);
     if let Some(description) = item.as_object_mut().and_then(|item| item.remove("description")) {
         parameter["description"] = description;
     }

@@ -59,7 +59,7 @@ pub fn reference(name: &str) -> Value {
 /// `deny_unknown_fields`) that no other key is allowed. `require` names fields the
 /// handler requires although their type does not (`/exec`'s `command` is an `Option` so
 /// that its absence gets 0.1.18's message): present, not null, not empty.
-pub fn body(fields_of: &Struct, require: &[&str]) -> Value {
+pub fn body(fields_of: &Struct, within: &str, require: &[&str]) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for field in &fields_of.fields {
@@ -69,7 +69,7 @@ pub fn body(fields_of: &Struct, require: &[&str]) -> Value {
             (other, true) => non_empty(shape(other, field.name)),
             (other, false) => shape(other, field.name),
         };
-        describe(&mut schema, field.name);
+        describe(&mut schema, Some(within), field.name);
         properties.insert(field.name.to_string(), schema);
         if field.required || demanded {
             required.push(field.name);
@@ -94,12 +94,13 @@ fn non_empty(mut schema: Value) -> Value {
     schema
 }
 
-/// Adds the field's description, examples and constraints from the field table.
-pub fn describe(schema: &mut Value, name: &str) {
+/// Adds the field's description, examples and constraints from the field table
+/// (`within`: the body's component name; `None` for a query parameter).
+pub fn describe(schema: &mut Value, within: Option<&str>, name: &str) {
     if let (Some(Value::Object(extra)), Some(target)) = (fields::constraints(name), schema.as_object_mut()) {
         target.extend(extra);
     }
-    if let Some(doc) = fields::doc_of(name) {
+    if let Some(doc) = fields::doc_of(within, name) {
         schema["description"] = json!(doc.text);
         if let Some(examples) = doc.examples {
             let examples: Value = serde_json::from_str(examples).unwrap_or_else(|e| panic!("examples of {name}: {e}"));
@@ -120,7 +121,7 @@ pub fn shape(shape_of: &Shape, name: &str) -> Value {
         Shape::Optional(inner) => nullable(shape(inner, name)),
         Shape::Array(inner) => json!({ "type": "array", "items": shape(inner, name) }),
         Shape::Map(inner) => json!({ "type": "object", "additionalProperties": shape(inner, name) }),
-        Shape::Struct(inner) => body(inner, &[]),
+        Shape::Struct(inner) => body(inner, name, &[]),
         Shape::Choice(names) => json!({ "type": "string", "enum": names }),
         Shape::Any => fields::hint(name).unwrap_or_else(|| panic!("field '{name}' is read untyped and has no hint")),
     }
