@@ -62,10 +62,19 @@ HOME=/tmp/home "${as_nobody[@]}" "$bin" --root /tmp/jobs serve --port "$PORT" --
   --token-file /tmp/token 2>/tmp/client/serve.log &
 server=$!
 url="http://127.0.0.1:$PORT"
+up=false
 for _ in $(seq 100); do
-  "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('$url/health', timeout=1)" 2>/dev/null && break
+  if "$venv/bin/python" -c "import urllib.request; urllib.request.urlopen('$url/health', timeout=1)" 2>/dev/null; then
+    up=true
+    break
+  fi
   sleep 0.1
 done
+if [ "$up" != true ]; then
+  echo "run_schemathesis: serve did not come up:" >&2
+  cat /tmp/client/serve.log >&2
+  exit 1
+fi
 
 cd /tmp/client
 export HOME=/tmp/client PYTHONDONTWRITEBYTECODE=1
