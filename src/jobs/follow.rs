@@ -16,9 +16,9 @@ use crate::jobstore::{self, Root, liveness};
 use crate::wire::{State, Stream};
 
 /// The fallback poll, and the cadence of the liveness check.
-const POLL: Duration = Duration::from_millis(200);
+pub(super) const POLL: Duration = Duration::from_millis(200);
 /// How long a finished job's supervisor may still be draining its pipes.
-const DRAIN: Duration = Duration::from_millis(2500);
+pub(super) const DRAIN: Duration = Duration::from_millis(2500);
 /// Bytes read from a log per step.
 const CHUNK: usize = 1 << 16;
 
@@ -50,7 +50,7 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     let mut ended_at: Option<Instant> = None;
     loop {
         for log in &mut logs {
-            if !log.copy_new(emit) {
+            if !log.copy_new(emit, None) {
                 return super::current(&job);
             }
         }
@@ -62,7 +62,7 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
             let since = *ended_at.get_or_insert_with(Instant::now);
             if !liveness::is_live(&state) || since.elapsed() >= DRAIN {
                 for log in &mut logs {
-                    log.copy_new(emit);
+                    log.copy_new(emit, None);
                 }
                 return Ok(state);
             }
@@ -74,17 +74,23 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     }
 }
 
-struct Log {
-    file: File,
-    stream: Stream,
-    offset: u64,
+/// One log being followed: where the next byte to emit is.
+pub(super) struct Log {
+    pub(super) file: File,
+    pub(super) stream: Stream,
+    pub(super) offset: u64,
 }
 
 impl Log {
-    /// Emits what the log gained; `false` when `emit` failed.
-    fn copy_new(&mut self, emit: &mut Emit<'_>) -> bool {
+    /// Emits what the log gained, a chunk at a time, up to its end or until `until`
+    /// passes (a job that writes faster than the reader takes would otherwise keep us
+    /// here); `false` when `emit` failed.
+    pub(super) fn copy_new(&mut self, emit: &mut Emit<'_>, until: Option<Instant>) -> bool {
         let mut buf = vec![0u8; CHUNK];
         loop {
+            if until.is_some_and(|until| Instant::now() >= until) {
+                return true;
+            }
             if self.file.seek(SeekFrom::Start(self.offset)).is_err() {
                 return true;
             }

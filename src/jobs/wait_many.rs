@@ -120,5 +120,5 @@ fn body(jobs: &[JobDir], states: &[State]) -> WaitManyBody {
             }
         })
         .collect();
-    WaitManyBody { jobs, summary }
+    WaitManyBody { jobs, summary, clamped: None }
 }

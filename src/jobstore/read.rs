@@ -39,6 +39,25 @@ impl fmt::Display for Refused {
 /// Opens `path` (relative to `dir`, or as given when `dir` is `AT_FDCWD`) for reading
 /// with the checks above; one `openat` and one `fstat`.
 pub fn open_checked(dir: RawFd, path: &CStr) -> Result<OwnedFd, Refused> {
+    let (fd, size) = open_regular(dir, path)?;
+    if usize::try_from(size).map_or(true, |size| size > JSON_CAP) {
+        return Err(Refused::TooLarge);
+    }
+    Ok(fd)
+}
+
+/// Opens a job's log with the checks above but no size cap (logs are read a piece at a
+/// time, never whole); returns it with its size.
+pub fn open_log(path: &std::path::Path) -> Result<(std::fs::File, u64), Refused> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|e| Refused::Io(e.into()))?;
+    let (fd, size) = open_regular(libc::AT_FDCWD, &path)?;
+    Ok((fd.into(), u64::try_from(size).unwrap_or(0)))
+}
+
+/// The checks shared by `open_checked` and `open_log`: no symlink, no blocking, a regular
+/// file of ours. Returns the descriptor and the file's size.
+fn open_regular(dir: RawFd, path: &CStr) -> Result<(OwnedFd, libc::off_t), Refused> {
     let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
     // SAFETY: a NUL-terminated path and a directory descriptor (or AT_FDCWD) we hold.
     let fd = unsafe { libc::openat(dir, path.as_ptr(), flags) };
@@ -58,10 +77,7 @@ pub fn open_checked(dir: RawFd, path: &CStr) -> Result<OwnedFd, Refused> {
     if stat.st_uid != effective_uid() {
         return Err(Refused::NotOurs { owner: stat.st_uid });
     }
-    if usize::try_from(stat.st_size).map_or(true, |size| size > JSON_CAP) {
-        return Err(Refused::TooLarge);
-    }
-    Ok(fd)
+    Ok((fd, stat.st_size))
 }
 
 /// Our effective uid, asked once: `list` checks thousands of files.

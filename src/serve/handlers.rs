@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::routes::{Query, Route};
-use super::{openapi, v1};
+use super::{openapi, v1, waits};
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
@@ -139,7 +139,9 @@ pub fn handle(route: Route, ctx: &Context, incoming: Incoming) -> Answer {
         Route::Kill(id) => kill(root, &id, &query),
         Route::Index => Ok(openapi::index()),
         Route::OpenApi => return Answer { status: 200, json: ctx.openapi.to_string(), header: None },
-        Route::JobWait(_) | Route::WaitMany | Route::Output(_) => {
+        Route::JobWait(id) => waits::job_wait(ctx, &id, &query),
+        Route::WaitMany => waits::many_wait(ctx, &query),
+        Route::Output(_) => {
             return Answer { status: 501, ..Answer::error(&Error::internal("not implemented yet")) };
         }
         Route::List

@@ -26,7 +26,9 @@ mod handlers;
 mod limits;
 mod openapi;
 mod routes;
+mod stream;
 mod v1;
+mod waits;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -41,7 +43,7 @@ use crate::jobstore::Root;
 use crate::log::{self, Level};
 use handlers::{Answer, Context, Incoming};
 use limits::{InFlight, Slots};
-use routes::Route;
+use routes::{Query, Route};
 
 /// How often the loop looks at the shutdown flag.
 const TICK: Duration = Duration::from_millis(100);
@@ -162,7 +164,7 @@ fn handle(shared: &Shared, mut request: Request) {
     let ok = request.as_reader().read_to_end(&mut bytes).is_ok();
     let class = if handlers::is_long_poll(&route, request.url(), &bytes) { &shared.waiters } else { &shared.short };
     let Some(_slot) = class.acquire(&shared.stop) else {
-        respond(request, shutting_down());
+        let _ = respond(request, shutting_down());
         return;
     };
     // A panicking handler must not take the connection's thread down with it; the
@@ -179,28 +181,35 @@ struct Body {
 }
 
 fn serve_one(shared: &Shared, request: Request, route: Route, body: Body, since: Instant) {
-    let answer = match &shared.token {
-        Some(token) if route != Route::Health && !auth::authorized(header(&request, "Authorization"), token) => {
-            Answer::error(&Error::new(Code::Unauthorized, "missing or invalid bearer token"))
-        }
-        _ => {
-            let mut body = Some(body);
-            let mut read_body = || match body.take() {
-                Some(Body { bytes, ok: true }) => Ok(bytes),
-                _ => Err(Error::new(Code::InvalidRequest, "failed to read request body")),
-            };
-            let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms, openapi: &shared.openapi };
-            handlers::handle(route, &ctx, Incoming { target: request.url(), body: &mut read_body })
-        }
-    };
-    // The access line is built only when it is written: this is the hot path.
+    // The access line's request part, taken before the request is answered (consumed).
     let access = log::enabled(Level::Info).then(|| {
         let peer = request.remote_addr().map_or_else(|| "-".to_string(), |a| a.to_string());
-        format!("{peer} \"{} {}\" {}", request.method().as_str(), request.url().escape_default(), answer.status)
+        format!("{peer} \"{} {}\"", request.method().as_str(), request.url().escape_default())
     });
-    respond(request, answer);
+    let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms, openapi: &shared.openapi };
+    let denied = shared
+        .token
+        .as_deref()
+        .is_some_and(|token| route != Route::Health && !auth::authorized(header(&request, "Authorization"), token));
+    let status = if denied {
+        respond(request, Answer::error(&Error::new(Code::Unauthorized, "missing or invalid bearer token")))
+    } else if let Route::Output(id) = &route {
+        // Raw log bytes, possibly a stream: the one answer `stream` writes itself.
+        match Query::parse(request.url(), route.params()).and_then(|query| stream::open(&ctx, id, &query)) {
+            Ok(opened) => stream::send(request, opened, shared.max_wait_ms, &shared.stop),
+            Err(err) => respond(request, Answer::error(&err)),
+        }
+    } else {
+        let mut body = Some(body);
+        let mut read_body = || match body.take() {
+            Some(Body { bytes, ok: true }) => Ok(bytes),
+            _ => Err(Error::new(Code::InvalidRequest, "failed to read request body")),
+        };
+        let target = request.url().to_string();
+        respond(request, handlers::handle(route, &ctx, Incoming { target: &target, body: &mut read_body }))
+    };
     if let Some(access) = access {
-        info!("{access} {}ms", since.elapsed().as_millis());
+        info!("{access} {status} {}ms", since.elapsed().as_millis());
     }
 }
 
@@ -208,8 +217,10 @@ fn header<'a>(request: &'a Request, name: &'static str) -> Option<&'a str> {
     request.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
 }
 
-/// The one place a response is written.
-fn respond(request: Request, answer: Answer) {
+/// The one place a JSON answer is written (raw log bytes are `stream`'s); returns its
+/// status.
+fn respond(request: Request, answer: Answer) -> u16 {
+    let status = answer.status;
     let mut response = Response::from_string(answer.json).with_status_code(answer.status);
     let content_type = Header::from_bytes(&b"Content-Type"[..], &b"application/json"[..]);
     let extra = answer.header.and_then(|(name, value)| Header::from_bytes(name.as_bytes(), value.as_bytes()).ok());
@@ -218,4 +229,5 @@ fn respond(request: Request, answer: Answer) {
     }
     // A client that went away is not our problem; there is nobody left to tell.
     let _ = request.respond(response);
+    status
 }

@@ -419,6 +419,9 @@ mod tests {
 pub struct WaitManyBody {
     pub jobs: Vec<WaitedJob>,
     pub summary: WaitSummary,
+    /// REST `GET /v1/wait` only: `until_ms` was lowered to `--max-wait-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamped: Option<Clamped>,
 }
 
 #[derive(Debug, Serialize)]

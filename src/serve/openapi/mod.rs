@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::routes::{Param, Route};
+use super::stream;
 use crate::wire::reflect::{Struct, reflect};
 use crate::wire::v1::{GcBody, JobBody, KillBody, NotifyBody, StartBody, TagsBody};
 use crate::wire::{self, Reply};
@@ -334,7 +335,9 @@ fn responses(route: &Route, operation: &Operation, config: &Config) -> Value {
             json!({
                 "description": "The log's bytes from the offset: to its current end, or (follow) as they are written until the job ends and its log is drained, or until_ms passes",
                 "headers": {
-                    "X-Agent-Exec-Offset": { "description": "The offset of the first byte sent; resume with offset + bytes received", "required": true, "schema": { "type": "string", "pattern": "^[0-9]+$" } },
+                    stream::OFFSET_HEADER: { "description": "The offset of the first byte sent; resume with offset + bytes received", "required": true, "schema": { "type": "string", "pattern": "^[0-9]+$" } },
+                    stream::JOB_ID_HEADER: { "description": "The job's full id", "required": true, "schema": { "type": "string" } },
+                    stream::UNTIL_HEADER: { "description": "With follow: the bound the stream was given, in milliseconds (until_ms, at most serve --max-wait-ms)", "schema": { "type": "string", "pattern": "^[0-9]+$" } },
                 },
                 "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary" } } },
             }),

@@ -42,6 +42,11 @@ pub struct ClientConnection {
 
     // when the first byte of the head being read arrived (agent-exec patch 9)
     head_started: Option<Instant>,
+
+    // agent-exec patch 11: the socket's descriptor, handed to every request (it stays
+    // open as long as this connection, which outlives each of its requests)
+    #[cfg(unix)]
+    socket: Option<std::os::fd::RawFd>,
 }
 
 /// Error that can happen when reading a request.
@@ -77,6 +82,8 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        #[cfg(unix)]
+        let socket = read_socket.raw_fd();
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -90,6 +97,8 @@ impl ClientConnection {
             secure,
             limits,
             head_started: None,
+            #[cfg(unix)]
+            socket,
         }
     }
 
@@ -220,6 +229,8 @@ impl ClientConnection {
                 request::RequestCreationError::Body(status) => ReadError::Body(status),
             }
         })?;
+        #[cfg(unix)]
+        let request = request.with_socket(self.socket);
 
         // return the request
         Ok(request)

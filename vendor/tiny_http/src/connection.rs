@@ -112,6 +112,16 @@ impl Connection {
         }
     }
 }
+/// agent-exec patch 11: the socket's descriptor, so that a request can be given it.
+#[cfg(unix)]
+impl std::os::fd::AsRawFd for Connection {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        match self {
+            Self::Tcp(s) => s.as_raw_fd(),
+            Self::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
 impl From<TcpStream> for Connection {
     fn from(s: TcpStream) -> Self {
         Self::Tcp(s)

@@ -75,6 +75,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // agent-exec patch 11: the connection's socket, owned by its `ClientConnection`
+    #[cfg(unix)]
+    socket: Option<std::os::fd::RawFd>,
 }
 
 struct NotifyOnDrop<R> {
@@ -231,6 +235,8 @@ where
         // sent above, before the body was read
         must_send_continue: false,
         notify_when_responded: None,
+        #[cfg(unix)]
+        socket: None,
     })
 }
 
@@ -507,6 +513,22 @@ impl Request {
             ErrorKind::ConnectionReset => Ok(()),
             _ => Err(err),
         })
+    }
+
+    /// The connection's socket (agent-exec patch 11), for a handler that answers at length
+    /// (a stream) to notice that its client went away while it has nothing to write:
+    /// `poll` it, or duplicate it to keep it past `into_writer`. It stays open while this
+    /// request lives (its connection outlives it). `None` through TLS and for test
+    /// requests. Never read from it: the next request's bytes belong to the server.
+    #[cfg(unix)]
+    pub fn socket_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.socket
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn with_socket(mut self, socket: Option<std::os::fd::RawFd>) -> Self {
+        self.socket = socket;
+        self
     }
 
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
