@@ -149,7 +149,10 @@ pub fn constraints(name: &str) -> Option<Value> {
         "job" => json!({ "pattern": format!("^([0-9A-Za-z]{{1,26}}|@{})$", &NAME[1..NAME.len() - 1]) }),
         "signal" => json!({ "pattern": signal_pattern() }),
         // `supervisor::check_pair`: a name is non-empty without '=' or NUL, a value has no NUL.
-        "older_than" => json!({ "pattern": "^[0-9]+[dhms]?$" }),
+        // `gc::parse_duration`: trimmed, and as many digits as fit in i64 seconds.
+        "older_than" => {
+            json!({ "pattern": "^\\s*0*([0-9]{1,14}d|[0-9]{1,15}h|[0-9]{1,17}m|[0-9]{1,18}s?)\\s*$" })
+        }
         "mask" => json!({ "items": { "type": "string", "pattern": "^[^=\\u0000]+$" } }),
         "shell_wrapper" => json!({ "minItems": 1, "items": { "type": "string", "pattern": "^[^\\u0000]+$" } }),
         "for_port" => json!({ "minimum": 1 }),
@@ -194,7 +197,8 @@ pub fn hint(name: &str) -> Option<Value> {
         "max_bytes" => Some(json!({
             "oneOf": [
                 { "type": "integer", "minimum": 0, "maximum": u64::MAX },
-                { "type": "string", "pattern": "^[0-9]+[KMGkmg]?$" }
+                // As many digits as cannot overflow 64 bits once multiplied (`parse_size`).
+                { "type": "string", "pattern": "^0*([0-9]{1,16}[Kk]|[0-9]{1,13}[Mm]|[0-9]{1,10}[Gg]|[0-9]{1,19})$" }
             ]
         })),
         _ => None,

@@ -349,7 +349,7 @@ fn responses(route: &Route, operation: &Operation, config: &Config) -> Value {
     if config.token && !matches!(route, Route::Health) {
         responses.insert("401".into(), error("Unauthorized"));
     }
-    if operation.path.contains(ID) {
+    if operation.path.contains(ID) || matches!(route, Route::WaitMany) {
         responses.insert("404".into(), error("NotFound"));
     }
     if operation.conflict {
