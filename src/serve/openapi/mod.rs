@@ -209,6 +209,7 @@ pub fn document(config: &Config) -> String {
             paths.entry(operation.path).or_default().insert(operation.method.to_ascii_lowercase(), rendered);
         }
     }
+    link_new_jobs(&mut paths);
     let mut components = schema::response_components();
     components.extend(bodies);
     let mut document = json!({
@@ -233,6 +234,31 @@ pub fn document(config: &Config) -> String {
     }
     // Descriptions name the server's bound in one placeholder (see `fields`).
     document.to_string().replace("{max_wait_ms}", &config.max_wait_ms.to_string())
+}
+
+/// OpenAPI links from the answers that create a job (`POST /exec`, `POST /v1/jobs`) to
+/// every operation on one job of the same API (0.1.18's or v1), its `{id}` being the
+/// answer's `job_id`: clients (and Schemathesis' stateful tests) follow them.
+fn link_new_jobs(paths: &mut BTreeMap<&str, Map<String, Value>>) {
+    let on_one_job: Vec<(bool, String)> = paths
+        .iter()
+        .filter(|(path, _)| path.contains(ID))
+        .flat_map(|(path, item)| item.values().map(|op| (path.starts_with("/v1/"), op["operationId"].to_string())))
+        .collect();
+    for (path, status) in [("/exec", "200"), ("/v1/jobs", "201")] {
+        let v1 = path.starts_with("/v1/");
+        let links: Map<String, Value> = on_one_job
+            .iter()
+            .filter(|(family, _)| *family == v1)
+            .map(|(_, id)| {
+                let id = id.trim_matches('"').to_string();
+                (id.clone(), json!({ "operationId": id, "parameters": { "id": "$response.body#/job_id" } }))
+            })
+            .collect();
+        if let Some(response) = paths.get_mut(path).and_then(|item| item.get_mut("post")) {
+            response["responses"][status]["links"] = Value::Object(links);
+        }
+    }
 }
 
 fn render(route: &Route, operation: &Operation, config: &Config, bodies: &mut Map<String, Value>) -> Value {

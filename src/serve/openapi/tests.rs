@@ -34,6 +34,10 @@ fn the_document_has_every_operation_and_the_servers_bound() {
     assert!(document.to_string().contains("at most 1234 ms"));
     assert!(!document.to_string().contains("{max_wait_ms}"));
     assert_eq!(document["security"], serde_json::json!([{ "bearer": [] }]));
+    let links = &document["paths"]["/v1/jobs"]["post"]["responses"]["201"]["links"];
+    assert_eq!(links["get_v1_jobs_id"]["parameters"]["id"], "$response.body#/job_id");
+    assert!(links.get("get_status_id").is_none(), "a v1 job links to v1 operations");
+    assert!(document["paths"]["/exec"]["post"]["responses"]["200"]["links"].get("get_status_id").is_some());
     let open: Value = serde_json::from_str(&super::document(&Config { max_wait_ms: 1, token: false })).expect("json");
     assert!(open.get("security").is_none());
     assert!(open["paths"]["/v1/jobs"]["get"]["responses"].get("401").is_none());
