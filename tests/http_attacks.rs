@@ -458,6 +458,27 @@ fn traversal_in_every_id_endpoint() {
         }
     }
     target.assert_healthy("traversal ids");
+    // The v1 routes, which also take @NAME: a raw slash ends the id (what follows is an
+    // unknown sub-resource), anything else that is not an id or a name is no job.
+    let v1 = [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("GET", "/tail"),
+        ("POST", "/kill"),
+        ("POST", "/start"),
+        ("PUT", "/tags"),
+        ("PATCH", "/notify"),
+    ];
+    let names = ["@..", "@..%2Fevil", "@../evil", "%40..%2F..%2Fevil", "@%2Fetc%2Fpasswd", "@evil", "@"];
+    for raw_id in ids.iter().map(String::as_str).chain(names) {
+        for (method, action) in v1 {
+            let path = format!("/v1/jobs/{raw_id}{action}");
+            let body: &[u8] = if method == "PUT" { br#"{"tags":[]}"# } else { b"" };
+            let reply = request(target.port(), method, &path, &[], body);
+            assert_eq!(reply.status, 404, "{method} {path}: {reply:?}");
+        }
+    }
+    target.assert_healthy("v1 traversal ids");
     let state = std::fs::read_to_string(outside_job.join("state.json")).expect("read");
     assert_eq!(state, r#"{"state":"running","pid":1}"#, "a kill reached a directory outside the root");
 

@@ -113,6 +113,7 @@ fn query_values_are_typed() {
         ("/v1/jobs?state=done".to_string(), "state"),
         ("/v1/jobs?tag=a..b".to_string(), "tag"),
         ("/v1/jobs?name=a%20b".to_string(), "name"),
+        ("/v1/jobs?cwd=a%00b".to_string(), "cwd"),
     ] {
         refused(&server.get(&path), offender);
     }
@@ -169,6 +170,9 @@ fn every_body_refuses_unknown_fields_wrong_types_and_non_objects() {
         ("/v1/jobs", r#"{"command":"true","start":true,"for_host":"x"}"#, "for_host"),
         ("/v1/jobs", r#"{"command":"true","forever":true}"#, "forever"),
         ("/v1/jobs", r#"{"command":"true","secret_env":["PATH"]}"#, "secret_env"),
+        ("/v1/jobs", r#"{"command":"true","cwd":"a\u0000b"}"#, "cwd"),
+        ("/v1/jobs", r#"{"command":["true"],"env":{"A\u0000":"1"}}"#, "env"),
+        ("/v1/jobs", r#"{"command":"true","start":true,"for_host":"a\u0000","for_port":1}"#, "for_host"),
         ("/v1/gc", r#"{"older_than":"soon"}"#, "older_than"),
         ("/v1/gc", r#"{"max_bytes":"10X"}"#, "max_bytes"),
         ("/v1/gc", r#"{"keep":-1}"#, "keep"),

@@ -324,10 +324,12 @@ fn waiting_runs_use_the_long_poll_lane() {
     assert!(!first.is_finished(), "the short requests were answered only once the waiting run ended");
     // A start with the CLI's default window is a long-poll too: it waits for the slot.
     let path = format!("/v1/jobs/{later}/start");
-    let second = std::thread::spawn(move || request(port, "POST", &path, &[], b"").status);
-    assert!(!eventually(Duration::from_secs(1), || second.is_finished()), "the second long-poll did not wait");
-    // A start that does not wait is a short request: it is answered now.
+    let second = std::thread::spawn(move || request(port, "POST", &path, &[], b""));
+    if eventually(Duration::from_secs(1), || second.is_finished()) {
+        panic!("the second long-poll did not wait: {:?}", second.join());
+    }
     env.ok(&["kill", "--signal", "KILL", "@holder"]);
     assert_eq!(first.join().expect("join first"), 201);
-    assert_eq!(second.join().expect("join second"), 200);
+    let second = second.join().expect("join second");
+    assert_eq!(second.status, 200, "{second:?}");
 }

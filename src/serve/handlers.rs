@@ -77,17 +77,19 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// A wait of `requested` ms (`None`: `default`), at most the server maximum; a
-    /// request above it is lowered and the answer says so (`clamped`). The default is
-    /// lowered silently: nobody asked for it.
     pub fn bound(&self, requested: Option<u64>, default: u64) -> (u64, Option<Clamped>) {
-        match requested {
-            Some(ms) if ms > self.max_wait_ms => {
-                (self.max_wait_ms, Some(Clamped { snapshot_after_ms: None, until_ms: Some(self.max_wait_ms) }))
-            }
-            Some(ms) => (ms, None),
-            None => (default.min(self.max_wait_ms), None),
-        }
+        bound(self.max_wait_ms, requested, default)
+    }
+}
+
+/// A wait of `requested` ms (`None`: `default`), at most `max_ms`; a request above it is
+/// lowered and the answer says so (`clamped`). The default is lowered silently: nobody
+/// asked for it.
+pub fn bound(max_ms: u64, requested: Option<u64>, default: u64) -> (u64, Option<Clamped>) {
+    match requested {
+        Some(ms) if ms > max_ms => (max_ms, Some(Clamped { snapshot_after_ms: None, until_ms: Some(max_ms) })),
+        Some(ms) => (ms, None),
+        None => (default.min(max_ms), None),
     }
 }
 

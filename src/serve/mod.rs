@@ -10,8 +10,9 @@
 //! request at a time: the head within 8 KiB per line, 16 KiB and 100 headers, the body
 //! whole within 1 MiB and 10 s, each socket silent for at most 10 s. The connection's
 //! thread then runs our `handle` itself (no hand-over to another thread per request),
-//! which takes a slot of the request's class first: long-polls (`/wait`, `/exec` with
-//! `wait`) one of `--max-waiters` (default 256), everything else one of
+//! which takes a slot of the request's class first: long-polls (every wait, `/exec` with
+//! `wait`, a v1 run or start that watches, followed output) one of `--max-waiters`
+//! (default 256), everything else one of
 //! `--max-connections` (default 64); without a free slot the connection waits its turn.
 //! So `/health` never waits behind long-polls, and slow or idle clients cost their own
 //! connection threads, never a slot.
@@ -55,7 +56,7 @@ struct Shared {
     token: Option<String>,
     /// Everything but long-polls: `--max-connections` at once.
     short: Slots,
-    /// `/wait` and `/exec` with `wait: true`: `--max-waiters` at once.
+    /// Requests that wait (`handlers::is_long_poll`): `--max-waiters` at once.
     waiters: Slots,
     max_wait_ms: u64,
     /// The OpenAPI document served at `/openapi.json`.

@@ -239,6 +239,10 @@ impl Query {
             let Some(value) = decode(raw_value) else {
                 return Err(invalid(format!("invalid query parameter '{name}': bad percent-encoding")));
             };
+            // No command line can carry a NUL either; no value of ours may hold one.
+            if value.contains('\0') {
+                return Err(invalid(format!("invalid query parameter '{name}': NUL is not allowed")));
+            }
             query.pairs.push((name, value));
         }
         Ok(query)
@@ -541,6 +545,7 @@ mod tests {
             "invalid query parameter 'until': bad percent-encoding"
         );
         assert!(message("/wait/x?%zz=1", wait.params()).contains("bad percent-encoding"));
+        assert_eq!(message("/wait/x?until=1%00", wait.params()), "invalid query parameter 'until': NUL is not allowed");
         let list = Route::List.params();
         let query = Query::parse("/v1/jobs?tag=a&&tag=b.*&all=true&cwd=%2Ftmp+x&limit=3", list).expect("valid");
         assert_eq!(query.all("tag"), ["a", "b.*"]);

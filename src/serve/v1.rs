@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::handlers::{Answer, Context, DEFAULT_WAIT_MS};
+use super::handlers::{Answer, Context, DEFAULT_WAIT_MS, bound};
 use super::routes::{Query, Route};
 use crate::error::{Code, Error, Result};
 use crate::jobs::{
@@ -79,15 +79,14 @@ pub fn handle(route: Route, ctx: &Context, query: &Query, read: ReadBody) -> Ans
         Route::Job(id) => jobs::status(root, &id).map(|body| Reply::sorted("status", &body)),
         Route::Start(id) => body::<StartBody>(read).and_then(|body| start(ctx, &id, &body)),
         Route::JobKill(id) => body::<KillBody>(read).and_then(|body| {
-            let signal = signals::parse(body.signal.as_deref().unwrap_or("TERM"))
-                .map_err(|e| invalid(format!("invalid field 'signal': {e}")))?;
+            let signal = signals::parse(body.signal.as_deref().unwrap_or("TERM")).map_err(|e| field("signal", e))?;
             Ok(Reply::sorted("kill", &jobs::kill(root, &KillRequest { job_id: id, signal })?))
         }),
         Route::JobTail(id) => tail(ctx, id, query),
         Route::Tags(id) => body::<TagsBody>(read).and_then(|body| {
             let given = body.tags.ok_or_else(|| invalid("missing field 'tags'".into()))?;
             for tag in &given {
-                tags::check_tag(tag).map_err(|e| invalid(format!("invalid field 'tags': {e}")))?;
+                tags::check_tag(tag).map_err(|e| field("tags", e))?;
             }
             let tags = tags::dedup(&given.iter().map(String::as_str).collect::<Vec<_>>());
             Ok(Reply::sorted("tag_set", &jobs::tag_set(root, &id, tags)?))
@@ -121,13 +120,26 @@ fn body<T: DeserializeOwned + Default>(read: ReadBody) -> Result<T> {
         return Ok(T::default());
     }
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
-    if !value.is_object() {
+    let Some(object) = value.as_object() else {
         return Err(invalid("the request body must be a JSON object".into()));
+    };
+    // No command line can carry a NUL, and no path, command or pattern of a job may.
+    if let Some((name, _)) = object.iter().find(|(_, value)| holds_nul(value)) {
+        return Err(field(name, "NUL is not allowed"));
     }
     typed_object(&value).map_err(|e| match e.field {
         Some(name) => field(&name, e.message),
         None => invalid(e.message),
     })
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// `GET /v1/jobs`: the CLI's `list` filters, scoped like `list` run in the server's
@@ -176,6 +188,30 @@ fn delete(ctx: &Context, id: String, query: &Query) -> Result<Reply> {
 /// `POST /v1/jobs`: `create`, or `run` with `start: true`. Returns the answer and the
 /// job's id for `Location`.
 fn create(ctx: &Context, body: JobBody) -> Result<(Reply, String)> {
+    match launch(body, ctx.max_wait_ms)? {
+        Launch::Create(definition) => {
+            let created = jobs::create(ctx.root, &definition)?;
+            let id = created.job_id.clone();
+            Ok((Reply::sorted("create", &created), id))
+        }
+        Launch::Run(request, clamped) => {
+            let mut answer = jobs::run(ctx.root, &request)?;
+            answer.clamped = clamped.or(answer.clamped);
+            let id = answer.job_id.clone();
+            Ok((Reply::sorted("run", &answer), id))
+        }
+    }
+}
+
+/// What a `POST /v1/jobs` body asks for, checked and typed.
+enum Launch {
+    Create(Box<Definition>),
+    /// With the `clamped` report of the bounds applied here.
+    Run(Box<RunRequest>, Option<Clamped>),
+}
+
+/// The pure part of `POST /v1/jobs` (it reads `config.toml` for the wrapper, as `run`).
+fn launch(body: JobBody, max_wait_ms: u64) -> Result<Launch> {
     let definition = definition(&body)?;
     if body.start != Some(true) {
         // Only `run` watches or names a log: refused rather than ignored.
@@ -195,9 +231,7 @@ fn create(ctx: &Context, body: JobBody) -> Result<(Reply, String)> {
         if let Some((name, _)) = run_only.iter().find(|(_, given)| *given) {
             return Err(field(name, "needs \"start\": true"));
         }
-        let created = jobs::create(ctx.root, &definition)?;
-        let id = created.job_id.clone();
-        return Ok((Reply::sorted("create", &created), id));
+        return Ok(Launch::Create(Box::new(definition)));
     }
     if body.if_running.is_some() && body.name.is_none() {
         return Err(field("if_running", "needs a name"));
@@ -224,12 +258,9 @@ fn create(ctx: &Context, body: JobBody) -> Result<(Reply, String)> {
         for_port: body.for_port,
         for_host: body.for_host.as_deref(),
     };
-    let (observe, clamped) = watch.observe(ctx)?;
+    let (observe, clamped) = watch.observe(max_wait_ms)?;
     let request = RunRequest { definition, log: body.log.map(Into::into), observe, if_running };
-    let mut answer = jobs::run(ctx.root, &request)?;
-    answer.clamped = clamped.or(answer.clamped);
-    let id = answer.job_id.clone();
-    Ok((Reply::sorted("run", &answer), id))
+    Ok(Launch::Run(Box::new(request), clamped))
 }
 
 /// `POST /v1/jobs/{id}/start`.
@@ -247,7 +278,7 @@ fn start(ctx: &Context, id: &str, body: &StartBody) -> Result<Reply> {
         for_port: body.for_port,
         for_host: body.for_host.as_deref(),
     };
-    let (observe, clamped) = watch.observe(ctx)?;
+    let (observe, clamped) = watch.observe(ctx.max_wait_ms)?;
     let mut answer = jobs::start(ctx.root, id, &observe)?;
     answer.clamped = clamped.or(answer.clamped);
     Ok(Reply::sorted("start", &answer))
@@ -272,7 +303,7 @@ impl Watch<'_> {
     /// The engine's `Observe` with the CLI's defaults and rules (`until_ms` needs a wait,
     /// one readiness condition at most, `for_host` needs `for_port`), every wait bounded
     /// by `--max-wait-ms`, and the `clamped` report of any lowering done here.
-    fn observe(&self, ctx: &Context) -> Result<(Observe, Option<Clamped>)> {
+    fn observe(&self, max_wait_ms: u64) -> Result<(Observe, Option<Clamped>)> {
         let wait = self.wait.unwrap_or(false);
         let readiness = self.for_output.is_some() || self.for_port.is_some();
         if self.until_ms.is_some() && !wait && !readiness {
@@ -287,11 +318,11 @@ impl Watch<'_> {
         if self.for_port == Some(0) {
             return Err(field("for_port", "expected a port between 1 and 65535"));
         }
-        let (until_ms, until_clamped) = ctx.bound(self.until_ms, DEFAULT_WAIT_MS);
+        let (until_ms, until_clamped) = bound(max_wait_ms, self.until_ms, DEFAULT_WAIT_MS);
         let poll_ms = self.wait_poll_ms.unwrap_or(POLL_MS);
         let ready = self.ready(until_ms, poll_ms)?;
         // The window is bounded by the server maximum too, below the CLI's own cap.
-        let cap = MAX_WINDOW_MS.min(ctx.max_wait_ms);
+        let cap = MAX_WINDOW_MS.min(max_wait_ms);
         let (snapshot_after_ms, window_clamped) = match self.snapshot_after_ms {
             Some(ms) if ms > cap && cap < MAX_WINDOW_MS => {
                 (cap, Some(Clamped { snapshot_after_ms: Some(cap), until_ms: None }))
@@ -443,4 +474,109 @@ fn gc_policy(body: GcBody) -> Result<GcPolicy> {
         })?),
     };
     Ok(GcPolicy { older_than: body.older_than, keep: body.keep, max_bytes, dry_run: body.dry_run.unwrap_or(false) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Launch> {
+        let mut bytes = Some(json.as_bytes().to_vec());
+        let mut read = || Ok(bytes.take().unwrap_or_default());
+        launch(body::<JobBody>(&mut read)?, 600_000)
+    }
+
+    fn run(json: &str) -> (RunRequest, Option<Clamped>) {
+        match parse(json) {
+            Ok(Launch::Run(request, clamped)) => (*request, clamped),
+            Ok(Launch::Create(_)) => panic!("{json}: a create"),
+            Err(err) => panic!("{json}: {}", err.message),
+        }
+    }
+
+    #[test]
+    fn run_takes_the_cli_defaults() {
+        let (request, clamped) = run(r#"{"command":"make test","start":true}"#);
+        let observe = &request.observe;
+        assert_eq!((observe.snapshot_after_ms, observe.tail_lines, observe.max_bytes), (10_000, 50, 65_536));
+        assert!(!observe.wait && observe.ready.is_none() && clamped.is_none());
+        assert_eq!(request.definition.command, ["make test"]);
+        assert!(request.definition.inherit_env && request.definition.notification.is_none());
+        assert!(matches!(request.if_running, IfRunning::Fail));
+    }
+
+    #[test]
+    fn waits_are_bounded_and_say_so() {
+        let (request, clamped) = run(r#"{"command":["x"],"start":true,"wait":true,"until_ms":900000}"#);
+        assert_eq!(request.observe.until_ms, Some(600_000));
+        assert_eq!(clamped.and_then(|c| c.until_ms), Some(600_000));
+        let (request, _) = run(r#"{"command":["x"],"start":true,"for_port":8080,"until_ms":5}"#);
+        let ready = request.observe.ready.expect("readiness");
+        assert_eq!(ready.until, Some(Duration::from_millis(5)));
+        assert!(matches!(ready.condition, Condition::Port { ref host, port: 8080 } if host == "127.0.0.1"));
+        let (request, _) = run(
+            r#"{"command":["x"],"start":true,"for_output":"^up$","output_match_type":"regex","output_stream":"stderr"}"#,
+        );
+        let ready = request.observe.ready.expect("readiness");
+        assert!(matches!(
+            ready.condition,
+            Condition::Output { pattern: Pattern::Regex(_), stream: StreamFilter::Stderr }
+        ));
+    }
+
+    #[test]
+    fn sinks_and_policies_are_built_as_run_builds_them() {
+        let (request, _) =
+            run(r#"{"command":["x"],"start":true,"name":"web","if_running":"replace","kill_after_ms":250,
+                "notify_file":"/tmp/n","output_pattern":"err","output_command":"cat"}"#);
+        assert!(matches!(request.if_running, IfRunning::Replace { grace } if grace == Duration::from_millis(250)));
+        let notification = request.definition.notification.expect("sinks");
+        assert_eq!(notification.notify_file.as_deref(), Some("/tmp/n"));
+        let matcher = notification.on_output_match.expect("output match");
+        assert_eq!((matcher.pattern.as_str(), matcher.command.as_deref()), ("err", Some("cat")));
+        assert!(
+            matches!(parse(r#"{"command":["x"],"name":"web"}"#), Ok(Launch::Create(ref d)) if d.name.as_deref() == Some("web"))
+        );
+    }
+
+    /// Fuzz cases: a few hundred in the normal suite, many under `AGENT_EXEC_SOAK`.
+    fn fuzz_config() -> proptest::prelude::ProptestConfig {
+        let cases = if std::env::var_os("AGENT_EXEC_SOAK").is_some() { 100_000 } else { 500 };
+        proptest::prelude::ProptestConfig { cases, ..proptest::prelude::ProptestConfig::default() }
+    }
+
+    /// Bodies: raw bytes, or objects built from the real field names, unknown ones and
+    /// values of every JSON type.
+    fn job_body() -> impl proptest::prelude::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let value = r#"(\[("[a-z ]{0,3}",?|1,?|null,?){0,3}\]|null|"[a-z.^(]{0,4}"|-?[0-9]{1,21}|true|false|\{"[A-Z]{0,2}":("v"|1)\}|[0-9.e+-]{1,6})"#;
+        let key = r#""(command|cwd|env|env_files|inherit_env|mask|tags|name|if_running|timeout_ms|kill_after_ms|output_pattern|output_match_type|output_stream|shell_wrapper|start|snapshot_after_ms|wait|until_ms|for_output|for_port|for_host|x)""#;
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::string::string_regex(&format!(r#"\{{({key}:{value},?){{0,6}}\}}?"#))
+                .unwrap_or_else(|e| panic!("bad regex: {e}"))
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(fuzz_config())]
+
+        /// Fuzz: any body is a checked launch or an `invalid_request` (never a panic,
+        /// never a server error, never an empty command).
+        #[test]
+        fn job_bodies_are_checked(bytes in job_body()) {
+            let mut given = Some(bytes);
+            let mut read = || Ok(given.take().unwrap_or_default());
+            match body::<JobBody>(&mut read).and_then(|body| launch(body, 1000)) {
+                Ok(Launch::Create(definition)) => proptest::prop_assert!(!definition.command.is_empty()),
+                Ok(Launch::Run(request, _)) => {
+                    proptest::prop_assert!(!request.definition.command.is_empty());
+                    proptest::prop_assert!(request.observe.until_ms.is_some_and(|ms| ms <= 1000));
+                    proptest::prop_assert!(request.observe.snapshot_after_ms <= 1000);
+                }
+                Err(err) => proptest::prop_assert_eq!(err.code, Code::InvalidRequest, "{}", err.message),
+            }
+        }
+    }
 }
