@@ -85,3 +85,29 @@ fn bad_input() {
     env.usage(&["tail", "--follow", "--max-bytes", "5", "X"]);
     env.err(&["tail", "--follow", "@nobody"], "job_not_found");
 }
+
+#[test]
+fn a_follow_goes_on_across_log_rotations() {
+    let env = Env::new();
+    let go = env.path("go");
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.01; done; i=0; while [ $i -lt 400 ]; do i=$((i+1)); echo line-$i; sleep 0.005; done"
+    );
+    let run = ["run", "--max-log-bytes", "1000", "--snapshot-after", "0", "--", "sh", "-c", &script];
+    let id = env.ok(&run)["job_id"].as_str().expect("job_id").to_string();
+    let follower = env
+        .command(&["tail", "--follow", "--tail-lines", "0", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tail --follow");
+    common::write_file(std::path::Path::new(&go), "");
+    let out = follower.wait_with_output().expect("tail --follow");
+    let text = String::from_utf8(out.stdout).expect("utf8");
+    let numbers: Vec<u32> =
+        text.lines().map(|l| l.strip_prefix("line-").and_then(|n| n.parse().ok()).expect("a whole line")).collect();
+    // Several rotations happened (the held file stopped growing at the first one); the
+    // follow read on into each new generation, in order, to the last line.
+    assert!(env.job_dir(&id).join("stdout.log.1").exists());
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "out of order: {numbers:?}");
+    assert_eq!(numbers.last(), Some(&400), "{text}");
+}

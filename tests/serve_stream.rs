@@ -158,6 +158,17 @@ fn a_follow_stream_gets_every_byte_live_and_in_order_then_ends_with_the_job() {
 }
 
 #[test]
+fn a_quiet_stream_outlives_the_idle_timeout() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    // Silent for longer than the 10 s a connection may stay silent before it is closed:
+    // that bound is for clients, never for a stream waiting on its job.
+    let id = env.start_job(&["sh", "-c", "echo before; sleep 11; echo after"]);
+    let mut stream = Streamed::open(server.port, &output_path(&id, "follow=true"));
+    assert_eq!(stream.rest(), b"before\nafter\n");
+}
+
+#[test]
 fn a_follow_goes_on_across_log_rotations() {
     let env = Env::new();
     let server = Server::start(&env, &[]);

@@ -1,7 +1,9 @@
 //! `tail --follow` (issue 14 item 5): a job's output as it is written, from the last N
 //! lines of each log on, until the job has ended and its supervisor has drained the
 //! pipes. Appends wake us through inotify on the job directory (one descriptor, no busy
-//! loop); the follower only reads the logs, so it never blocks or slows the job.
+//! loop); the follower only reads the logs, so it never blocks or slows the job. A log
+//! rotated by `--max-log-bytes` is read to its end, then the new generation from its
+//! start (`Log::follow_rotation`, shared with the REST output stream of `output.rs`).
 //!
 //! The engine does not print: each piece of output goes to the caller's `emit`, and an
 //! `emit` that fails (the reader went away) ends the follow.
@@ -11,8 +13,9 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::jobstore::read::open_log;
 use crate::jobstore::watches::Watches;
-use crate::jobstore::{self, Root, liveness};
+use crate::jobstore::{self, JobDir, Root, liveness};
 use crate::wire::{State, Stream};
 
 /// The fallback poll, and the cadence of the liveness check.
@@ -50,7 +53,7 @@ pub fn follow(root: &Root, request: &FollowRequest, emit: &mut Emit<'_>) -> Resu
     let mut ended_at: Option<Instant> = None;
     loop {
         for log in &mut logs {
-            if !log.copy_new(emit, None) {
+            if !log.copy_new(emit, None) || !log.follow_rotation(&job, emit, None) {
                 return super::current(&job);
             }
         }
@@ -105,6 +108,23 @@ impl Log {
         }
     }
 
+    /// After a rotation (`--max-log-bytes`) the held generation gets no more writes: emits
+    /// what reached it since the last read, then reads the new generation from its start
+    /// (offsets count within the current file). Nothing to do without a rotation; `false`
+    /// when `emit` failed.
+    pub(super) fn follow_rotation(&mut self, job: &JobDir, emit: &mut Emit<'_>, until: Option<Instant>) -> bool {
+        if !replaced(job, self.stream, &self.file) {
+            return true;
+        }
+        if !self.copy_new(emit, until) {
+            return false;
+        }
+        // Not there yet (renamed away, not yet created): the next round tries again.
+        let Ok((file, _)) = open_log(&job.file(log_name(self.stream))) else { return true };
+        (self.file, self.offset) = (file, 0);
+        self.copy_new(emit, until)
+    }
+
     /// The offset where the last `lines` lines begin (an unterminated last line counts
     /// as one); 0 for all of it. Reads backwards a chunk at a time.
     fn start_of_last_lines(&mut self, lines: u64) -> u64 {
@@ -139,6 +159,21 @@ impl Log {
             end = start;
         }
         0
+    }
+}
+
+/// Has the log's name been given to another file (a rotation) since `held` was opened?
+/// Not while the name is missing: the new generation is about to be created.
+fn replaced(job: &JobDir, stream: Stream, held: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(now) = std::fs::symlink_metadata(job.file(log_name(stream))) else { return false };
+    held.metadata().is_ok_and(|held| (held.dev(), held.ino()) != (now.dev(), now.ino()))
+}
+
+pub(super) fn log_name(stream: Stream) -> &'static str {
+    match stream {
+        Stream::Stdout => jobstore::STDOUT_LOG,
+        Stream::Stderr => jobstore::STDERR_LOG,
     }
 }
 

@@ -14,11 +14,11 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::time::{Duration, Instant};
 
-use super::follow::{DRAIN, Log, POLL};
+use super::follow::{DRAIN, Log, POLL, log_name};
 use crate::error::{Code, Error, Result};
 use crate::jobstore::read::{Refused, open_log};
 use crate::jobstore::watches::Watches;
-use crate::jobstore::{self, JobDir, Root, liveness};
+use crate::jobstore::{JobDir, Root, liveness};
 use crate::wire::Stream;
 
 /// One log of one job, opened (and its job resolved) before anything is answered, so
@@ -83,8 +83,8 @@ impl Output {
         emit: &mut dyn FnMut(&[u8]) -> std::io::Result<()>,
         go_on: &mut dyn FnMut() -> bool,
     ) {
-        let Output { job, stream, mut file, .. } = self;
-        let mut log = file.take().map(|file| Log { file, stream, offset });
+        let Output { job, stream, file, .. } = self;
+        let mut log = file.map(|file| Log { file, stream, offset });
         let mut emit = |_: Stream, bytes: &[u8], _: u64| emit(bytes);
         let mut watches = Watches::new();
         if let Some(watches) = &mut watches {
@@ -95,20 +95,10 @@ impl Output {
             if log.is_none() {
                 log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset });
             }
-            if let Some(current) = &mut log {
-                if !current.copy_new(&mut emit, Some(until)) {
-                    return;
-                }
-                if replaced(&job, stream, &current.file) {
-                    // Rotated (`--max-log-bytes`): the held generation gets no more
-                    // writes; what reached it since the read above goes out, then the
-                    // stream goes on from the start of the new one.
-                    if !current.copy_new(&mut emit, Some(until)) {
-                        return;
-                    }
-                    log = open(&job, stream).ok().flatten().map(|(file, _)| Log { file, stream, offset: 0 });
-                    continue;
-                }
+            if let Some(current) = &mut log
+                && !(current.copy_new(&mut emit, Some(until)) && current.follow_rotation(&job, &mut emit, Some(until)))
+            {
+                return;
             }
             let Ok(state) = super::current(&job) else { return };
             if state.status().is_terminal() {
@@ -132,24 +122,10 @@ impl Output {
     }
 }
 
-/// Has the log's name been given to another file (a rotation) since `held` was opened?
-/// Not while the name is missing: the new generation is about to be created.
-fn replaced(job: &JobDir, stream: Stream, held: &File) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(now) = std::fs::symlink_metadata(job.file(log_name(stream))) else { return false };
-    held.metadata().is_ok_and(|held| (held.dev(), held.ino()) != (now.dev(), now.ino()))
-}
-
-fn log_name(stream: Stream) -> &'static str {
-    match stream {
-        Stream::Stdout => jobstore::STDOUT_LOG,
-        Stream::Stderr => jobstore::STDERR_LOG,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobstore;
 
     fn job_with_log(text: &[u8]) -> (tempfile::TempDir, Root, String) {
         let dir = tempfile::tempdir().expect("tempdir");

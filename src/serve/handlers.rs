@@ -143,9 +143,8 @@ pub fn handle(route: Route, ctx: &Context, incoming: Incoming) -> Answer {
         Route::OpenApi => return Answer { status: 200, json: ctx.openapi.to_string(), header: None },
         Route::JobWait(id) => waits::job_wait(ctx, &id, &query),
         Route::WaitMany => waits::many_wait(ctx, &query),
-        Route::Output(_) => {
-            return Answer { status: 501, ..Answer::error(&Error::internal("not implemented yet")) };
-        }
+        // Raw bytes, not a JSON answer: `mod.rs` hands this route to `stream` instead.
+        Route::Output(_) => Err(Error::internal("the output route is answered by serve::stream")),
         Route::List
         | Route::Create
         | Route::Job(_)

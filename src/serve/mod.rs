@@ -2,8 +2,9 @@
 //! tiny_http, one thread per connection, no async runtime.
 //!
 //! This module owns the process side: binding, the request handler and its slots,
-//! shutdown and the access log. Routing is `routes` (pure), the endpoints are `handlers`, the
-//! token policy is `auth`, the bounds are `limits`, PID 1 duties are `crate::reaper`.
+//! shutdown and the access log. Routing is `routes` (pure), the endpoints are `handlers`
+//! (`v1`, `waits`; raw log output is `stream`), the token policy is `auth`, the bounds are
+//! `limits`, PID 1 duties are `crate::reaper`.
 //!
 //! **Threads.** tiny_http (vendored and patched, vendor/tiny_http/PATCHES.md) runs an
 //! accept thread and gives every open connection a thread of its pool, which reads one
@@ -19,8 +20,9 @@
 //!
 //! **Shutdown.** SIGINT/SIGTERM set a flag the main thread checks every 100 ms: it
 //! stops accepting, answers requests not yet started with 503, gives running requests up to
-//! 5 s, and exits 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its
-//! own supervisor in its own session.
+//! 5 s (followed output ends within `jobs::follow::POLL`, with its last chunk), and exits
+//! 0 without printing (docs/compatibility.md §2.1). Jobs are untouched: each has its own
+//! supervisor in its own session.
 
 mod auth;
 mod handlers;

@@ -31,11 +31,11 @@ use crate::jobs::{self, Output};
 use crate::wire::Stream;
 
 /// The response headers naming what was sent: a client resumes at the start offset plus
-/// the bytes it received.
-pub const JOB_ID_HEADER: &str = "X-Agent-Exec-Job-Id";
-pub const OFFSET_HEADER: &str = "X-Agent-Exec-Offset";
+/// the bytes it received. The OpenAPI document (`openapi`) names them too.
+pub(super) const JOB_ID_HEADER: &str = "X-Agent-Exec-Job-Id";
+pub(super) const OFFSET_HEADER: &str = "X-Agent-Exec-Offset";
 /// The bound a follow stream was given after clamping to `--max-wait-ms`.
-pub const UNTIL_HEADER: &str = "X-Agent-Exec-Until-Ms";
+pub(super) const UNTIL_HEADER: &str = "X-Agent-Exec-Until-Ms";
 
 /// What the query asked for, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +90,8 @@ pub fn send(request: Request, opened: Opened, max_wait_ms: u64, stop: &AtomicBoo
             header(OFFSET_HEADER, &offset.to_string()),
         ];
         let count = usize::try_from(count).unwrap_or(usize::MAX);
-        // Never chunked: the length is known, and the brief's clients expect it.
+        // Never chunked (tiny_http would chunk from 32 KiB on): the length is known, and
+        // a client reading a log it knows the size of should be told that size.
         let response =
             Response::new(StatusCode(200), headers, body, Some(count), None).with_chunked_threshold(usize::MAX);
         // A client that went away is nobody's problem.

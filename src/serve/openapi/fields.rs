@@ -135,7 +135,7 @@ const TAG: &str = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$";
 /// A tag pattern: a tag, or a tag followed by `.*` (`tags::check_pattern`).
 const TAG_PATTERN: &str = r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(\.\*)?$";
 /// Text without NUL (no path, argv word or variable can hold one).
-const NO_NUL: &str = "^[^\\u0000]*$";
+pub const NO_NUL: &str = "^[^\\u0000]*$";
 /// A job name (`jobstore::names::check_name`).
 const NAME: &str = "^[A-Za-z0-9._-]{1,64}$";
 

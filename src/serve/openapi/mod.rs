@@ -25,6 +25,7 @@ use super::stream;
 use crate::wire::reflect::{Struct, reflect};
 use crate::wire::v1::{GcBody, JobBody, KillBody, NotifyBody, StartBody, TagsBody};
 use crate::wire::{self, Reply};
+use schema::Text;
 
 /// What the document says that depends on how `serve` runs.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +46,7 @@ struct Body {
     required: bool,
     /// Fields the handler requires beyond their type (`schema::body`).
     require: &'static [&'static str],
+    text: Text,
 }
 
 /// What a successful answer is.
@@ -116,9 +118,14 @@ fn routes() -> Vec<Route> {
 /// here before the code compiles.
 fn describe(route: &Route) -> Vec<Operation> {
     use Success::{Document, Output};
-    let exec_body =
-        || Body { name: "ExecRequest", reflect: reflect::<wire::ExecRequest>, required: true, require: &["command"] };
-    let optional = |name, reflect| Some(Body { name, reflect, required: false, require: &[] });
+    let exec_body = || Body {
+        name: "ExecRequest",
+        reflect: reflect::<wire::ExecRequest>,
+        required: true,
+        require: &["command"],
+        text: Text::Any,
+    };
+    let optional = |name, reflect| Some(Body { name, reflect, required: false, require: &[], text: Text::NoNul });
     match route {
         Route::Index => {
             vec![op("GET", "/", "Index: name, version and links (to this document)", json_ok(&["IndexResponse"]))]
@@ -144,7 +151,13 @@ fn describe(route: &Route) -> Vec<Operation> {
         Route::Kill(_) => vec![op("POST", "/kill/{id}", "Send a signal to a job (0.1.18)", json_ok(&["KillResponse"]))],
         Route::List => vec![op("GET", "/v1/jobs", "List jobs", json_ok(&["ListResponse"]))],
         Route::Create => vec![Operation {
-            body: Some(Body { name: "JobBody", reflect: reflect::<JobBody>, required: true, require: &["command"] }),
+            body: Some(Body {
+                name: "JobBody",
+                reflect: reflect::<JobBody>,
+                required: true,
+                require: &["command"],
+                text: Text::NoNul,
+            }),
             conflict: true,
             waits: true,
             ..op(
@@ -183,7 +196,13 @@ fn describe(route: &Route) -> Vec<Operation> {
             ..op("GET", "/v1/jobs/{id}/output", "Raw log bytes from an offset, optionally followed", Output)
         }],
         Route::Tags(_) => vec![Operation {
-            body: Some(Body { name: "TagsBody", reflect: reflect::<TagsBody>, required: true, require: &["tags"] }),
+            body: Some(Body {
+                name: "TagsBody",
+                reflect: reflect::<TagsBody>,
+                required: true,
+                require: &["tags"],
+                text: Text::NoNul,
+            }),
             ..op("PUT", "/v1/jobs/{id}/tags", "Replace a job's tags", json_ok(&["TagSetResponse"]))
         }],
         Route::Notify(_) => vec![Operation {
@@ -291,7 +310,7 @@ fn render(route: &Route, operation: &Operation, config: &Config, bodies: &mut Ma
         rendered["parameters"] = json!(parameters);
     }
     if let Some(body) = &operation.body {
-        bodies.insert(body.name.to_string(), schema::body(&(body.reflect)(), body.name, body.require));
+        bodies.insert(body.name.to_string(), schema::body(&(body.reflect)(), body.name, body.require, body.text));
         rendered["requestBody"] = json!({
             "required": body.required,
             "content": { "application/json": { "schema": schema::reference(body.name) } },
@@ -314,7 +333,7 @@ fn operation_id(operation: &Operation) -> String {
 fn query_parameter(param: &Param) -> Value {
     let shape =
         fields::query_shape(param.name).unwrap_or_else(|| panic!("query parameter '{}' has no type", param.name));
-    let mut item = schema::shape(&shape, param.name);
+    let mut item = schema::shape(&shape, param.name, Text::NoNul);
     let mut parameter = json!({ "name": param.name, "in": "query", "required": false });
     schema::describe(&mut item, None, param.name);
     if let Some(description) = item.as_object_mut().and_then(|item| item.remove("description")) {

@@ -9,6 +9,16 @@ use super::fields;
 use crate::wire::SCHEMA_DOCUMENT;
 use crate::wire::reflect::{Shape, Struct};
 
+/// What text the server takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    /// No NUL: the v1 routes refuse one anywhere (no path, argv word or variable can hold
+    /// one), as a 400 naming the field or parameter.
+    NoNul,
+    /// Anything: `POST /exec` keeps 0.1.18's answer to a NUL (a job recorded failed).
+    Any,
+}
+
 /// Where component schemas live in the document.
 pub const COMPONENTS: &str = "#/components/schemas/";
 
@@ -59,15 +69,15 @@ pub fn reference(name: &str) -> Value {
 /// `deny_unknown_fields`) that no other key is allowed. `require` names fields the
 /// handler requires although their type does not (`/exec`'s `command` is an `Option` so
 /// that its absence gets 0.1.18's message): present, not null, not empty.
-pub fn body(fields_of: &Struct, within: &str, require: &[&str]) -> Value {
+pub fn body(fields_of: &Struct, within: &str, require: &[&str], text: Text) -> Value {
     let mut properties = Map::new();
     let mut required = Vec::new();
     for field in &fields_of.fields {
         let demanded = require.contains(&field.name);
         let mut schema = match (&field.shape, demanded) {
-            (Shape::Optional(inner), true) => non_empty(shape(inner, field.name)),
-            (other, true) => non_empty(shape(other, field.name)),
-            (other, false) => shape(other, field.name),
+            (Shape::Optional(inner), true) => non_empty(shape(inner, field.name, text)),
+            (other, true) => non_empty(shape(other, field.name, text)),
+            (other, false) => shape(other, field.name, text),
         };
         describe(&mut schema, Some(within), field.name);
         properties.insert(field.name.to_string(), schema);
@@ -110,18 +120,21 @@ pub fn describe(schema: &mut Value, within: Option<&str>, name: &str) {
 }
 
 /// The JSON Schema of a reflected shape. `name` is the field's, for hints.
-pub fn shape(shape_of: &Shape, name: &str) -> Value {
+pub fn shape(shape_of: &Shape, name: &str, text: Text) -> Value {
     match shape_of {
         Shape::Bool => json!({ "type": "boolean" }),
         Shape::Unsigned { max } => json!({ "type": "integer", "minimum": 0, "maximum": max }),
         Shape::Signed => json!({ "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX }),
         Shape::Float => json!({ "type": "number" }),
-        Shape::String => json!({ "type": "string" }),
+        Shape::String => match text {
+            Text::NoNul => json!({ "type": "string", "pattern": fields::NO_NUL }),
+            Text::Any => json!({ "type": "string" }),
+        },
         // serde reads `null` as `None`, so the schema says so.
-        Shape::Optional(inner) => nullable(shape(inner, name)),
-        Shape::Array(inner) => json!({ "type": "array", "items": shape(inner, name) }),
-        Shape::Map(inner) => json!({ "type": "object", "additionalProperties": shape(inner, name) }),
-        Shape::Struct(inner) => body(inner, name, &[]),
+        Shape::Optional(inner) => nullable(shape(inner, name, text)),
+        Shape::Array(inner) => json!({ "type": "array", "items": shape(inner, name, text) }),
+        Shape::Map(inner) => json!({ "type": "object", "additionalProperties": shape(inner, name, text) }),
+        Shape::Struct(inner) => body(inner, name, &[], text),
         Shape::Choice(names) => json!({ "type": "string", "enum": names }),
         Shape::Any => fields::hint(name).unwrap_or_else(|| panic!("field '{name}' is read untyped and has no hint")),
     }
@@ -171,6 +184,9 @@ mod tests {
     #[test]
     fn optional_values_accept_null() {
         let optional = Shape::Optional(Box::new(Shape::Unsigned { max: 7 }));
-        assert_eq!(shape(&optional, "x"), json!({ "type": ["integer", "null"], "minimum": 0, "maximum": 7 }));
+        assert_eq!(
+            shape(&optional, "x", Text::NoNul),
+            json!({ "type": ["integer", "null"], "minimum": 0, "maximum": 7 })
+        );
     }
 }
