@@ -42,10 +42,13 @@ while read -r target; do
   case "$target" in /proc | /proc/* | /tmp | /tmp/*) continue ;; esac
   mount -o remount,bind,ro "$target" 2>/dev/null || true
 done < <(findmnt -rn -o TARGET | sed 's/\\x20/ /g')
-if touch /should-be-read-only 2>/dev/null; then
-  echo "run_schemathesis: the root filesystem is still writable; refusing to run" >&2
-  exit 1
-fi
+for dir in / /dev/shm "$(dirname "$bin")" "$venv"; do
+  if [ -d "$dir" ] && touch "$dir/.should-be-read-only" 2>/dev/null; then
+    rm -f "$dir/.should-be-read-only"
+    echo "run_schemathesis: $dir is still writable; refusing to run" >&2
+    exit 1
+  fi
+done
 ip link set lo up
 
 token=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
