@@ -98,3 +98,44 @@ fn the_index_links_paths_of_the_document() {
     }
     assert_eq!(index["links"]["jobs"], "/v1/jobs");
 }
+
+/// The router's own table (`routes::endpoint`, read from its source: one line per path
+/// with its methods) against the document: a route added there without being described
+/// here fails this test even if `describe` was given an arm for it.
+#[test]
+fn every_route_of_the_routers_table_is_documented() {
+    let source = include_str!("../routes.rs");
+    let table = source.split("fn endpoint(").nth(1).and_then(|rest| rest.split("\n}\n").next()).expect("endpoint");
+    let method = regex_lite::Regex::new(r#"\("([A-Z]+)", Route::"#).expect("regex");
+    let literal = regex_lite::Regex::new(r#""(/[^"]*)""#).expect("regex");
+    let action = regex_lite::Regex::new(r#"^Some\("([a-z]+)"\) => Job\("#).expect("regex");
+    let word = regex_lite::Regex::new(r#"^"([a-z]+)" => Job\("#).expect("regex");
+    let document = parsed();
+    let mut checked = 0;
+    for line in table.lines().map(str::trim) {
+        let paths: Vec<String> = if line.contains("=> return fixed(") {
+            literal.captures_iter(line).map(|c| c[1].to_string()).collect()
+        } else if line.starts_with("None => Job(") {
+            vec!["/v1/jobs/{id}".to_string()]
+        } else if let Some(c) = action.captures(line) {
+            vec![format!("/v1/jobs/{{id}}/{}", &c[1])]
+        } else if let Some(c) = word.captures(line) {
+            vec![format!("/{}/{{id}}", &c[1])]
+        } else {
+            continue;
+        };
+        for path in &paths {
+            for m in method.captures_iter(line) {
+                let operation = &document["paths"][path.as_str()][m[1].to_ascii_lowercase()];
+                assert!(
+                    operation.is_object(),
+                    "the router answers {} {path}; the document does not describe it",
+                    &m[1]
+                );
+                checked += 1;
+            }
+        }
+    }
+    let documented: usize = routes().iter().map(|route| describe(route).len()).sum();
+    assert_eq!(checked, documented, "the router's table and the document differ in size (or the table's form changed)");
+}
