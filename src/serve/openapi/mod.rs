@@ -400,9 +400,11 @@ fn responses(route: &Route, operation: &Operation, config: &Config) -> Value {
     if operation.conflict {
         responses.insert("409".into(), error("Conflict"));
     }
-    if operation.body.is_some() {
-        responses.insert("413".into(), error("TooLarge"));
-    }
+    // What tiny_http answers before any route is known (`limits::http_limits`): a body
+    // is refused by size whatever the method, so every operation can answer these.
+    responses.insert("408".into(), error("Timeout"));
+    responses.insert("413".into(), error("TooLarge"));
+    responses.insert("431".into(), error("HeadTooLarge"));
     responses.insert("500".into(), error("Internal"));
     responses.insert("503".into(), error("Unavailable"));
     Value::Object(responses)
@@ -424,7 +426,9 @@ fn error_responses() -> Value {
         "Unauthorized": unauthorized,
         "NotFound": envelope("job_not_found"),
         "Conflict": envelope("name_in_use: another live job holds the name (error.job_id names it)"),
+        "Timeout": envelope("the request's head or body did not arrive within 10 s"),
         "TooLarge": envelope("request body over 1 MiB"),
+        "HeadTooLarge": envelope("a request line or header over 8 KiB, a head over 16 KiB or more than 100 headers"),
         "Internal": envelope("internal_error (a fault of the server or its job store)"),
         "Unavailable": envelope("the server is shutting down, or too many connections are open"),
     })
