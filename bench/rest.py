@@ -7,7 +7,9 @@ For each binary (ours = the release build, static = `make static`, theirs = 0.1.
   * theirs:          GET /status/{id} (0.1.18 has no /v1) and GET /health.
 The sides alternate round by round (other work on the machine hits all of them alike).
 Reported: requests/s, p99 and p99.9 latency (wrk's own histogram, read by a Lua
-`done` hook), medians over the rounds. Goal: p99.9 under 50 ms.
+`done` hook), medians over the rounds. Goal: p99.9 under 50 ms. Each `serve` runs in a
+session of its own, as a daemon does and as bench.py starts it: under the kernel's
+autogroup scheduling that session's threads share one group's CPU time against wrk's.
 
 Usually started by bench/run.sh. Direct use:
   python3 bench/rest.py --ours PATH [--static PATH] [--theirs PATH] [--out FILE]
