@@ -16,7 +16,7 @@ FISHDIR := $(PREFIX)/share/fish/vendor_completions.d
 MAN1 := $(wildcard man/*.1)
 MAN5 := $(wildcard man/*.5)
 
-.PHONY: help build release static demo test test-static test-mcp-client unit lint docs fmt bench soak clean install uninstall
+.PHONY: help build release static demo test test-static test-mcp-client test-openapi unit lint docs fmt bench soak clean install uninstall
 
 help:
 	@echo "make build        debug build"
@@ -26,6 +26,7 @@ help:
 	@echo "make test         lint, the whole test suite, then the static-binary checks"
 	@echo "make test-static  build the static binary, check it is static, runs a job in an empty root and serves as examples/Dockerfile's PID 1"
 	@echo "make test-mcp-client  drive 'agent-exec mcp' with the official MCP Python SDK (.venv from .ci/deps)"
+	@echo "make test-openapi validate the served OpenAPI document and run Schemathesis against a sandboxed serve (.venv)"
 	@echo "make lint         cargo fmt --check, clippy -D warnings, groff lint of the man pages"
 	@echo "make docs         regenerate man/ from the flag table (UPDATE_DOCS=1 cargo test)"
 	@echo "make fmt          format the code"
@@ -60,6 +61,7 @@ demo: release
 test: lint
 	$(CARGO) test --all-targets
 	$(MAKE) test-mcp-client
+	$(MAKE) test-openapi
 	$(MAKE) test-static
 
 # The MCP server against a real client: the `mcp` package in the project virtualenv
@@ -72,6 +74,19 @@ test-mcp-client: build
 		echo "test-mcp-client: $(VENV_PY) with mcp and jsonschema is missing (run .ci/deps)" >&2; exit 1; \
 	else \
 		echo "test-mcp-client: WARNING: not run, $(VENV_PY) with mcp and jsonschema is missing (run .ci/deps)" >&2; \
+	fi
+
+# The OpenAPI document against real clients: openapi-spec-validator validates it and
+# Schemathesis (fixed seed, bounded) checks every answer against it, with `serve` in a
+# namespace sandbox (tests/openapi/run_schemathesis.sh). Under CI=true a missing
+# virtualenv fails the run.
+test-openapi: build
+	@if $(VENV_PY) -c 'import schemathesis, openapi_spec_validator' 2>/dev/null; then \
+		bash tests/openapi/run_schemathesis.sh $(TARGET_DIR)/debug/agent-exec .venv; \
+	elif [ "$$CI" = true ]; then \
+		echo "test-openapi: $(VENV_PY) with schemathesis and openapi-spec-validator is missing (run .ci/deps)" >&2; exit 1; \
+	else \
+		echo "test-openapi: WARNING: not run, $(VENV_PY) with schemathesis and openapi-spec-validator is missing (run .ci/deps)" >&2; \
 	fi
 
 test-static: static

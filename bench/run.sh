@@ -90,6 +90,7 @@ main() {
     fi
     timeout -k 10 1200 python3 bench/serve_attack.py --ours "${OURS_STATIC:-$OURS}" --theirs "$THEIRS" ${BEFORE:+--before "$BEFORE"} --out bench/RESULTS.md
     timeout -k 10 600 python3 bench/launch_list.py --ours "$OURS" ${OURS_STATIC:+--static "$OURS_STATIC"} --theirs "$THEIRS" --out bench/RESULTS.md || log "bench/launch_list.py failed"
+    timeout -k 10 900 python3 bench/rest.py --ours "$OURS" --static "${OURS_STATIC:-}" --theirs "$THEIRS" --out bench/RESULTS.md || log "bench/rest.py failed"
     timeout -k 10 600 python3 bench/wait_any.py --ours "$OURS" --theirs "$THEIRS" --out bench/RESULTS.md || log "bench/wait_any.py failed"
     timeout -k 10 3600 python3 bench/capture.py --ours "$OURS" --static "${OURS_STATIC:-}" --theirs "$THEIRS" --work "$WORK" --out bench/RESULTS.md || log "capture.py failed"
 }

@@ -56,6 +56,11 @@ pub fn parse(text: &str) -> Result<Requested, String> {
         })
 }
 
+/// The names `parse` accepts (besides numbers), as it writes them.
+pub fn kill_names() -> impl Iterator<Item = &'static str> {
+    NAMED.iter().map(|(name, _)| *name)
+}
+
 pub fn check(text: &str) -> Result<(), String> {
     parse(text).map(|_| ())
 }

@@ -3,6 +3,7 @@
 //! draft-07 validator, so the document cannot drift from the responses).
 
 mod common;
+mod serve_support;
 
 use serde_json::Value;
 
@@ -163,4 +164,15 @@ fn the_schema_rejects_what_the_contract_forbids() {
         let value: Value = serde_json::from_str(bad).expect("test JSON");
         assert!(!c.validator.is_valid(&value), "accepted: {bad}");
     }
+}
+
+/// The answers only HTTP gives: `GET /` (the index) and the health check.
+#[test]
+fn http_only_answers_match_the_schema() {
+    let checker = Checker::new();
+    let server = serve_support::Server::start(&checker.env, &[]);
+    let index = server.get("/").json();
+    assert_eq!(index["type"], "index");
+    checker.check(&index);
+    checker.check(&server.get("/health").json());
 }

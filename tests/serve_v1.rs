@@ -113,7 +113,7 @@ fn a_created_job_is_listed_started_tailed_tagged_and_deleted() {
             "/v1/jobs/@build/notify",
             &json!({"notify_file": marks, "output_pattern": "^w", "output_match_type": "regex"}),
         ),
-        "notify_set",
+        "notify.set",
     );
     assert_eq!(notify["notification"]["notify_file"], marks);
     assert_eq!(notify["notification"]["on_output_match"]["match_type"], "regex");

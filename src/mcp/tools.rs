@@ -284,6 +284,46 @@ mod tests {
     use super::*;
     use crate::wire::CommandLine;
 
+    /// The input schemas are written by hand (their words are MCP's); this keeps them
+    /// honest: each lists exactly the fields its serde type reads, with the same required
+    /// ones, as reflected by `wire::reflect` (which generates the OpenAPI bodies).
+    #[test]
+    fn input_schemas_match_their_types() {
+        use crate::wire::reflect::{Struct, reflect};
+        use crate::wire::{DeleteInput, JobInput, ListInput, TagSetInput, TailInput, WaitInput};
+        let reflected = |tool| -> Struct {
+            match tool {
+                Tool::Run => reflect::<RunInput>(),
+                Tool::Status => reflect::<JobInput>(),
+                Tool::Tail => reflect::<TailInput>(),
+                Tool::Wait => reflect::<WaitInput>(),
+                Tool::Kill => reflect::<KillInput>(),
+                Tool::List => reflect::<ListInput>(),
+                Tool::Create => reflect::<CreateInput>(),
+                Tool::Start => reflect::<StartInput>(),
+                Tool::TagSet => reflect::<TagSetInput>(),
+                Tool::Delete => reflect::<DeleteInput>(),
+            }
+        };
+        for tool in ALL {
+            let schema = tool.input_schema();
+            let typed = reflected(tool);
+            let mut listed: Vec<&str> =
+                schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+            let mut fields: Vec<&str> = typed.fields.iter().map(|f| f.name).collect();
+            listed.sort_unstable();
+            fields.sort_unstable();
+            assert_eq!(listed, fields, "{}: schema properties against the type's fields", tool.name());
+            let mut required: Vec<&str> =
+                schema["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+            let mut needed: Vec<&str> = typed.fields.iter().filter(|f| f.required).map(|f| f.name).collect();
+            required.sort_unstable();
+            needed.sort_unstable();
+            assert_eq!(required, needed, "{}: required fields", tool.name());
+            assert!(typed.closed, "{}: unknown fields must be refused", tool.name());
+        }
+    }
+
     fn error(tool: Tool, arguments: Value) -> String {
         tool.input(arguments).expect_err("must be refused").message
     }

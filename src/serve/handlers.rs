@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::routes::{Query, Route};
-use super::{v1, waits};
+use super::{openapi, v1, waits};
 use crate::config;
 use crate::error::{Code, Error, Result};
 use crate::jobs::{self, Definition, KillRequest, Observe, RunRequest, TailRequest, WaitRequest};
@@ -72,6 +72,8 @@ pub struct Context<'a> {
     pub root: &'a Root,
     /// `serve --max-wait-ms`: the longest any request may wait or stream.
     pub max_wait_ms: u64,
+    /// The OpenAPI document, built when `serve` started (`openapi::document`).
+    pub openapi: &'a str,
 }
 
 impl Context<'_> {
@@ -137,13 +139,12 @@ pub fn handle(route: Route, ctx: &Context, incoming: Incoming) -> Answer {
             .map(|body| Reply::sorted("tail", &body)),
         Route::Wait(id) => wait(ctx, &id, &query),
         Route::Kill(id) => kill(root, &id, &query),
+        Route::Index => Ok(openapi::index()),
+        Route::OpenApi => return Answer { status: 200, json: ctx.openapi.to_string(), header: None },
         Route::JobWait(id) => waits::job_wait(ctx, &id, &query),
         Route::WaitMany => waits::many_wait(ctx, &query),
         // Raw bytes, not a JSON answer: `mod.rs` hands this route to `stream` instead.
         Route::Output(_) => Err(Error::internal("the output route is answered by serve::stream")),
-        Route::Index | Route::OpenApi => {
-            return Answer { status: 501, ..Answer::error(&Error::internal("not implemented yet")) };
-        }
         Route::List
         | Route::Create
         | Route::Job(_)
@@ -195,7 +196,9 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
     if body.is_empty() {
         return Err(invalid("request body is required".into()));
     }
-    let mut request: ExecRequest = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let mut value: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    wire::whole_numbers(&mut value);
+    let mut request: ExecRequest = serde_json::from_value(value).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     request
         .env
         .iter()
@@ -333,6 +336,17 @@ mod tests {
         assert!(long(&Route::Start(id()), b""));
         assert!(!long(&Route::Start(id()), br#"{"snapshot_after_ms":0}"#));
         assert!(!long(&Route::Start(id()), b"[]"));
+    }
+
+    /// Schemathesis sends `222.0` where the document says integer, as JSON Schema
+    /// allows: it is the integer 222, not a wrong type.
+    #[test]
+    fn whole_floats_are_integers() {
+        let (request, _) = parse_exec(br#"{"command":["true"],"until_ms":222.0,"timeout_ms":1e3}"#).expect("accepted");
+        assert_eq!((request.until_ms, request.timeout_ms), (Some(222), Some(1000)));
+        for refused in [&br#"{"command":["true"],"until_ms":2.5}"#[..], br#"{"command":["true"],"until_ms":-1.0}"#] {
+            assert!(parse_exec(refused).is_err());
+        }
     }
 
     #[test]

@@ -27,6 +27,7 @@
 mod auth;
 mod handlers;
 mod limits;
+mod openapi;
 mod routes;
 mod stream;
 mod v1;
@@ -60,6 +61,8 @@ struct Shared {
     /// Requests that wait (`handlers::is_long_poll`): `--max-waiters` at once.
     waiters: Slots,
     max_wait_ms: u64,
+    /// The OpenAPI document served at `/openapi.json`.
+    openapi: String,
     in_flight: InFlight,
     stop: Arc<AtomicBool>,
 }
@@ -108,12 +111,14 @@ pub fn serve(options: &Options, root: Root) -> Result<()> {
         signal_hook::flag::register(signal, stop.clone()).map_err(|e| Error::io("install signal handler", e))?;
     }
     let local = listener.local_addr().map_err(|e| Error::io("read bound address", e))?;
+    let openapi = openapi::document(&openapi::Config { max_wait_ms: options.max_wait_ms, token: token.is_some() });
     let shared = Arc::new(Shared {
         root,
         token,
         short: Slots::new(max_requests),
         waiters: Slots::new(max_waiters),
         max_wait_ms: options.max_wait_ms,
+        openapi,
         in_flight: InFlight::default(),
         stop,
     });
@@ -186,7 +191,7 @@ fn serve_one(shared: &Shared, request: Request, route: Route, body: Body, since:
         let peer = request.remote_addr().map_or_else(|| "-".to_string(), |a| a.to_string());
         format!("{peer} \"{} {}\"", request.method().as_str(), request.url().escape_default())
     });
-    let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms };
+    let ctx = Context { root: &shared.root, max_wait_ms: shared.max_wait_ms, openapi: &shared.openapi };
     let denied = shared
         .token
         .as_deref()

@@ -31,11 +31,11 @@ use crate::jobs::{self, Output};
 use crate::wire::Stream;
 
 /// The response headers naming what was sent: a client resumes at the start offset plus
-/// the bytes it received.
-const JOB_ID_HEADER: &str = "X-Agent-Exec-Job-Id";
-const OFFSET_HEADER: &str = "X-Agent-Exec-Offset";
+/// the bytes it received. The OpenAPI document (`openapi`) names them too.
+pub(super) const JOB_ID_HEADER: &str = "X-Agent-Exec-Job-Id";
+pub(super) const OFFSET_HEADER: &str = "X-Agent-Exec-Offset";
 /// The bound a follow stream was given after clamping to `--max-wait-ms`.
-const UNTIL_HEADER: &str = "X-Agent-Exec-Until-Ms";
+pub(super) const UNTIL_HEADER: &str = "X-Agent-Exec-Until-Ms";
 
 /// What the query asked for, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

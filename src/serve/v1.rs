@@ -92,7 +92,7 @@ pub fn handle(route: Route, ctx: &Context, query: &Query, read: ReadBody) -> Ans
             Ok(Reply::sorted("tag_set", &jobs::tag_set(root, &id, tags)?))
         }),
         Route::Notify(id) => {
-            body::<NotifyBody>(read).and_then(|body| Ok(Reply::sorted("notify_set", &notify(root, &id, body)?)))
+            body::<NotifyBody>(read).and_then(|body| Ok(Reply::sorted("notify.set", &notify(root, &id, body)?)))
         }
         Route::Delete(id) => delete(ctx, id, query),
         Route::Gc => body::<GcBody>(read).and_then(|body| Ok(Reply::sorted("gc", &jobs::gc(root, &gc_policy(body)?)?))),

@@ -4,6 +4,7 @@
 //! `Serialize` or `Deserialize` for the outside world, and field order here is the
 //! contract's key order.
 
+pub mod reflect;
 mod request;
 mod response;
 mod store;

@@ -174,6 +174,28 @@ pub struct DeleteInput {
     pub dry_run: bool,
 }
 
+/// Writes every whole number spelled as a float (`222.0`, `1e3`) as the integer it is.
+/// JSON has one number type and JSON Schema counts `2.0` as an integer, so a client (or
+/// its JSON library) may send either spelling; serde's integer types take only the
+/// second. A float beyond the integers it can name exactly is left as it is, and so is
+/// refused where an integer is expected.
+pub fn whole_numbers(value: &mut Value) {
+    match value {
+        Value::Number(number) => {
+            let Some(float) = number.as_f64().filter(|f| number.is_f64() && f.fract() == 0.0) else { return };
+            // 2^64 and -2^63 are exact as floats; the casts below are exact inside them.
+            if (0.0..18_446_744_073_709_551_616.0).contains(&float) {
+                *value = Value::from(float as u64);
+            } else if (-9_223_372_036_854_775_808.0..0.0).contains(&float) {
+                *value = Value::from(float as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(map) => map.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
 /// A serde error on a JSON object: the message, and the top-level field it concerns
 /// when serde's message does not name one itself.
 #[derive(Debug)]
@@ -186,7 +208,9 @@ pub struct FieldError {
 /// pretty printing puts every top-level field on lines of its own, so the error's line
 /// tells which field was wrong even when serde's message does not (a wrong type).
 pub fn typed_object<T: DeserializeOwned>(object: &Value) -> Result<T, FieldError> {
-    let text = serde_json::to_string_pretty(object).unwrap_or_default();
+    let mut object = object.clone();
+    whole_numbers(&mut object);
+    let text = serde_json::to_string_pretty(&object).unwrap_or_default();
     serde_json::from_str(&text).map_err(|e| {
         let message = e.to_string();
         let message = message.split(" at line ").next().unwrap_or(&message).to_string();

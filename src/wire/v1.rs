@@ -167,6 +167,11 @@ mod tests {
         let notify: NotifyBody = typed_object(&json!({"notify_command": "true"})).expect("alias");
         assert_eq!(notify.command.as_deref(), Some("true"));
         let gc: GcBody = typed_object(&json!({"max_bytes": "10M", "keep": 3})).expect("valid");
+        // JSON Schema's integers include 3.0 (Schemathesis sends it): the integer 3.
+        let whole: GcBody = typed_object(&json!({"max_bytes": 1e3, "keep": 3.0})).expect("whole floats");
+        assert!(matches!((whole.keep, whole.max_bytes), (Some(3), Some(Size::Bytes(1000)))));
+        let (field, _) = refused::<GcBody>(json!({"keep": 3.5}));
+        assert_eq!(field.as_deref(), Some("keep"));
         assert!(matches!(gc.max_bytes, Some(Size::Text(ref t)) if t == "10M"));
     }
 }
