@@ -33,16 +33,21 @@ fi
 bin=$2
 venv=$3
 mount --make-rprivate /
-# A private tmpfs on /tmp before everything goes read-only: the only writable place.
-mount -t tmpfs -o size=256m,mode=1777 tmpfs /tmp
-for dir in /tmp/jobs /tmp/home /tmp/cwd /tmp/client; do mkdir -m 0700 "$dir"; done
+# A private tmpfs before everything goes read-only: the only writable place. Not on
+# /tmp, which must stay visible: the clone under test (its target/ and .venv) may live
+# there, as CI's does. /tmp goes read-only with the rest.
+SB=/mnt
+[ -d "$SB" ] || mkdir "$SB"
+mount -t tmpfs -o size=256m,mode=1777 tmpfs "$SB"
+for dir in "$SB/jobs" "$SB/home" "$SB/cwd" "$SB/client"; do mkdir -m 0700 "$dir"; done
+export TMPDIR="$SB/client"
 # Every other mount read-only (/proc is ours, /dev's nodes still work on a read-only
 # mount). Deepest first is not needed: each remount changes only its own mount.
 while read -r target; do
-  case "$target" in /proc | /proc/* | /tmp | /tmp/*) continue ;; esac
+  case "$target" in /proc | /proc/* | "$SB") continue ;; esac
   mount -o remount,bind,ro "$target" 2>/dev/null || true
 done < <(findmnt -rn -o TARGET | sed 's/\\x20/ /g')
-for dir in / /dev/shm "$(dirname "$bin")" "$venv"; do
+for dir in / /tmp /dev/shm "$(dirname "$bin")" "$venv"; do
   if [ -d "$dir" ] && touch "$dir/.should-be-read-only" 2>/dev/null; then
     rm -f "$dir/.should-be-read-only"
     echo "run_schemathesis: $dir is still writable; refusing to run" >&2
@@ -52,17 +57,17 @@ done
 ip link set lo up
 
 token=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf '%s\n' "$token" >/tmp/token
+printf '%s\n' "$token" >$SB/token
 as_nobody=()
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && getent passwd nobody >/dev/null; then
-  chown nobody /tmp/jobs /tmp/home /tmp/cwd /tmp/token
-  chmod 0600 /tmp/token
+  chown nobody $SB/jobs $SB/home $SB/cwd $SB/token
+  chmod 0600 $SB/token
   as_nobody=(setpriv --reuid=nobody --regid="$(id -g nobody)" --clear-groups --inh-caps=-all
     --bounding-set=-all --no-new-privs)
 fi
-cd /tmp/cwd
-HOME=/tmp/home "${as_nobody[@]}" "$bin" --root /tmp/jobs serve --port "$PORT" --max-wait-ms 300 \
-  --token-file /tmp/token 2>/tmp/client/serve.log &
+cd $SB/cwd
+HOME=$SB/home "${as_nobody[@]}" "$bin" --root $SB/jobs serve --port "$PORT" --max-wait-ms 300 \
+  --token-file $SB/token 2>$SB/client/serve.log &
 server=$!
 url="http://127.0.0.1:$PORT"
 up=false
@@ -75,12 +80,12 @@ for _ in $(seq 100); do
 done
 if [ "$up" != true ]; then
   echo "run_schemathesis: serve did not come up:" >&2
-  cat /tmp/client/serve.log >&2
+  cat $SB/client/serve.log >&2
   exit 1
 fi
 
-cd /tmp/client
-export HOME=/tmp/client PYTHONDONTWRITEBYTECODE=1
+cd $SB/client
+export HOME=$SB/client PYTHONDONTWRITEBYTECODE=1
 "$venv/bin/python" - "$url" "$token" <<'EOF'
 import json, sys, urllib.request
 from openapi_spec_validator import validate
@@ -102,7 +107,7 @@ status=0
 
 if ! kill -0 "$server" 2>/dev/null; then
   echo "run_schemathesis: serve died during the run:" >&2
-  cat /tmp/client/serve.log >&2
+  cat $SB/client/serve.log >&2
   status=1
 fi
 exit "$status"
