@@ -16,7 +16,7 @@ use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use common::{Env, eventually};
-use serve_support::{Server, request, rss_kib};
+use serve_support::{Server, count, request, rss_kib, steady_counts};
 
 /// Writes `raw`, half-closes, reads until the server closes; returns the status of the
 /// first answer (None: closed without one).
@@ -30,10 +30,6 @@ fn status_of(port: u16, raw: &[u8]) -> Option<u16> {
     let _ = stream.read_to_end(&mut bytes);
     let text = String::from_utf8_lossy(&bytes);
     text.split(' ').nth(1).and_then(|s| s.parse().ok())
-}
-
-fn count(pid: u32, what: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/{what}")).map_or(0, |d| d.count())
 }
 
 /// The attacks of item 2, each a request that must be refused with its status.
@@ -78,17 +74,7 @@ fn oversized_heads_are_refused_before_auth_without_leaks() {
     for (_, raw, _) in attacks() {
         status_of(port, &raw);
     }
-    let steady = || {
-        let before = (count(pid, "task"), count(pid, "fd"));
-        std::thread::sleep(Duration::from_millis(200));
-        (before == (count(pid, "task"), count(pid, "fd"))).then_some(before)
-    };
-    let mut baseline = None;
-    assert!(eventually(Duration::from_secs(30), || {
-        baseline = steady();
-        baseline.is_some()
-    }));
-    let (threads, fds) = baseline.unwrap_or_default();
+    let (threads, fds) = steady_counts(pid);
     let per_attack = if std::env::var_os("AGENT_EXEC_SOAK").is_some() { 3000 } else { 1000 };
     for (name, raw, expected) in attacks() {
         // Four clients at once, like the floods.

@@ -15,11 +15,7 @@ use std::time::Duration;
 
 use common::{Env, eventually};
 use serde_json::Value;
-use serve_support::{Server, rss_kib};
-
-fn count(pid: u32, what: &str) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/{what}")).map_or(0, |d| d.count())
-}
+use serve_support::{Server, count, rss_kib, steady_counts};
 
 /// A response read incrementally: the head at once, the body as it comes.
 struct Streamed {
@@ -256,18 +252,7 @@ fn followers_that_hang_up_leave_no_thread_descriptor_or_slot() {
     let pid = server.pid();
     let id = env.ok(&["create", "--", "true"])["job_id"].as_str().expect("job_id").to_string();
     assert_eq!(server.get("/health").status, 200);
-    let steady = || {
-        let before = (count(pid, "task"), count(pid, "fd"));
-        // A measurement interval, not a synchronisation: the counts must hold still.
-        std::thread::sleep(Duration::from_millis(200));
-        (before == (count(pid, "task"), count(pid, "fd"))).then_some(before)
-    };
-    let mut baseline = None;
-    assert!(eventually(Duration::from_secs(30), || {
-        baseline = steady();
-        baseline.is_some()
-    }));
-    let (threads, fds) = baseline.unwrap_or_default();
+    let (threads, fds) = steady_counts(pid);
     for round in 0..5 {
         // Every long-poll slot taken by a follower of a job that prints nothing, then
         // dropped: only the socket says the clients are gone.

@@ -173,3 +173,25 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
+
+/// How many threads (`task`) or descriptors (`fd`) process `pid` has.
+pub fn count(pid: u32, what: &str) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/{what}")).map_or(0, |d| d.count())
+}
+
+/// The server's thread and descriptor counts once they hold still for 200 ms (within
+/// 30 s): the baseline that leak checks compare with.
+pub fn steady_counts(pid: u32) -> (usize, usize) {
+    let steady = || {
+        let before = (count(pid, "task"), count(pid, "fd"));
+        // A measurement interval, not a synchronisation: the counts must hold still.
+        std::thread::sleep(Duration::from_millis(200));
+        (before == (count(pid, "task"), count(pid, "fd"))).then_some(before)
+    };
+    let mut baseline = None;
+    assert!(eventually(Duration::from_secs(30), || {
+        baseline = steady();
+        baseline.is_some()
+    }));
+    baseline.unwrap_or_default()
+}
