@@ -54,11 +54,18 @@ pub fn start_time(pid: u32) -> Option<u64> {
 /// `pgid`? A scan of `/proc`; when `/proc` cannot be read the answer is yes, the safe
 /// side for a caller that would otherwise give up on signalling the group.
 pub fn group_has_members(pgid: u32, except: u32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return true };
-    entries.flatten().any(|entry| {
-        let pid = entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok());
-        pid.is_some_and(|pid| pid != except && proc_stat(pid).is_some_and(|stat| stat.pgid == i64::from(pgid)))
-    })
+    any_live_process(|pid, stat| pid != except && stat.pgid == i64::from(pgid)).unwrap_or(true)
+}
+
+/// Does a live process match `wanted`? `None` when `/proc` cannot be read.
+fn any_live_process(wanted: impl Fn(u32, ProcStat) -> bool) -> Option<bool> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    Some(
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .any(|pid| proc_stat(pid).is_some_and(|stat| wanted(pid, stat))),
+    )
 }
 
 /// The inode of our PID namespace, recorded with every pid we write (`pid_ns`).
@@ -148,15 +155,8 @@ pub fn job_group(state: &State) -> Option<u32> {
     if unsafe { libc::kill(-group, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
         return None;
     }
-    let entries = std::fs::read_dir("/proc").ok()?;
-    let is_member = |pid: u32| {
-        proc_stat(pid).is_some_and(|s| s.pgid == i64::from(group) && s.sid == i64::from(group) && s.start >= start)
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .any(is_member)
-        .then_some(leader)
+    let is_member = |_, s: ProcStat| s.pgid == i64::from(group) && s.sid == i64::from(group) && s.start >= start;
+    any_live_process(is_member)?.then_some(leader)
 }
 
 /// The lost-supervisor repair (docs/decisions.md OP-1), for a `running` record `seen` whose
