@@ -58,7 +58,7 @@ static:
 	@mkdir -p $(dir $(STATIC_BIN))
 	RUSTFLAGS='-C target-feature=+crt-static -C relocation-model=static --cfg getrandom_backend="linux_getrandom"' \
 		$(CARGO) build --release --target $(GNU)
-	cp $(TARGET_DIR)/$(GNU)/release/agent-exec $(STATIC_BIN)
+	cp --remove-destination $(TARGET_DIR)/$(GNU)/release/agent-exec $(STATIC_BIN)
 	@echo "make static: $(STATIC_BIN), $$(stat -c %s $(STATIC_BIN)) bytes"
 
 demo: release

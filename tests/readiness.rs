@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::process::CommandExt;
 
-use common::{Env, single_json};
+use common::{Env, available, has_tool, is_root, single_json};
 
 fn stop(env: &Env, id: &str) {
     env.ok(&["kill", "--signal", "KILL", id]);
@@ -81,6 +81,41 @@ fn a_port_that_accepts_is_ready() {
     // Nothing listens any more, and the job ends: not ready.
     let (value, code) = env.answer(&["run", "--for-port", &port, "--exit-code", "--", "sh", "-c", "exit 4"]);
     assert_eq!((value["ready"].as_bool(), value["state"].as_str(), code), (Some(false), Some("exited"), 4));
+}
+
+/// Where nothing listens, the kernel may connect the probe's socket to itself: TCP
+/// simultaneous open, when the ephemeral port it picks for the probe is the port probed.
+/// That is not a server. A network namespace whose only ephemeral port is the probed one
+/// makes it happen at every probe (old code: ready at once, and the probe's socket held
+/// the very port the job's server would bind).
+#[test]
+fn a_probe_connected_to_itself_is_not_ready() {
+    if !available(is_root() && has_tool("unshare") && has_tool("ip"), "root, unshare and ip") {
+        return;
+    }
+    let env = Env::new();
+    let script = "PATH=$PATH:/usr/sbin:/sbin; ip link set lo up && echo '40000 40000' > /proc/sys/net/ipv4/ip_local_port_range && exec \"$@\"";
+    let args = [
+        "run",
+        "--for-port",
+        "40000",
+        "--for-host",
+        "127.0.0.1",
+        "--until",
+        "1500",
+        "--exit-code",
+        "--",
+        "sleep",
+        "30",
+    ];
+    let mut argv = vec!["-n", "sh", "-c", script, "sh", common::BIN];
+    argv.extend_from_slice(&args);
+    let out = env.program("unshare", &argv).output().expect("spawn unshare");
+    let value = single_json(&args, &out);
+    let id = value["job_id"].as_str().unwrap_or_else(|| panic!("no job: {value}")).to_string();
+    stop(&env, &id);
+    assert_eq!((value["ready"].as_bool(), value["state"].as_str()), (Some(false), Some("running")), "{value}");
+    assert_eq!(out.status.code(), Some(124), "{value}");
 }
 
 #[test]

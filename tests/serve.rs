@@ -290,7 +290,7 @@ fn non_loopback_bind_needs_a_token() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let up = eventually(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let up = eventually(Duration::from_secs(10), || serve_support::listening(port));
     let status = up.then(|| request(port, "GET", "/status/01A", &[("Authorization", "Bearer file-token")], b"").status);
     let _ = child.kill();
     let _ = child.wait();

@@ -116,7 +116,7 @@ fn serve_in_namespace(env: &Env) -> (Namespace, u16) {
             .spawn()
             .expect("spawn unshare");
     let ns = Namespace::new(unshare);
-    assert!(eventually(Duration::from_secs(10), || TcpStream::connect(("127.0.0.1", port)).is_ok()), "serve is not up");
+    assert!(eventually(Duration::from_secs(10), || serve_support::listening(port)), "serve is not up");
     (ns, port)
 }
 

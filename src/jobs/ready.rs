@@ -166,7 +166,13 @@ impl PortProbe {
         let local = self.host.parse::<IpAddr>().is_ok() || self.host.eq_ignore_ascii_case("localhost");
         let lookup = if local { Some((self.resolve)(&self.host, self.port)) } else { self.lookup(budget) };
         let Some(Ok(addresses)) = lookup else { return false };
-        addresses.into_iter().any(|address| TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).is_ok())
+        addresses.into_iter().any(|address| {
+            // Where nothing listens, the kernel may connect the probe to itself (TCP
+            // simultaneous open, when the ephemeral port it picked is the probed one):
+            // no server, and the socket, closed here at once, held the server's port.
+            TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)
+                .is_ok_and(|stream| stream.local_addr().is_ok_and(|local| local != address))
+        })
     }
 
     /// The lookup's result, or `None` if it has not finished within `budget`.

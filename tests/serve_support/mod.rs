@@ -34,7 +34,7 @@ impl Server {
             let child = env.command(&args).stdout(Stdio::piped()).stderr(stderr()).spawn().expect("spawn serve");
             let mut server = Server { child, port };
             let up = eventually(Duration::from_secs(10), || {
-                matches!(server.child.try_wait(), Ok(Some(_))) || TcpStream::connect(("127.0.0.1", port)).is_ok()
+                matches!(server.child.try_wait(), Ok(Some(_))) || listening(port)
             });
             if up && matches!(server.child.try_wait(), Ok(None)) {
                 return server;
@@ -151,6 +151,14 @@ fn parse(bytes: &[u8]) -> Option<Reply> {
 /// A free port never handed out before in this test process. Tests run in parallel
 /// threads, and the kernel may give two probes the same free port: a second server
 /// would then fail to bind while its test talks to the first one.
+/// Whether something listens on the loopback `port`. A connection whose own port is
+/// `port` is the kernel connecting the socket to itself (TCP simultaneous open, when the
+/// ephemeral port it picked is the one we probe and nothing listens yet): that is "no",
+/// and the socket is closed at once, since it holds the port the server is about to bind.
+pub fn listening(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|stream| stream.local_addr().is_ok_and(|a| a.port() != port))
+}
+
 pub fn fresh_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
