@@ -11,7 +11,6 @@
 mod common;
 mod serve_support;
 
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -65,7 +65,7 @@ pub fn follow(root: &Root, request: &FollowRequest, json: bool) -> Result<Answer
     if let Some(e) = lost {
         drop(err);
         eprintln!("error: could not write the answer: {e}");
-        return Ok(Answer::Exit(std::process::ExitCode::from(1)));
+        return Ok(Answer::Exit(1));
     }
     let status = exit_status::of(state.status().into(), state.result.exit_code, state.result.signal.as_deref());
     Ok(Answer::Streamed(status))

@@ -8,8 +8,6 @@ mod install_skills;
 pub mod options;
 mod schema;
 
-use std::process::ExitCode;
-
 use options::Invocation;
 
 use crate::cli::Args;
@@ -27,7 +25,7 @@ pub enum Answer {
     /// A text, as is (a completion script).
     Text(String),
     /// A server that has ended (`serve`, `mcp`): nothing more to print.
-    Exit(ExitCode),
+    Exit(u8),
     /// `tail --follow` has streamed the output; the exit status `--exit-code` asked for.
     Streamed(u8),
 }
@@ -107,7 +105,7 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
         // Servers, not one answer: they own the process until they are told to stop.
         Invocation::Serve(options) => {
             crate::serve::serve(&options, root)?;
-            return Ok(Answer::Exit(ExitCode::SUCCESS));
+            return Ok(Answer::Exit(0));
         }
         Invocation::Mcp => return Ok(Answer::Exit(crate::mcp::main(root))),
     };

@@ -22,7 +22,6 @@ mod tools;
 
 use std::io::{self, BufReader, Read};
 use std::os::unix::net::UnixStream;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -38,26 +37,26 @@ const MAX_WAIT_VAR: &str = "AGENT_EXEC_MCP_MAX_WAIT_MS";
 /// Below the 60 s request timeout common in MCP clients.
 const DEFAULT_MAX_WAIT_MS: u64 = 50_000;
 
-pub fn main(root: crate::jobstore::Root) -> ExitCode {
+pub fn main(root: crate::jobstore::Root) -> u8 {
     let max_wait_ms = match std::env::var(MAX_WAIT_VAR) {
         Err(_) => DEFAULT_MAX_WAIT_MS,
         Ok(text) => match text.parse::<u64>() {
             Ok(ms) => ms,
             Err(_) => {
                 eprintln!("error: {MAX_WAIT_VAR} must be a number of milliseconds, not '{text}'");
-                return ExitCode::from(2);
+                return 2;
             }
         },
     };
     // As PID 1 of a container, every orphaned supervisor and job child is ours to reap.
     if let Err(e) = crate::reaper::release_children_on_exit() {
         eprintln!("error: {}", e.message);
-        return ExitCode::from(1);
+        return 1;
     }
     let server = Arc::new(Server::new(Context { root, max_wait: Duration::from_millis(max_wait_ms) }));
     if let Err(e) = watch_signals(&server) {
         eprintln!("error: cannot install signal handlers: {e}");
-        return ExitCode::from(1);
+        return 1;
     }
     crate::info!("mcp: serving on stdio, waits bounded to {max_wait_ms} ms");
     let lanes = Lanes::start(&server);
@@ -69,7 +68,7 @@ pub fn main(root: crate::jobstore::Root) -> ExitCode {
     }
     lanes.close();
     crate::reaper::stop_the_namespace_if_init();
-    ExitCode::SUCCESS
+    0
 }
 
 #[derive(PartialEq, Eq)]

@@ -41,6 +41,8 @@ pub struct JobProcess {
 pub struct Program {
     argv: Vec<CString>,
     argv_ptrs: Vec<*const libc::c_char>,
+    /// Where `execvp` would look for `argv[0]`, in its order (see `resolve`).
+    candidates: Vec<CString>,
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const libc::c_char>,
     cwd: Option<CString>,
@@ -54,6 +56,7 @@ impl Program {
     /// our environment entirely.
     pub fn new(argv: &[String], env: BTreeMap<OsString, OsString>, cwd: Option<&str>) -> Result<Program, String> {
         let cstring = |bytes: &[u8]| CString::new(bytes).map_err(|_| NUL_IN_DATA.to_string());
+        let env_path = env.get(&OsString::from("PATH")).map(|p| p.as_bytes().to_vec());
         let argv: Vec<CString> = argv.iter().map(|a| cstring(a.as_bytes())).collect::<Result<_, _>>()?;
         let envp: Vec<CString> = env
             .into_iter()
@@ -65,9 +68,10 @@ impl Program {
             })
             .collect::<Result<_, _>>()?;
         let cwd = cwd.map(|dir| cstring(dir.as_bytes())).transpose()?;
+        let candidates = argv.first().map_or_else(Vec::new, |name| search_path(name, env_path.as_deref()));
         let argv_ptrs = argv.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
         let envp_ptrs = envp.iter().map(|e| e.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-        Ok(Program { argv, argv_ptrs, _envp: envp, envp_ptrs, cwd })
+        Ok(Program { argv, argv_ptrs, candidates, _envp: envp, envp_ptrs, cwd })
     }
 
     /// `argv[0]`, for error messages.
@@ -169,16 +173,47 @@ impl Program {
             {
                 return errno();
             }
+            // Found before the gate, which `run` holds shut while it writes and syncs the
+            // job's record: after it only one `execve` is left to wait for, instead of
+            // one per `PATH` entry in front of the program's (each a failed `execve`).
+            let found = self.candidates.iter().find(|path| libc::access(path.as_ptr(), libc::X_OK) == 0);
             if let Some(gate) = gate
                 && !pass_gate(gate)
             {
                 libc::_exit(127);
             }
             environ = self.envp_ptrs.as_ptr();
+            if let Some(path) = found {
+                libc::execve(path.as_ptr(), self.argv_ptrs.as_ptr(), self.envp_ptrs.as_ptr());
+            }
+            // Not found, or that file would not run: `execvp` searches again and fails (or
+            // runs a script through `sh`) exactly as it always did.
             libc::execvp(self.argv_ptrs[0], self.argv_ptrs.as_ptr());
             errno()
         }
     }
+}
+
+/// The files `execvp` would try for `name`, in order: none when `name` has a slash
+/// (no search) or the environment has no `PATH` (glibc's default then applies), and none
+/// for an absurdly long `PATH`; an empty entry is the working directory.
+fn search_path(name: &CString, path: Option<&[u8]>) -> Vec<CString> {
+    const MOST: usize = 64;
+    let name = name.as_bytes();
+    let Some(path) = path.filter(|_| !name.is_empty() && !name.contains(&b'/')) else { return Vec::new() };
+    if path.split(|&b| b == b':').count() > MOST {
+        return Vec::new();
+    }
+    path.split(|&b| b == b':')
+        .filter_map(|dir| {
+            let mut file = dir.to_vec();
+            if !file.is_empty() {
+                file.push(b'/');
+            }
+            file.extend_from_slice(name);
+            CString::new(file).ok()
+        })
+        .collect()
 }
 
 /// Waits for the supervisor's go: one byte, or end of file when it gave up or died.
@@ -303,6 +338,39 @@ mod tests {
         assert_eq!(lines.next(), Some("out"));
         assert_eq!(lines.next().map(str::trim), Some(pid.to_string().as_str()));
         assert_eq!(err, "err\n");
+    }
+
+    #[test]
+    fn the_path_is_searched_in_order_with_execvp_rules() {
+        let name = CString::new("sh").expect("name");
+        let found = search_path(&name, Some(b"/a::/b/c"));
+        assert_eq!(found, [c"/a/sh", c"sh", c"/b/c/sh"].map(CString::from));
+        assert!(search_path(&CString::new("./sh").expect("name"), Some(b"/a")).is_empty(), "a slash: no search");
+        assert!(search_path(&name, None).is_empty(), "no PATH: execvp's default");
+    }
+
+    /// A directory that `access` calls executable comes first on the PATH, and the
+    /// program found after it is a script without `#!`: `execvp`'s own handling (skip
+    /// the directory, run the script with `sh`) still decides what runs.
+    #[test]
+    fn what_the_search_finds_first_but_cannot_run_falls_back_to_execvp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (first, second) = (dir.path().join("first"), dir.path().join("second"));
+        std::fs::create_dir_all(first.join("agent-exec-probe")).expect("directory in the way");
+        std::fs::create_dir_all(&second).expect("second");
+        let script = second.join("agent-exec-probe");
+        std::fs::write(&script, "echo from-script\n").expect("script");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let path = format!("{}:{}:/usr/bin:/bin", first.display(), second.display());
+        let env = BTreeMap::from([(OsString::from("PATH"), OsString::from(path))]);
+        let program = Program::new(&["agent-exec-probe".to_string()], env, None).expect("program");
+        let forked = program.fork().expect("fork");
+        let pid = forked.pid();
+        let process = forked.exec_result().expect("exec");
+        let mut out = String::new();
+        File::from(process.stdout).read_to_string(&mut out).expect("stdout");
+        reap(pid);
+        assert_eq!(out, "from-script\n");
     }
 
     #[test]
