@@ -82,7 +82,8 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
         Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
         Invocation::List(filter) => {
             let body = jobs::list(&root, &filter)?;
-            let reply = Reply::new("list", &body);
+            // A summary is about 250 bytes of JSON.
+            let reply = Reply::with_capacity("list", &body, 512 + 320 * body.jobs.len());
             // The process prints and exits next: freeing a large list one allocation at
             // a time (six per job) would only delay the answer.
             std::mem::forget(body);

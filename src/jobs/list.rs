@@ -75,6 +75,7 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
         if state_filter.is_some_and(|s| s != summary.state.as_str()) { Entry::Filtered } else { Entry::Listed(summary) }
     });
     let skipped = entries.iter().filter(|e| matches!(e, Entry::Unreadable)).count() as u64;
+    // Collected in the entries' own allocation (an `Entry` is a `JobSummary` in size).
     let mut jobs: Vec<JobSummary> =
         entries.into_iter().filter_map(|e| if let Entry::Listed(job) = e { Some(job) } else { None }).collect();
     // Newest first by `started_at`, or `created_at` for a job never started, ties by id
