@@ -57,8 +57,16 @@ pub fn enabled(level: Level) -> bool {
 
 pub fn write(level: Level, message: std::fmt::Arguments) {
     if enabled(level) {
-        eprintln!("{} {:5} agent_exec: {message}", crate::time::now(), level.name());
+        to_stderr(format_args!("{} {:5} agent_exec: {message}\n", crate::time::now(), level.name()));
     }
+}
+
+/// Writes to stderr, ignoring failure. `eprintln!` panics when stderr is gone (a closed
+/// pipe: `serve -v 2>&1 | head`), and a panic is an abort in our builds: a log line
+/// must never end `serve`, and a lost answer must still exit 1, not 134.
+pub fn to_stderr(message: std::fmt::Arguments) {
+    use std::io::Write;
+    let _ = std::io::stderr().write_fmt(message);
 }
 
 #[macro_export]

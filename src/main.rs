@@ -89,7 +89,7 @@ fn run() -> u8 {
     if let Some(shell) = std::env::var_os("COMPLETE").filter(|v| !v.is_empty() && v != "0") {
         let answer = completions::dynamic::answer(&shell.to_string_lossy(), &argv);
         if answer.code != 0 {
-            eprint!("{}", answer.text);
+            log::to_stderr(format_args!("{}", answer.text));
             return answer.code;
         }
         return printed(output::print_text(&answer.text), 0);
@@ -98,7 +98,7 @@ fn run() -> u8 {
         Parsed::Help(text) => printed(output::print_text(&text), 0),
         Parsed::Version => printed(output::print_text(VERSION), 0),
         Parsed::Missing => {
-            eprint!("{}", cli::top_help());
+            log::to_stderr(format_args!("{}", cli::top_help()));
             2
         }
         Parsed::Usage(message, usage) => usage_error(&message, &usage),
@@ -127,7 +127,7 @@ fn printed(written: std::io::Result<()>, status: u8) -> u8 {
     match written {
         Ok(()) => status,
         Err(e) => {
-            eprintln!("error: could not write the answer to stdout: {e}");
+            log::to_stderr(format_args!("error: could not write the answer to stdout: {e}\n"));
             1
         }
     }
@@ -147,6 +147,6 @@ fn masked_entries(args: &cli::Args) -> Vec<String> {
 }
 
 fn usage_error(message: &str, usage: &str) -> u8 {
-    eprintln!("error: {message}\n\nUsage: {usage}\n\nFor more information, try '--help'.");
+    log::to_stderr(format_args!("error: {message}\n\nUsage: {usage}\n\nFor more information, try '--help'.\n"));
     2
 }

@@ -231,3 +231,20 @@ fn a_lost_answer_is_exit_1() {
     // An answer that is written keeps its exit status.
     assert_eq!(env.answer(&["status", &id]).1, 0);
 }
+
+/// stdout and stderr both closed pipes (`agent-exec list 2>&1 | true` after `true` has
+/// gone): the answer is lost and so is the message about it, and the exit status is all
+/// that is left. It must say 1, not an abort (134: `eprintln!` panicked on the closed
+/// stderr).
+#[test]
+fn a_lost_answer_with_stderr_gone_too_exits_1() {
+    let env = Env::new();
+    for args in [&["list"][..], &["status", "01ZZZZZZZZZZZZZZZZZZZZZZZZ"], &["no-such-command"]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let stderr = writer.try_clone().expect("clone");
+        let status = env.command(args).stdout(writer).stderr(stderr).status().expect("run");
+        let expected = if args[0] == "no-such-command" { 2 } else { 1 };
+        assert_eq!(status.code(), Some(expected), "{args:?}: {status:?}");
+    }
+}

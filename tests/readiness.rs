@@ -118,6 +118,35 @@ fn a_probe_connected_to_itself_is_not_ready() {
     assert_eq!(out.status.code(), Some(124), "{value}");
 }
 
+/// The same trap from the other side: a self-connected probe that is closed normally
+/// leaves a TIME_WAIT on exactly the address the job's server is about to bind, which
+/// then fails (EADDRINUSE, with or without SO_REUSEADDR) for a minute. Here the server
+/// binds after a second, retrying for four, while the probes run; it must come up and
+/// be found ready. Two ephemeral ports: the kernel tries the even one, the probed one,
+/// first, and the odd one once a server holds it.
+#[test]
+fn a_self_connected_probe_leaves_the_port_free_for_the_server() {
+    if !available(
+        is_root() && has_tool("unshare") && has_tool("ip") && has_tool("python3"),
+        "root, unshare, ip, python3",
+    ) {
+        return;
+    }
+    let env = Env::new();
+    let setup = "PATH=$PATH:/usr/sbin:/sbin; ip link set lo up && echo '40000 40001' > /proc/sys/net/ipv4/ip_local_port_range && exec \"$@\"";
+    let server = "import socket, sys, time\ntime.sleep(1)\nfor _ in range(40):\n    s = socket.socket()\n    try:\n        s.bind(('127.0.0.1', 40000))\n    except OSError as e:\n        print(e, flush=True); s.close(); time.sleep(0.1); continue\n    s.listen(); print('listening', flush=True); time.sleep(30); sys.exit(0)\nsys.exit(3)\n";
+    let args =
+        ["run", "--for-port", "40000", "--for-host", "127.0.0.1", "--until", "20000", "--", "python3", "-c", server];
+    let mut argv = vec!["-n", "sh", "-c", setup, "sh", common::BIN];
+    argv.extend_from_slice(&args);
+    let out = env.program("unshare", &argv).output().expect("spawn unshare");
+    let value = single_json(&args, &out);
+    let id = value["job_id"].as_str().unwrap_or_else(|| panic!("no job: {value}")).to_string();
+    let log = std::fs::read_to_string(env.root.join(&id).join("stdout.log")).unwrap_or_default();
+    stop(&env, &id);
+    assert_eq!((value["ready"].as_bool(), value["state"].as_str()), (Some(true), Some("running")), "{value}\n{log}");
+}
+
 #[test]
 fn start_takes_the_readiness_flags() {
     let env = Env::new();

@@ -177,3 +177,20 @@ fn fd_targets(pid: u32) -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return Vec::new() };
     dir.flatten().filter_map(|fd| std::fs::read_link(fd.path()).ok()).map(|t| t.display().to_string()).collect()
 }
+
+/// `serve -v 2>&1 | head -1`: once `head` has gone, every access-log line meets a closed
+/// stderr. Logging must not end the server (it aborted on the first line after that).
+#[test]
+fn a_closed_stderr_does_not_stop_a_verbose_server() {
+    let env = Env::new();
+    let server = Server::start_with(&env, &["-v"], || {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        writer.into()
+    });
+    for _ in 0..5 {
+        assert_eq!(server.get("/health").status, 200);
+    }
+    let id = server.exec(r#"{"command":["true"]}"#);
+    assert_eq!(server.get(&format!("/status/{id}")).status, 200);
+}

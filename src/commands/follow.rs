@@ -64,7 +64,7 @@ pub fn follow(root: &Root, request: &FollowRequest, json: bool) -> Result<Answer
     }
     if let Some(e) = lost {
         drop(err);
-        eprintln!("error: could not write the answer: {e}");
+        crate::log::to_stderr(format_args!("error: could not write the answer: {e}\n"));
         return Ok(Answer::Exit(1));
     }
     let status = exit_status::of(state.status().into(), state.result.exit_code, state.result.signal.as_deref());

@@ -43,19 +43,21 @@ pub fn main(root: crate::jobstore::Root) -> u8 {
         Ok(text) => match text.parse::<u64>() {
             Ok(ms) => ms,
             Err(_) => {
-                eprintln!("error: {MAX_WAIT_VAR} must be a number of milliseconds, not '{text}'");
+                crate::log::to_stderr(format_args!(
+                    "error: {MAX_WAIT_VAR} must be a number of milliseconds, not '{text}'\n"
+                ));
                 return 2;
             }
         },
     };
     // As PID 1 of a container, every orphaned supervisor and job child is ours to reap.
     if let Err(e) = crate::reaper::release_children_on_exit() {
-        eprintln!("error: {}", e.message);
+        crate::log::to_stderr(format_args!("error: {}\n", e.message));
         return 1;
     }
     let server = Arc::new(Server::new(Context { root, max_wait: Duration::from_millis(max_wait_ms) }));
     if let Err(e) = watch_signals(&server) {
-        eprintln!("error: cannot install signal handlers: {e}");
+        crate::log::to_stderr(format_args!("error: cannot install signal handlers: {e}\n"));
         return 1;
     }
     crate::info!("mcp: serving on stdio, waits bounded to {max_wait_ms} ms");

@@ -156,7 +156,23 @@ fn parse(bytes: &[u8]) -> Option<Reply> {
 /// ephemeral port it picked is the one we probe and nothing listens yet): that is "no",
 /// and the socket is closed at once, since it holds the port the server is about to bind.
 pub fn listening(port: u16) -> bool {
-    TcpStream::connect(("127.0.0.1", port)).is_ok_and(|stream| stream.local_addr().is_ok_and(|a| a.port() != port))
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    if stream.local_addr().is_ok_and(|a| a.port() != port) {
+        return true;
+    }
+    // Closed with a reset, so that no TIME_WAIT keeps the server from binding the port.
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: setsockopt on our socket with a value of the size given.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&stream),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    false
 }
 
 pub fn fresh_port() -> u16 {
