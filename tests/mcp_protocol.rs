@@ -468,3 +468,33 @@ fn a_client_that_stops_reading_ends_the_server_and_its_waits() {
     gate.open();
     env.wait_job(&id);
 }
+
+/// An id we could not echo exactly is refused instead of answered under another id:
+/// serde_json reads 1e29 (or 0.5) as a float and writes it back spelt differently, so a
+/// client matching answers to requests by id never saw its answer. A message that names
+/// a key twice is refused too (it would mean two things).
+#[test]
+fn ids_that_cannot_be_echoed_and_repeated_keys_are_refused() {
+    let env = Env::new();
+    let mut mcp = Mcp::start(&env, &[]);
+    mcp.initialize();
+    let mut refusal = |mcp: &mut Mcp, line: &[u8], code: i64| {
+        mcp.seen.clear();
+        mcp.send_raw(line);
+        mcp.next("a refusal", |m| m["error"]["code"] == code)
+    };
+    let refused =
+        refusal(&mut mcp, b"{\"jsonrpc\":\"2.0\",\"id\":123456789012345678901234567890,\"method\":\"ping\"}\n", -32600);
+    assert_eq!(refused["id"], Value::Null, "{refused}");
+    let refused = refusal(&mut mcp, b"{\"jsonrpc\":\"2.0\",\"id\":0.5,\"method\":\"ping\"}\n", -32600);
+    assert_eq!(refused["id"], Value::Null, "{refused}");
+    let line = b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\",\"method\":\"tools/list\"}\n";
+    let refused = refusal(&mut mcp, line, -32700);
+    assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("duplicate key"), "{refused}");
+    // Integers of either sign, and the largest u64, are echoed as sent.
+    mcp.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":18446744073709551615,\"method\":\"ping\"}\n");
+    let answer = mcp.next("the u64 id", |m| m["id"] == json!(u64::MAX));
+    assert!(answer["result"].is_object(), "{answer}");
+    mcp.request(-3, "ping", json!({}));
+    assert!(mcp.answer(-3)["result"].is_object());
+}

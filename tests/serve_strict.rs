@@ -206,3 +206,28 @@ fn every_body_refuses_unknown_fields_wrong_types_and_non_objects() {
     assert_eq!(status["state"], "created", "{status}");
     assert_eq!(env.read_json(&id, "meta.json")["tags"], serde_json::json!([]));
 }
+
+/// A key named twice meant two things: `POST /v1/jobs` with `"wait"` twice was taken for
+/// a short request (the lane check refused the repeat) and then run as a wait (the body
+/// parser kept the last value), holding the only short slot for as long as the job ran.
+/// Now the body is refused, on the old `/exec` too, and nothing is created.
+#[test]
+fn a_key_named_twice_is_refused_and_blocks_nothing() {
+    let env = Env::new();
+    let server = Server::start(&env, &["--max-connections", "1"]);
+    let twice = r#"{"command":["sleep","30"],"start":true,"wait":true,"wait":true}"#;
+    let started = std::time::Instant::now();
+    let reply = server.post("/v1/jobs", twice);
+    reply.assert_error(400, "invalid_request");
+    assert!(reply.body.contains("duplicate key"), "{reply:?}");
+    let reply = server.post("/exec", r#"{"command":["sleep","30"],"wait":true,"wait":false}"#);
+    reply.assert_error(400, "invalid_request");
+    let reply = server.post("/v1/jobs", r#"{"command":["true"],"command":["false"]}"#);
+    reply.assert_error(400, "invalid_request");
+    let nested = server.post("/v1/jobs", r#"{"command":["true"],"env":{"A":"1","A":"2"}}"#);
+    nested.assert_error(400, "invalid_request");
+    // Nothing was created, and the short lane is free (the old code answered the first
+    // request only when its job ended, 30 s later).
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(server.get("/v1/jobs?all=true").json()["jobs"], serde_json::json!([]));
+}

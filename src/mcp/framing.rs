@@ -123,7 +123,7 @@ pub fn classify(line: &[u8]) -> Incoming {
         id,
         error: ErrorObject { code, message: message.to_string() },
     };
-    let value: Value = match serde_json::from_slice(line) {
+    let value = match crate::wire::parse_unique(line) {
         Ok(value) => value,
         Err(e) => return invalid(Value::Null, PARSE_ERROR, &format!("parse error: {e}")),
     };
@@ -135,7 +135,14 @@ pub fn classify(line: &[u8]) -> Incoming {
         );
     };
     let id = object.remove("id");
-    let id_ok = matches!(id, Some(Value::String(_) | Value::Number(_)));
+    // A number must be an integer we can echo exactly: 1e29 or 0.5 come back from
+    // serde_json as floats, spelt differently, and a client matching ids by their
+    // value would never see its answer.
+    let id_ok = match &id {
+        Some(Value::String(_)) => true,
+        Some(Value::Number(number)) => number.is_i64() || number.is_u64(),
+        _ => false,
+    };
     let echo = if id_ok { id.clone().unwrap_or(Value::Null) } else { Value::Null };
     if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
         return invalid(echo, INVALID_REQUEST, "invalid request: jsonrpc must be \"2.0\"");
@@ -148,7 +155,7 @@ pub fn classify(line: &[u8]) -> Incoming {
         (Some(Value::String(method)), None) => Incoming::Notification { method, params },
         (Some(Value::String(method)), Some(id)) if id_ok => Incoming::Request { id, method, params },
         (Some(Value::String(_)), Some(_)) => {
-            invalid(Value::Null, INVALID_REQUEST, "invalid request: id must be a string or a number")
+            invalid(Value::Null, INVALID_REQUEST, "invalid request: id must be a string or an integer")
         }
         (Some(_), _) => invalid(echo, INVALID_REQUEST, "invalid request: method must be a string"),
         (None, _) if object.contains_key("result") || object.contains_key("error") => Incoming::Response,

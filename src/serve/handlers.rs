@@ -196,7 +196,7 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
     if body.is_empty() {
         return Err(invalid("request body is required".into()));
     }
-    let mut value: Value = serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let mut value = wire::parse_unique(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     wire::whole_numbers(&mut value);
     let mut request: ExecRequest = serde_json::from_value(value).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     request

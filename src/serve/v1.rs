@@ -119,7 +119,7 @@ fn body<T: DeserializeOwned + Default>(read: ReadBody) -> Result<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+    let value = crate::wire::parse_unique(&bytes).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     let Some(object) = value.as_object() else {
         return Err(invalid("the request body must be a JSON object".into()));
     };

@@ -8,11 +8,13 @@ pub mod reflect;
 mod request;
 mod response;
 mod store;
+mod unique;
 pub mod v1;
 
 pub use request::*;
 pub use response::*;
 pub use store::*;
+pub use unique::parse_unique;
 
 pub const SCHEMA_VERSION: &str = "0.1";
 
