@@ -13,42 +13,83 @@ pub fn hide_from_argv(entries: &[String]) {
     if entries.is_empty() {
         return;
     }
-    let Some((start, end)) = argv_area() else { return };
+    rewrite_area(ARGV, |area| {
+        let mut changed = false;
+        for entry in entries {
+            let Some((key, value)) = entry.split_once('=') else { continue };
+            if value.is_empty() {
+                continue;
+            }
+            let needle = entry.as_bytes();
+            let mut from = 0;
+            while let Some(at) = find(&area[from..], needle) {
+                let value_at = from + at + key.len() + 1;
+                area[value_at..value_at + value.len()].fill(b'*');
+                from = value_at + value.len();
+                changed = true;
+            }
+        }
+        changed
+    });
+}
+
+/// Replaces the value of each variable `names` in the environment block the process was
+/// started with by `*`. `std::env::remove_var` takes a variable out of the environment
+/// we pass on, but not out of that block, which the kernel shows in `/proc/PID/environ`
+/// to every process of the same user: `serve`'s own jobs could read the token there.
+/// Call it after the variables are removed (the block's strings are the ones `getenv`
+/// would still return otherwise).
+pub fn hide_from_environ(names: &[&str]) {
+    if names.is_empty() {
+        return;
+    }
+    rewrite_area(ENVIRON, |area| {
+        let mut changed = false;
+        let mut start = 0;
+        while start < area.len() {
+            let end = area[start..].iter().position(|&b| b == 0).map_or(area.len(), |at| start + at);
+            let entry = &area[start..end];
+            let named = names.iter().any(|name| {
+                entry.len() > name.len() && entry.starts_with(name.as_bytes()) && entry[name.len()] == b'='
+            });
+            if let Some(equals) = named.then(|| entry.iter().position(|&b| b == b'=')).flatten() {
+                area[start + equals + 1..end].fill(b'*');
+                changed = true;
+            }
+            start = end + 1;
+        }
+        changed
+    });
+}
+
+/// Fields of `/proc/self/stat` that bound the kernel-visible argv and environment.
+const ARGV: (usize, usize) = (48, 49);
+const ENVIRON: (usize, usize) = (50, 51);
+
+/// Reads the area between the two addresses `fields` of `/proc/self/stat` through
+/// `/proc/self/mem`, lets `edit` change it, and writes it back if `edit` says it did.
+fn rewrite_area(fields: (usize, usize), edit: impl FnOnce(&mut [u8]) -> bool) {
+    let Some((start, end)) = area(fields) else { return };
     let Ok(mut mem) = OpenOptions::new().read(true).write(true).open("/proc/self/mem") else { return };
     let mut area = vec![0u8; (end - start) as usize];
     if mem.seek(SeekFrom::Start(start)).is_err() || mem.read_exact(&mut area).is_err() {
         return;
     }
-    let mut changed = false;
-    for entry in entries {
-        let Some((key, value)) = entry.split_once('=') else { continue };
-        if value.is_empty() {
-            continue;
-        }
-        let needle = entry.as_bytes();
-        let mut from = 0;
-        while let Some(at) = find(&area[from..], needle) {
-            let value_at = from + at + key.len() + 1;
-            area[value_at..value_at + value.len()].fill(b'*');
-            from = value_at + value.len();
-            changed = true;
-        }
-    }
-    if changed && mem.seek(SeekFrom::Start(start)).is_ok() {
+    if edit(&mut area) && mem.seek(SeekFrom::Start(start)).is_ok() {
         let _ = mem.write_all(&area);
     }
 }
 
-/// `arg_start` and `arg_end` (fields 48 and 49 of `/proc/self/stat`).
-fn argv_area() -> Option<(u64, u64)> {
+/// The addresses in `fields` of `/proc/self/stat` (numbered from 1, as in proc(5)).
+fn area(fields: (usize, usize)) -> Option<(u64, u64)> {
     // Parsed as bytes: our process name (field 2) need not be UTF-8.
     let stat = std::fs::read("/proc/self/stat").ok()?;
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(stat.get(close + 2..)?).ok()?;
-    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let values: Vec<&str> = rest.split_ascii_whitespace().collect();
     // `rest` starts at field 3, so field N is at index N - 3.
-    let start = fields.get(45)?.parse().ok()?;
-    let end = fields.get(46)?.parse().ok()?;
+    let start = values.get(fields.0 - 3)?.parse().ok()?;
+    let end = values.get(fields.1 - 3)?.parse().ok()?;
     (end > start && end - start < (1 << 24)).then_some((start, end))
 }
 
@@ -61,9 +102,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn finds_our_own_argv_area() {
-        let (start, end) = argv_area().expect("argv area");
-        assert!(end > start);
+    fn finds_our_own_argv_and_environment_areas() {
+        for fields in [ARGV, ENVIRON] {
+            let (start, end) = area(fields).expect("area");
+            assert!(end > start);
+        }
     }
 
     #[test]

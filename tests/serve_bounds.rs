@@ -334,11 +334,22 @@ fn job_environments(env: &Env, server: &Server, auth: &[(&str, &str)]) -> (Strin
     (job, String::from_utf8_lossy(&supervisor).replace('\0', "\n"))
 }
 
+/// `serve`'s own `/proc/PID/environ`, one variable per line.
+fn serve_environ(server: &Server) -> String {
+    let environ = std::fs::read(format!("/proc/{}/environ", server.pid())).expect("serve environ");
+    String::from_utf8_lossy(&environ).replace('\0', "\n")
+}
+
 #[test]
 fn the_token_never_reaches_a_job() {
     let env = Env::new().with_env("AGENT_EXEC_SERVE_TOKEN", "sekrit").with_env("KEEP", "kept");
     let server = Server::start(&env, &[]);
     let (job, supervisor) = job_environments(&env, &server, &[("Authorization", "Bearer sekrit")]);
+    // Jobs run as our user and can read `/proc/<serve>/environ`, the block `serve` was
+    // started with: the old code removed the variable from what it passes on only.
+    let own = serve_environ(&server);
+    assert!(own.lines().any(|l| l == "KEEP=kept"), "serve's environment was lost: {own}");
+    assert!(!own.contains("sekrit"), "the token is readable in /proc/PID/environ:\n{own}");
     for environment in [&job, &supervisor] {
         assert!(environment.lines().any(|l| l == "KEEP=kept"), "the environment was lost: {environment}");
         assert!(!environment.contains("AGENT_EXEC_SERVE_TOKEN"), "the token variable leaked:\n{environment}");
@@ -351,6 +362,8 @@ fn scrub_env_removes_more_names() {
     let env = Env::new().with_env("CLOUD_KEY", "k3y").with_env("OTHER", "x").with_env("KEEP", "kept");
     let server = Server::start(&env, &["--scrub-env", "CLOUD_KEY", "--scrub-env", "OTHER"]);
     let (job, supervisor) = job_environments(&env, &server, &[]);
+    let own = serve_environ(&server);
+    assert!(!own.contains("k3y"), "a scrubbed value is readable in /proc/PID/environ:\n{own}");
     for environment in [&job, &supervisor] {
         assert!(environment.lines().any(|l| l == "KEEP=kept"), "the environment was lost: {environment}");
         for secret in ["CLOUD_KEY", "k3y", "OTHER="] {

@@ -147,11 +147,14 @@ pub fn serve(options: &Options, root: Root) -> Result<()> {
 /// every supervisor inherits and passes on to its job and sinks: the token authorises
 /// running commands, and a job that printed its environment would leak it to its log.
 fn scrub_environment(extra: &[String]) {
-    for name in std::iter::once(auth::TOKEN_ENV).chain(extra.iter().map(String::as_str)) {
+    let names: Vec<&str> = std::iter::once(auth::TOKEN_ENV).chain(extra.iter().map(String::as_str)).collect();
+    for name in &names {
         // SAFETY: called before `serve` starts any thread (see `serve`), and the names
         // are checked by the flag table (non-empty, no '=' or NUL).
         unsafe { std::env::remove_var(name) };
     }
+    // And out of the block `/proc/<our pid>/environ` shows to our jobs.
+    crate::scrub::hide_from_environ(&names);
 }
 
 fn shutting_down() -> Answer {
