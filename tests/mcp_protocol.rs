@@ -478,7 +478,7 @@ fn ids_that_cannot_be_echoed_and_repeated_keys_are_refused() {
     let env = Env::new();
     let mut mcp = Mcp::start(&env, &[]);
     mcp.initialize();
-    let mut refusal = |mcp: &mut Mcp, line: &[u8], code: i64| {
+    let refusal = |mcp: &mut Mcp, line: &[u8], code: i64| {
         mcp.seen.clear();
         mcp.send_raw(line);
         mcp.next("a refusal", |m| m["error"]["code"] == code)
