@@ -50,7 +50,30 @@ fn an_env_file_with_an_empty_key_fails_the_job_with_its_reason() {
     let run = env.ok(&["run", "--env-file", &file, "--", "true"]);
     assert_eq!(run["state"], "failed", "{run}");
     let reason = run["error"].as_str().unwrap_or_default();
-    assert!(reason.contains("bad.env") && reason.contains("empty environment variable name"), "{run}");
+    assert!(reason.contains("bad.env") && reason.contains("line 2 has an empty variable name"), "{run}");
+}
+
+/// The reason is recorded in `state.json` and shown by `status`: a refused line is named
+/// by its number, never quoted (the old reason quoted the whole "key" of a line without
+/// `=`, and `TOKEN s3cr3t` followed by a NUL is a secret in a key).
+#[test]
+fn a_refused_env_file_line_is_never_quoted() {
+    let env = Env::new();
+    let file = env.path("secret.env");
+    for (content, problem) in [
+        ("# x\nK=V\nTOKEN s3cr3tvalue\0\n", "line 3 has a NUL in the variable name"),
+        ("PASSWORD=s3cr3t\0value\n", "line 1 has a NUL in the value"),
+    ] {
+        write_file(std::path::Path::new(&file), content);
+        let run = env.ok(&["run", "--env-file", &file, "--", "true"]);
+        let id = run["job_id"].as_str().expect("id").to_string();
+        let status = env.ok(&["status", &id]);
+        let state = std::fs::read_to_string(env.job_dir(&id).join("state.json")).expect("state");
+        for text in [run.to_string(), status.to_string(), state] {
+            assert!(!text.contains("s3cr3t"), "the env file's content leaked: {text}");
+            assert!(text.contains(problem), "{problem}: {text}");
+        }
+    }
 }
 
 /// An env file was read whole by the supervisor: a 64 MiB file (a log passed by mistake)

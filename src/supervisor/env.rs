@@ -77,11 +77,24 @@ pub fn read_env_file(path: &str) -> Result<Vec<(String, String)>, String> {
     if text.len() as u64 > MAX_ENV_FILE {
         return Err(format!("env file {path}: larger than {MAX_ENV_FILE} bytes"));
     }
-    let pairs = parse_env_file(&text);
-    for (key, value) in &pairs {
-        check_pair(key, value).map_err(|e| format!("env file {path}: {e}"))?;
+    // A refused line is named by its number only: the reason is recorded in
+    // `state.json` and shown by `status`, and an env file holds secrets (a line without
+    // `=`, say `TOKEN s3cr3t`, is all key).
+    let lines = text.lines().enumerate().map(|(at, line)| (at + 1, line.trim()));
+    for (number, line) in lines.filter(|(_, line)| !line.is_empty() && !line.starts_with('#')) {
+        let (key, value) = split_entry(line);
+        let problem = if key.is_empty() {
+            "an empty variable name"
+        } else if key.contains('\0') {
+            "a NUL in the variable name"
+        } else if value.contains('\0') {
+            "a NUL in the value"
+        } else {
+            continue;
+        };
+        return Err(format!("env file {path}: line {number} has {problem}"));
     }
-    Ok(pairs)
+    Ok(parse_env_file(&text))
 }
 
 pub fn build(inherit: bool, env_files: &[String], entries: &[String]) -> Result<BTreeMap<OsString, OsString>, String> {
