@@ -498,3 +498,42 @@ fn ids_that_cannot_be_echoed_and_repeated_keys_are_refused() {
     mcp.request(-3, "ping", json!({}));
     assert!(mcp.answer(-3)["result"].is_object());
 }
+
+/// SIGTERM while a large answer is stuck on a client that stopped reading: the signal
+/// path waited for the writer's lock, which the stuck worker holds for good, so the
+/// server never exited (and a container's stop ended in SIGKILL).
+#[test]
+fn sigterm_exits_even_while_a_write_is_stuck_on_a_client_that_stopped_reading() {
+    let env = Env::new();
+    let job = env.ok(&["run", "--wait", "--", "sh", "-c", "head -c 30000000 /dev/zero | tr '\\0' a"]);
+    let id = job["job_id"].as_str().expect("id").to_string();
+    let mut mcp = env
+        .command(&["mcp"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let _unread = mcp.stdout.take();
+    let mut stdin = mcp.stdin.take().expect("stdin");
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}});
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "tail", "arguments": {"job_id": id, "lines": 0, "max_bytes": 30_000_000}}});
+    writeln!(stdin, "{init}\n{call}").expect("write");
+    stdin.flush().expect("flush");
+    let pid = mcp.id();
+    let writing = || {
+        std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten().any(|task| {
+            std::fs::read_to_string(task.path().join("wchan")).is_ok_and(|wchan| wchan.contains("pipe_write"))
+        })
+    };
+    assert!(eventually(Duration::from_secs(20), writing), "the answer never blocked on the full pipe");
+    // SAFETY: signalling the process we started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let exited = eventually(Duration::from_secs(15), || matches!(mcp.try_wait(), Ok(Some(_))));
+    let _ = mcp.kill();
+    let status = mcp.wait().expect("wait");
+    assert!(exited, "still running 15 s after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}

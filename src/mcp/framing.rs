@@ -195,9 +195,21 @@ impl Out {
         stdout.flush()
     }
 
-    /// Holds the writer for good, so that nothing is written after the caller exits.
-    pub fn close(&self) -> std::sync::MutexGuard<'_, io::Stdout> {
-        self.stdout.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Holds the writer for good, so that nothing is written after the caller exits;
+    /// `None` if a writer still holds it after `patience`: it is stuck in a write to a
+    /// client that stopped reading, and waiting for it would keep us from ever exiting.
+    pub fn close(&self, patience: std::time::Duration) -> Option<std::sync::MutexGuard<'_, io::Stdout>> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            match self.stdout.try_lock() {
+                Ok(guard) => return Some(guard),
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => return Some(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => return None,
+            }
+        }
     }
 }
 

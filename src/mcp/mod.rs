@@ -134,8 +134,9 @@ fn watch_signals(server: &Arc<Server>) -> io::Result<()> {
             crate::info!("mcp: signal received, exiting");
             server.flight.cancel_all_and_drain(GRACE);
             crate::reaper::stop_the_namespace_if_init();
-            // Holding the writer makes sure no message is cut short by the exit.
-            let _stdout = server.out.close();
+            // Holding the writer makes sure no message is cut short by the exit, unless
+            // a client that stopped reading holds a writer up: then we go regardless.
+            let _stdout = server.out.close(Duration::from_secs(2));
             std::process::exit(0);
         }
     });
