@@ -401,3 +401,39 @@ fn notify_set_on_a_running_job_sets_the_completion_sink() {
     assert_eq!(event["job_id"], id.as_str());
     assert_eq!(delivery_results(&env, &id).expect("event")[0]["success"], true);
 }
+
+/// Slow output-match sinks held the completion back: every queued match was delivered
+/// before `job.finished` (200 matches to a 2 s sink: 400 s), and `delete` refused the
+/// ended job meanwhile. Once the job has ended the queue gets 2 s; what is left is
+/// counted as dropped, and the completion follows.
+#[test]
+fn slow_match_sinks_do_not_hold_back_the_completion() {
+    let env = Env::new();
+    let done = env.path("done.ndjson");
+    let run = env.ok(&[
+        "run",
+        "--output-pattern",
+        "MATCH",
+        "--output-command",
+        "sleep 1",
+        "--notify-file",
+        &done,
+        "--",
+        "sh",
+        "-c",
+        "for i in $(seq 40); do echo MATCH $i; done",
+    ]);
+    let id = run["job_id"].as_str().expect("id").to_string();
+    env.wait_job(&id);
+    // Old: 40 s of deliveries first. Now: the 2 s drain, the delivery in progress (1 s),
+    // and slack for a loaded machine.
+    let finished = || std::fs::read_to_string(&done).is_ok_and(|text| text.contains("job.finished"));
+    assert!(eventually(Duration::from_secs(15), finished), "no job.finished 15 s after the end");
+    env.supervisor_gone(&id);
+    let events = match_events(&env, &id);
+    let dropped = events.iter().find(|e| e["event_type"] == "job.output.dropped").map(|e| e["dropped"].clone());
+    let delivered = events.iter().filter(|e| e["event_type"] == "job.output.matched").count() as u64;
+    assert!(delivered >= 1, "{events:?}");
+    assert_eq!(dropped.and_then(|d| d.as_u64()).unwrap_or(0) + delivered, 40, "{events:?}");
+    env.ok(&["delete", &id]);
+}

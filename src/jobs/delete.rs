@@ -36,6 +36,18 @@ fn still_running(given: &str) -> Error {
     Error::new(Code::InvalidState, format!("invalid job state: cannot delete job {given}: job is currently running"))
 }
 
+/// The job has ended, but its supervisor is still alive: delivering its last
+/// notifications (each sink has a timeout) before it exits.
+fn still_finishing(given: &str) -> Error {
+    Error::new(
+        Code::InvalidState,
+        format!(
+            "invalid job state: cannot delete job {given}: it has ended, but its supervisor is still delivering its \
+             notifications; try again in a few seconds"
+        ),
+    )
+}
+
 fn delete_one(given: &str, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
     let job = root.lookup(given)?;
     let standing = settle(&job);
@@ -49,6 +61,7 @@ fn delete_one(given: &str, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<
                 ),
             ));
         }
+        Standing::Live(state) if state.status().is_terminal() => return Err(still_finishing(given)),
         Standing::Live(_) => return Err(still_running(given)),
         _ => {}
     }

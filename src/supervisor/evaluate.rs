@@ -9,9 +9,10 @@
 //! costs matches (counted as dropped), not the evaluation of later lines.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::capture::Stream;
 use super::notify::{SinkContext, append_job_file, append_line};
@@ -19,6 +20,12 @@ use crate::wire::{Delivered, EventType, MatchType, MatchedEvent, OutputMatch, SC
 
 /// Matches waiting for delivery: far more than a sane sink needs.
 const QUEUE: usize = 1024;
+/// How long the matches still queued when the job has ended get to be delivered. The
+/// completion notification, the supervisor's exit and with it `delete` wait for them:
+/// 200 matches to a sink taking 2 s each held `job.finished` back by 400 s (and a
+/// full queue of hanging sinks by hours). Matches not delivered by then are counted as
+/// dropped; the one being delivered finishes (its sink has a timeout of its own).
+const DRAIN_AFTER_END: Duration = Duration::from_secs(2);
 /// The matched lines waiting for delivery hold at most this many bytes together (a line
 /// is up to `capture::LINE_CAP`), so that the queue cannot grow the supervisor by more.
 const QUEUE_BYTES: usize = 4 << 20;
@@ -107,7 +114,14 @@ pub struct Target {
 /// for the deliveries it queued, and returns how many matches it had to drop.
 pub fn spawn(target: Target, batches: Receiver<Batch>, queued: Arc<AtomicUsize>) -> std::io::Result<JoinHandle<u64>> {
     std::thread::Builder::new().name("output-match".into()).spawn(move || {
-        let mut deliveries = Deliveries { target: Arc::new(target), worker: None, queued: Arc::default(), dropped: 0 };
+        let mut deliveries = Deliveries {
+            target: Arc::new(target),
+            worker: None,
+            queued: Arc::default(),
+            given_up: Arc::default(),
+            dropped_late: Arc::default(),
+            dropped: 0,
+        };
         for batch in batches {
             let cost = batch.cost();
             batch.each(|bytes| deliveries.evaluate(&batch.compiled, batch.stream, bytes));
@@ -123,6 +137,10 @@ struct Deliveries {
     worker: Option<(SyncSender<MatchedDelivery>, JoinHandle<()>)>,
     /// Bytes of matched lines in the queue; the worker subtracts what it delivered.
     queued: Arc<AtomicUsize>,
+    /// Set once `DRAIN_AFTER_END` has passed: the worker drops what is left.
+    given_up: Arc<AtomicBool>,
+    /// What the worker dropped after that.
+    dropped_late: Arc<AtomicU64>,
     dropped: u64,
 }
 
@@ -163,9 +181,14 @@ impl Deliveries {
                 let (sender, receiver) = sync_channel::<MatchedDelivery>(QUEUE);
                 let target = Arc::clone(&self.target);
                 let queued = Arc::clone(&self.queued);
+                let (given_up, dropped_late) = (Arc::clone(&self.given_up), Arc::clone(&self.dropped_late));
                 let handle = std::thread::spawn(move || {
                     for delivery in receiver {
-                        deliver(&target.sinks, &delivery);
+                        if given_up.load(Ordering::Relaxed) {
+                            dropped_late.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            deliver(&target.sinks, &delivery);
+                        }
                         queued.fetch_sub(delivery.event.line.len(), Ordering::Relaxed);
                     }
                 });
@@ -186,12 +209,19 @@ impl Deliveries {
         }
     }
 
+    /// Called once the job has ended and every line was evaluated: waits for the queued
+    /// deliveries, at most `DRAIN_AFTER_END` (plus the one in progress).
     fn finish(mut self) -> u64 {
         if let Some((sender, handle)) = self.worker.take() {
             drop(sender);
+            let deadline = Instant::now() + DRAIN_AFTER_END;
+            while !handle.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.given_up.store(true, Ordering::Relaxed);
             let _ = handle.join();
         }
-        self.dropped
+        self.dropped + self.dropped_late.load(Ordering::Relaxed)
     }
 }
 
