@@ -20,12 +20,13 @@ use crate::wire::{Delivered, EventType, MatchType, MatchedEvent, OutputMatch, SC
 
 /// Matches waiting for delivery: far more than a sane sink needs.
 const QUEUE: usize = 1024;
-/// How long the matches still queued when the job has ended get to be delivered. The
-/// completion notification, the supervisor's exit and with it `delete` wait for them:
-/// 200 matches to a sink taking 2 s each held `job.finished` back by 400 s (and a
-/// full queue of hanging sinks by hours). Matches not delivered by then are counted as
-/// dropped; the one being delivered finishes (its sink has a timeout of its own).
-const DRAIN_AFTER_END: Duration = Duration::from_secs(2);
+/// How long the matches still queued when the job has ended get to be delivered, after
+/// the completion notification (which no longer waits for them). The supervisor, and
+/// with it `delete`, waits for them: 200 matches to a sink taking 2 s each kept it 400 s,
+/// and a full queue of hanging sinks would have kept it for hours. Matches not
+/// delivered by then are counted as dropped; the one being delivered finishes (its sink
+/// has a timeout of its own).
+const DRAIN_AFTER_END: Duration = Duration::from_secs(30);
 /// The matched lines waiting for delivery hold at most this many bytes together (a line
 /// is up to `capture::LINE_CAP`), so that the queue cannot grow the supervisor by more.
 const QUEUE_BYTES: usize = 4 << 20;

@@ -198,10 +198,13 @@ impl Watch {
         // Reap the job process only now: see the module comment.
         spawn::reap(self.pid);
         self.record_late_log_changes();
-        self.matcher.finish();
+        // The completion first: output-match deliveries still queued are best effort
+        // and may take long (docs/decisions.md OP-10), the end is not.
+        self.matcher.flush();
         if let Ok(state) = self.job.read_state() {
             deliver_completion(&self.job, &self.spec.wrapper, self.spec.cwd.as_deref(), &state);
         }
+        self.matcher.finish();
     }
 
     /// Waits for output, the job's exit or the next timer, or at most `cap`.
