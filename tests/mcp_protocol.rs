@@ -489,7 +489,7 @@ fn ids_that_cannot_be_echoed_and_repeated_keys_are_refused() {
     let refused = refusal(&mut mcp, b"{\"jsonrpc\":\"2.0\",\"id\":0.5,\"method\":\"ping\"}\n", -32600);
     assert_eq!(refused["id"], Value::Null, "{refused}");
     let line = b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\",\"method\":\"tools/list\"}\n";
-    let refused = refusal(&mut mcp, line, -32700);
+    let refused = refusal(&mut mcp, line, -32600);
     assert!(refused["error"]["message"].as_str().unwrap_or_default().contains("duplicate key"), "{refused}");
     // Integers of either sign, and the largest u64, are echoed as sent.
     mcp.send_raw(b"{\"jsonrpc\":\"2.0\",\"id\":18446744073709551615,\"method\":\"ping\"}\n");

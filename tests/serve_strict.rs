@@ -231,3 +231,24 @@ fn a_key_named_twice_is_refused_and_blocks_nothing() {
     assert!(started.elapsed() < std::time::Duration::from_secs(20), "{:?}", started.elapsed());
     assert_eq!(server.get("/v1/jobs?all=true").json()["jobs"], serde_json::json!([]));
 }
+
+/// The same disagreement through a number: `"snapshot_after_ms":0.0` failed the lane
+/// check's integer field (so the request was classed short), and the handler, which takes
+/// a whole float for an integer, then waited for the job, holding the only short slot.
+#[test]
+fn a_whole_float_in_a_waiting_field_waits_in_the_long_lane() {
+    let env = Env::new();
+    let server = Server::start(&env, &["--max-connections", "1"]);
+    let port = server.port;
+    let body = r#"{"command":["sleep","30"],"start":true,"wait":true,"snapshot_after_ms":0.0}"#;
+    let waiting = std::thread::spawn(move || request(port, "POST", "/v1/jobs", &[], body.as_bytes()));
+    // Once the job exists, the wait is in its slot; a short request must still be served
+    // while it waits (old: only when the 30 s job ended).
+    let listed = || server.get("/v1/jobs?all=true").json()["jobs"].as_array().is_some_and(|jobs| jobs.len() == 1);
+    assert!(common::eventually(std::time::Duration::from_secs(20), listed), "the job never showed up");
+    assert!(!waiting.is_finished(), "the wait ended before the short requests were served");
+    let id = server.get("/v1/jobs?all=true").json()["jobs"][0]["job_id"].as_str().expect("id").to_string();
+    env.ok(&["kill", "--signal", "KILL", &id]);
+    let reply = waiting.join().expect("the waiting request");
+    assert_eq!((reply.status, reply.json()["state"].as_str()), (201, Some("killed")), "{reply:?}");
+}

@@ -43,7 +43,7 @@ fn still_finishing(given: &str) -> Error {
         Code::InvalidState,
         format!(
             "invalid job state: cannot delete job {given}: it has ended, but its supervisor is still delivering its \
-             notifications; try again in a few seconds"
+             notifications (for at most 30 s after the end, plus the timeout of a notification in progress)"
         ),
     )
 }

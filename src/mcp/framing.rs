@@ -125,6 +125,9 @@ pub fn classify(line: &[u8]) -> Incoming {
     };
     let value = match crate::wire::parse_unique(line) {
         Ok(value) => value,
+        // Well-formed JSON that names a key twice is an invalid request, not a parse
+        // error (serde_json classes our refusal as a data error).
+        Err(e) if e.is_data() => return invalid(Value::Null, INVALID_REQUEST, &format!("invalid request: {e}")),
         Err(e) => return invalid(Value::Null, PARSE_ERROR, &format!("parse error: {e}")),
     };
     let Value::Object(mut object) = value else {
