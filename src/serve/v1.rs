@@ -50,11 +50,11 @@ pub fn blocks(route: &Route, body: &[u8]) -> bool {
     }
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
     // Read as the handler reads it (repeated keys refused, `0.0` taken for `0`), so that
-    // a body cannot be classed short and then run as a wait; one that does not read at
-    // all is answered 400 at once, in either lane.
+    // a body cannot be classed short and then run as a wait; one that does not read so
+    // is answered 400 at once.
     let Ok(mut value) = crate::wire::parse_unique(body) else { return false };
     crate::wire::whole_numbers(&mut value);
-    let Ok(flags) = serde_json::from_value::<Blocking>(value) else { return true };
+    let Ok(flags) = serde_json::from_value::<Blocking>(value) else { return false };
     let launches = matches!(route, Route::Start(_)) || flags.start == Some(true);
     launches
         && (flags.wait == Some(true)
