@@ -49,11 +49,10 @@ pub fn hide_from_environ(names: &[&str]) {
         while start < area.len() {
             let end = area[start..].iter().position(|&b| b == 0).map_or(area.len(), |at| start + at);
             let entry = &area[start..end];
-            let named = names.iter().any(|name| {
-                entry.len() > name.len() && entry.starts_with(name.as_bytes()) && entry[name.len()] == b'='
-            });
-            if let Some(equals) = named.then(|| entry.iter().position(|&b| b == b'=')).flatten() {
-                area[start + equals + 1..end].fill(b'*');
+            let named =
+                names.iter().find(|name| entry.get(name.len()) == Some(&b'=') && entry.starts_with(name.as_bytes()));
+            if let Some(name) = named {
+                area[start + name.len() + 1..end].fill(b'*');
                 changed = true;
             }
             start = end + 1;

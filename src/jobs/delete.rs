@@ -43,7 +43,7 @@ fn still_finishing(given: &str) -> Error {
         Code::InvalidState,
         format!(
             "invalid job state: cannot delete job {given}: it has ended, but its supervisor is still delivering its \
-             notifications (for at most 30 s after the end, plus the timeout of a notification in progress)"
+             notifications (for at most 30 s after its completion notification, plus the timeout of one in progress)"
         ),
     )
 }

@@ -109,7 +109,9 @@ pub fn is_long_poll(route: &Route, target: &str, body: &[u8]) -> bool {
     }
     match route {
         Route::Wait(_) | Route::JobWait(_) | Route::WaitMany => true,
-        Route::Exec => serde_json::from_slice::<WaitFlag>(body).is_ok_and(|flag| flag.wait == Some(true)),
+        Route::Exec => wire::parse_request(body)
+            .and_then(serde_json::from_value::<WaitFlag>)
+            .is_ok_and(|flag| flag.wait == Some(true)),
         Route::Create | Route::Start(_) => v1::blocks(route, body),
         Route::Output(_) => {
             Query::parse(target, route.params()).is_ok_and(|query| query.bool("follow").ok().flatten() == Some(true))
@@ -196,8 +198,7 @@ fn parse_exec(body: &[u8]) -> Result<(ExecRequest, Vec<String>)> {
     if body.is_empty() {
         return Err(invalid("request body is required".into()));
     }
-    let mut value = wire::parse_unique(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
-    wire::whole_numbers(&mut value);
+    let value = wire::parse_request(body).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     let mut request: ExecRequest = serde_json::from_value(value).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
     request
         .env

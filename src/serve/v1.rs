@@ -49,11 +49,8 @@ pub fn blocks(route: &Route, body: &[u8]) -> bool {
         if_running: Option<String>,
     }
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
-    // Read as the handler reads it (repeated keys refused, `0.0` taken for `0`), so that
-    // a body cannot be classed short and then run as a wait; one that does not read so
-    // is answered 400 at once.
-    let Ok(mut value) = crate::wire::parse_unique(body) else { return false };
-    crate::wire::whole_numbers(&mut value);
+    // Read as the handler reads it; a body that does not read so is answered 400 at once.
+    let Ok(value) = crate::wire::parse_request(body) else { return false };
     let Ok(flags) = serde_json::from_value::<Blocking>(value) else { return false };
     let launches = matches!(route, Route::Start(_)) || flags.start == Some(true);
     launches

@@ -9,7 +9,7 @@
 //! costs matches (counted as dropped), not the evaluation of later lines.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ use crate::wire::{Delivered, EventType, MatchType, MatchedEvent, OutputMatch, SC
 
 /// Matches waiting for delivery: far more than a sane sink needs.
 const QUEUE: usize = 1024;
-/// How long the matches still queued when the job has ended get to be delivered, after
-/// the completion notification (which no longer waits for them). The supervisor, and
+/// How long the matches still queued once the job has ended and its completion was
+/// delivered (the completion no longer waits for them) get to be delivered. The supervisor, and
 /// with it `delete`, waits for them: 200 matches to a sink taking 2 s each kept it 400 s,
 /// and a full queue of hanging sinks would have kept it for hours. Matches not
 /// delivered by then are counted as dropped; the one being delivered finishes (its sink
@@ -120,7 +120,6 @@ pub fn spawn(target: Target, batches: Receiver<Batch>, queued: Arc<AtomicUsize>)
             worker: None,
             queued: Arc::default(),
             given_up: Arc::default(),
-            dropped_late: Arc::default(),
             dropped: 0,
         };
         for batch in batches {
@@ -135,13 +134,12 @@ pub fn spawn(target: Target, batches: Receiver<Batch>, queued: Arc<AtomicUsize>)
 /// The delivery queue, fed by the evaluation and drained by one delivery thread in order.
 struct Deliveries {
     target: Arc<Target>,
-    worker: Option<(SyncSender<MatchedDelivery>, JoinHandle<()>)>,
+    worker: Option<(SyncSender<MatchedDelivery>, JoinHandle<u64>)>,
     /// Bytes of matched lines in the queue; the worker subtracts what it delivered.
     queued: Arc<AtomicUsize>,
-    /// Set once `DRAIN_AFTER_END` has passed: the worker drops what is left.
+    /// Set once `DRAIN_AFTER_END` has passed: the worker drops what is left, and
+    /// returns how many it dropped.
     given_up: Arc<AtomicBool>,
-    /// What the worker dropped after that.
-    dropped_late: Arc<AtomicU64>,
     dropped: u64,
 }
 
@@ -182,16 +180,18 @@ impl Deliveries {
                 let (sender, receiver) = sync_channel::<MatchedDelivery>(QUEUE);
                 let target = Arc::clone(&self.target);
                 let queued = Arc::clone(&self.queued);
-                let (given_up, dropped_late) = (Arc::clone(&self.given_up), Arc::clone(&self.dropped_late));
+                let given_up = Arc::clone(&self.given_up);
                 let handle = std::thread::spawn(move || {
+                    let mut dropped = 0;
                     for delivery in receiver {
                         if given_up.load(Ordering::Relaxed) {
-                            dropped_late.fetch_add(1, Ordering::Relaxed);
+                            dropped += 1;
                         } else {
                             deliver(&target.sinks, &delivery);
                         }
                         queued.fetch_sub(delivery.event.line.len(), Ordering::Relaxed);
                     }
+                    dropped
                 });
                 self.worker = Some((sender.clone(), handle));
                 sender
@@ -220,9 +220,9 @@ impl Deliveries {
                 std::thread::sleep(Duration::from_millis(10));
             }
             self.given_up.store(true, Ordering::Relaxed);
-            let _ = handle.join();
+            self.dropped += handle.join().unwrap_or(0);
         }
-        self.dropped + self.dropped_late.load(Ordering::Relaxed)
+        self.dropped
     }
 }
 

@@ -14,7 +14,7 @@ pub mod v1;
 pub use request::*;
 pub use response::*;
 pub use store::*;
-pub use unique::parse_unique;
+pub use unique::{parse_request, parse_unique};
 
 pub const SCHEMA_VERSION: &str = "0.1";
 
