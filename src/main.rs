@@ -108,6 +108,17 @@ fn run() -> u8 {
             match commands::dispatch(&args) {
                 Ok(Answer::Reply(reply)) => printed(output::print(&reply.json, args.yaml), 0),
                 Ok(Answer::Job(reply, status)) => printed(output::print(&reply.json, args.yaml), status),
+                Ok(Answer::List(body)) => {
+                    let written = if args.yaml {
+                        output::print(&wire::Reply::new("list", &body).json, true)
+                    } else {
+                        output::print_with(|out| wire::Reply::write("list", &body, out))
+                    };
+                    // The process exits next: freeing a long list one allocation at a time
+                    // (six per job) would only delay the exit.
+                    std::mem::forget(body);
+                    printed(written, 0)
+                }
                 Ok(Answer::Text(text)) => printed(output::print_text(&text), 0),
                 Ok(Answer::Exit(code)) => code,
                 Ok(Answer::Streamed(status)) => status,

@@ -33,12 +33,14 @@ pub fn hide_from_argv(entries: &[String]) {
     });
 }
 
-/// Replaces the value of each variable `names` in the environment block the process was
-/// started with by `*`. `std::env::remove_var` takes a variable out of the environment
-/// we pass on, but not out of that block, which the kernel shows in `/proc/PID/environ`
-/// to every process of the same user: `serve`'s own jobs could read the token there.
+/// Replaces each variable `names`, name and value, in the environment block the process
+/// was started with by `*`. `std::env::remove_var` takes a variable out of the
+/// environment we pass on, but not out of that block, which the kernel shows in
+/// `/proc/PID/environ` to every process of the same user: `serve`'s own jobs could read
+/// the token there. The launcher of each `run` is a copy of us until its exec, block
+/// included: with only the value starred, the name would show in its environment.
 /// Call it after the variables are removed (the block's strings are the ones `getenv`
-/// would still return otherwise).
+/// would still return otherwise; once removed, nothing points into them).
 pub fn hide_from_environ(names: &[&str]) {
     if names.is_empty() {
         return;
@@ -49,10 +51,8 @@ pub fn hide_from_environ(names: &[&str]) {
         while start < area.len() {
             let end = area[start..].iter().position(|&b| b == 0).map_or(area.len(), |at| start + at);
             let entry = &area[start..end];
-            let named =
-                names.iter().find(|name| entry.get(name.len()) == Some(&b'=') && entry.starts_with(name.as_bytes()));
-            if let Some(name) = named {
-                area[start + name.len() + 1..end].fill(b'*');
+            if names.iter().any(|name| entry.get(name.len()) == Some(&b'=') && entry.starts_with(name.as_bytes())) {
+                area[start..end].fill(b'*');
                 changed = true;
             }
             start = end + 1;

@@ -148,114 +148,49 @@ fn killing_the_front_end_at_any_moment_leaves_no_half_launched_job() {
     assert!(made < rounds(24, 300), "no round killed the front-end before the job was complete");
 }
 
-/// The window that random kills rarely hit, driven step by step: this test plays the
-/// front-end of a staged launch against a real supervisor (`agent-exec __supervise DIR`
-/// with the spec pipe on fd 3 and the answer pipe on fd 4, as `supervisor::launch`
-/// sets them up). It reads the pids, makes the job directory hold the record a
-/// front-end writes, and then dies (closes the spec pipe) before saying `go`: the
-/// supervisor records the job as failed, the held child never runs the command, and
-/// both processes are gone. The same without any directory leaves nothing at all.
+/// The window that random kills rarely hit, driven step by step: `strace` kills the
+/// front-end of `run` on entry to a chosen system call. At its `writev` (`go` and the
+/// spec, sent once the job directory is in place) the launcher finds the spec pipe
+/// closed instead: the held job process exits without running the command, and the
+/// supervisor records the job as failed. At its `rename` (the directory still staging)
+/// no job is left at all. Either way every process is gone.
 #[test]
 fn a_front_end_gone_before_go_leaves_a_failed_job_that_never_ran() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::process::CommandExt;
-
-    /// A pipe whose ends sit above fd 10, so that the dup2 onto 3 and 4 cannot clobber
-    /// one another.
-    fn pipe() -> (OwnedFd, OwnedFd) {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills the array; F_DUPFD_CLOEXEC returns new descriptors, and
-        // every descriptor is then owned here exactly once.
-        unsafe {
-            assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
-            let high = fds.map(|fd| {
-                let new = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
-                libc::close(fd);
-                assert!(new >= 10);
-                new
-            });
-            (OwnedFd::from_raw_fd(high[0]), OwnedFd::from_raw_fd(high[1]))
-        }
-    }
-
     let env = Env::new();
-    for with_directory in [true, false] {
-        let marker = env.dir.path().join(format!("ran-{with_directory}"));
-        let job = if with_directory {
-            env.ok(&["create", "--", "true"])["job_id"].as_str().expect("id").to_string()
-        } else {
-            "01J0000000000000000000GONE".to_string()
-        };
-        let job_dir = env.job_dir(&job);
-        let (spec_read, spec_write) = pipe();
-        let (ack_read, ack_write) = pipe();
-        let (spec_fd, ack_fd) = (spec_read.as_raw_fd(), ack_write.as_raw_fd());
-        let mut command = env.command(&["__supervise", &job_dir.to_string_lossy()]);
-        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
-        unsafe {
-            command.pre_exec(move || {
-                if libc::dup2(spec_fd, 3) < 0 || libc::dup2(ack_fd, 4) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let mut supervisor = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("supervisor");
-        drop((spec_read, ack_write));
-        let mut spec_write = std::fs::File::from(spec_write);
-        // The launch spec is private to the binary; this is its shape for a staged launch.
-        let spec = serde_json::json!({
-            "command": ["touch", marker.to_string_lossy()],
-            "wrapper": ["sh", "-c"],
-            "env": [],
-            "env_files": [],
-            "inherit_env": true,
-            "cwd": null,
-            "full_log": job_dir.join("full.log"),
-            "timeout_ms": 0,
-            "kill_after_ms": 0,
-            "progress_every_ms": 0,
-            "staged": true,
-        });
-        writeln!(spec_write, "{spec}").expect("send spec");
-        // A supervisor that does not know staged launches waits for the end of the spec
-        // instead of answering: give it a deadline rather than hang.
-        let mut poll = libc::pollfd { fd: ack_read.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        // SAFETY: polling one descriptor we own.
-        assert_eq!(unsafe { libc::poll(&mut poll, 1, 10_000) }, 1, "no pids from the supervisor within 10 s");
-        let mut answers = BufReader::new(std::fs::File::from(ack_read));
-        let mut pids = String::new();
-        answers.read_line(&mut pids).expect("pids");
-        let fields: Vec<&str> = pids.trim_end().split('\t').collect();
-        assert_eq!(fields.len(), 5, "{pids:?}");
-        assert_eq!(fields[0], "pids", "{pids:?}");
-        let (supervisor_pid, child): (u64, u64) =
-            (fields[1].parse().expect("supervisor pid"), fields[3].parse().expect("job pid"));
-        assert_eq!(supervisor_pid, u64::from(supervisor.id()));
-        assert!(common::alive(child), "the held child is not there");
-        if with_directory {
-            env.edit_json(&job, "state.json", |state| {
-                state["job"]["status"] = "running".into();
-                state["pid"] = child.into();
-                state["supervisor_pid"] = supervisor_pid.into();
-            });
-        }
-        // The front-end dies here.
-        drop(spec_write);
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut answers, &mut rest).expect("answer");
-        assert!(rest.starts_with("failed\tthe front-end exited before handing the job over"), "{rest:?}");
-        supervisor.wait().expect("supervisor exits");
-        assert!(eventually(Duration::from_secs(5), || !common::alive(child)), "the held child lingers");
-        assert!(!marker.exists(), "the job ran without a go");
-        if with_directory {
-            let state = env.ok(&["status", &job]);
+    for (syscall, job_made) in [("writev", true), ("rename", false)] {
+        let marker = env.dir.path().join(format!("ran-{syscall}"));
+        let before = env.ok(&["list", "--all"])["jobs"].as_array().map_or(0, Vec::len);
+        let root = env.root.to_string_lossy().into_owned();
+        let marker_arg = marker.to_string_lossy().into_owned();
+        let inject = format!("inject={syscall}:signal=KILL");
+        let out = env
+            .program(
+                "strace",
+                &["-o", "/dev/null", "-e", &format!("trace={syscall}"), "-e", &inject, "--", common::BIN, "--root"],
+            )
+            .args([root.as_str(), "run", "--snapshot-after", "0", "--", "touch", marker_arg.as_str()])
+            .stderr(Stdio::null())
+            .output()
+            .expect("strace");
+        assert!(out.stdout.is_empty(), "the front-end answered: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(!out.status.success(), "the front-end was not killed at its {syscall}");
+        assert!(eventually(Duration::from_secs(10), || supervisors_under(&env.root).is_empty()), "processes linger");
+        let jobs = env.ok(&["list", "--all"])["jobs"].as_array().cloned().unwrap_or_default();
+        if job_made {
+            assert_eq!(jobs.len(), before + 1, "{jobs:?}");
+            let id = jobs
+                .iter()
+                .map(|j| j["job_id"].as_str().unwrap_or_default().to_string())
+                .find(|id| env.read_json(id, "meta.json")["command"].to_string().contains(&marker_arg));
+            let id = id.expect("the job of this round");
+            let state = env.ok(&["status", &id]);
             assert_eq!(state["state"], "failed", "{state}");
-            assert_eq!(env.read_json(&job, "state.json")["pid"], serde_json::Value::Null);
+            assert_eq!(state["error"], "the front-end exited before handing the job over", "{state}");
+            assert_eq!(env.read_json(&id, "state.json")["pid"], serde_json::Value::Null);
         } else {
-            assert!(!job_dir.exists(), "a directory appeared for a launch that never made one");
+            assert_eq!(jobs.len(), before, "a job appeared for a launch that never made one: {jobs:?}");
         }
+        assert!(!marker.exists(), "the job ran without a go");
     }
 }
 

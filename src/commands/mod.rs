@@ -14,7 +14,7 @@ use crate::cli::Args;
 use crate::error::{Error, Result};
 use crate::jobs;
 use crate::jobstore::Root;
-use crate::wire::Reply;
+use crate::wire::{ListBody, Reply};
 
 /// What `main` prints.
 pub enum Answer {
@@ -24,6 +24,8 @@ pub enum Answer {
     Job(Reply, u8),
     /// A text, as is (a completion script).
     Text(String),
+    /// `list`'s answer, written as it is serialized: it can be megabytes.
+    List(ListBody),
     /// A server that has ended (`serve`, `mcp`): nothing more to print.
     Exit(u8),
     /// `tail --follow` has streamed the output; the exit status `--exit-code` asked for.
@@ -55,7 +57,7 @@ fn job_answer(kind: &'static str, body: &crate::wire::RunBody) -> Answer {
 /// Runs one typed invocation against a resolved (and, where it matters, checked) root.
 pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
     let reply = match invocation {
-        Invocation::Run(request) => return Ok(job_answer("run", &jobs::run(&root, &request)?)),
+        Invocation::Run(request) => return Ok(job_answer("run", &jobs::run_then_exit(&root, &request)?)),
         Invocation::Create(definition) => Reply::new("create", &jobs::create(&root, &definition)?),
         Invocation::Start { job_id, observe } => {
             return Ok(job_answer("start", &jobs::start(&root, &job_id, &observe)?));
@@ -80,15 +82,7 @@ pub fn run(invocation: Invocation, root: Root) -> Result<Answer> {
         }
         Invocation::Follow { request, json } => return follow::follow(&root, &request, json),
         Invocation::Kill(request) => Reply::new("kill", &jobs::kill(&root, &request)?),
-        Invocation::List(filter) => {
-            let body = jobs::list(&root, &filter)?;
-            // A summary is about 250 bytes of JSON.
-            let reply = Reply::with_capacity("list", &body, 512 + 320 * body.jobs.len());
-            // The process prints and exits next: freeing a large list one allocation at
-            // a time (six per job) would only delay the answer.
-            std::mem::forget(body);
-            reply
-        }
+        Invocation::List(filter) => return Ok(Answer::List(jobs::list(&root, &filter)?)),
         Invocation::Delete { target, dry_run } => Reply::new("delete", &jobs::delete(&root, &target, dry_run)?),
         Invocation::Gc(policy) => Reply::new("gc", &jobs::gc(&root, &policy)?),
         Invocation::TagSet { job_id, tags } => Reply::new("tag_set", &jobs::tag_set(&root, &job_id, tags)?),

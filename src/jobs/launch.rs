@@ -44,10 +44,9 @@ pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
     settle_handshake(job, supervisor::launch(job, spec))
 }
 
-/// The same for a staged launch (`run`): the directory is complete, the supervisor may
-/// let the job exec.
-pub fn go(launching: Launching, job: &JobDir) -> Result<()> {
-    settle_handshake(job, launching.go())
+/// The same for `run`: the directory is complete, the job may exec (`Launching::go`).
+pub fn go(launching: &mut Launching, job: &JobDir, spec: &LaunchSpec) -> Result<()> {
+    settle_handshake(job, launching.go(spec))
 }
 
 fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use super::define::effective_cwd;
 use crate::error::Result;
-use crate::jobstore::scan::{Scan, par_map};
+use crate::jobstore::scan::Scan;
 use crate::jobstore::{self, Root, liveness};
 use crate::tags;
 use crate::wire::{JobState, JobSummary, ListBody, MetaView, State};
@@ -45,14 +45,7 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
     let state_filter = filter.state.as_deref();
     let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
     let scan = Scan::open(root);
-    // The same names either way; only the errors of a root that cannot be read come
-    // from the slower reader.
-    let names = match scan.as_ref().and_then(Scan::dir_names) {
-        Some(names) => names,
-        None => root.dir_names()?.unwrap_or_default(),
-    };
-    let entries = par_map(&names, |name| {
-        let Some(scan) = &scan else { return Entry::Unreadable };
+    let entry = |scan: &Scan, name: &str| {
         let listed = scan.with_file(name, jobstore::META, |bytes| {
             let meta = serde_json::from_slice::<MetaView>(bytes).ok()?;
             let wanted = (cwd_filter.is_none() || meta.cwd.as_deref() == cwd_filter.as_deref())
@@ -73,7 +66,15 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
         let state = scan.with_file(name, jobstore::STATE, |b| serde_json::from_slice::<State>(b).ok()).flatten();
         let summary = summarize(root, name, listing, state);
         if state_filter.is_some_and(|s| s != summary.state.as_str()) { Entry::Filtered } else { Entry::Listed(summary) }
-    });
+    };
+    let entries = match scan.as_ref().and_then(|scan| scan.par_map_dirs(|name| entry(scan, name))) {
+        Some(entries) => entries,
+        // The same names either way: the slower reader reports why a root cannot be read.
+        None => {
+            let names = root.dir_names()?.unwrap_or_default();
+            names.iter().map(|name| scan.as_ref().map_or(Entry::Unreadable, |scan| entry(scan, name))).collect()
+        }
+    };
     let skipped = entries.iter().filter(|e| matches!(e, Entry::Unreadable)).count() as u64;
     // Collected in the entries' own allocation (an `Entry` is a `JobSummary` in size).
     let mut jobs: Vec<JobSummary> =

@@ -44,7 +44,7 @@ pub use names::{DEFAULT_GRACE, IfRunning};
 pub use notify::{NotifyChange, check_regex, notify_set};
 pub use output::{Output, output};
 pub use ready::{Condition, Pattern, ReadyWait, wait_ready};
-pub use run::{RunRequest, run};
+pub use run::{RunRequest, run, run_then_exit};
 pub use start::start;
 pub use status::status;
 pub use tag::tag_set;

@@ -9,7 +9,7 @@ use super::names::{Claim, IfRunning, claim};
 use crate::error::Result;
 use crate::jobstore::JobDir;
 use crate::jobstore::{self, Root, root::absolutize};
-use crate::supervisor::Launching;
+use crate::supervisor::{self, Launching};
 use crate::wire::RunBody;
 
 #[derive(Debug, Clone)]
@@ -23,6 +23,24 @@ pub struct RunRequest {
 }
 
 pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
+    launch_and_observe(root, request).map(|(body, _launcher)| body)
+}
+
+/// `run` for a front-end that exits right after it prints the answer (the CLI): when the
+/// answer is immediate (`--snapshot-after 0`), the new supervisor execs only once this
+/// process has exited (or half a second has passed), so that its start-up does not take
+/// a CPU from the answer's last steps. The job is running meanwhile; its output waits in
+/// its pipes.
+pub fn run_then_exit(root: &Root, request: &RunRequest) -> Result<RunBody> {
+    let (body, launcher) = launch_and_observe(root, request)?;
+    // Its pipe to the launcher closes when the process exits.
+    std::mem::forget(launcher);
+    Ok(body)
+}
+
+/// The answer, and the launcher of the supervisor when it still waits to exec (see
+/// `Launching::go`): dropping it lets the supervisor start.
+fn launch_and_observe(root: &Root, request: &RunRequest) -> Result<(RunBody, Option<Launching>)> {
     let since = Instant::now();
     let definition = &request.definition;
     let custom_log = request.log.as_deref().map(absolutize);
@@ -30,16 +48,19 @@ pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
     let meta = definition.meta(&id, root, false, custom_log.as_ref().map(|p| p.to_string_lossy().into_owned()))?;
     let full_log = custom_log.unwrap_or_else(|| root.job(&id).file(jobstore::FULL_LOG));
     let spec = definition.spec(definition.cwd.clone(), full_log);
-    // The supervisor is forked first: its exec and start-up, and the fork of the job
-    // (held before its exec), overlap the writes of the job directory, whose first
-    // `state.json` then already names both processes. It touches the directory only
-    // after `go`; a failed creation, or a name held by a running job, never says it, and
-    // the supervisor gives up (docs/decisions.md OP-2).
-    let mut launching = Launching::fork(&root.job(&id))?;
-    let create = || {
+    // The supervisor is forked first, and forks the job process (held before its exec)
+    // at once: its exec and start-up overlap the writes of the job directory, whose
+    // first `state.json` then already names both processes, and are no longer before
+    // the answer. It touches the directory only after `go`; a failed creation, or a name
+    // held by a running job, never says it, and the held process never runs
+    // (docs/decisions.md OP-2). An image that cannot be prepared here is the
+    // supervisor's to prepare again, and to record why it fails.
+    let job_path = root.job(&id).path;
+    let image = supervisor::prepare_run(&spec, &job_path).ok();
+    let mut launching = Launching::fork_run(&root.job(&id), image.as_ref())?;
+    drop(image);
+    let mut create = || {
         let mut staging = stage_job(root, &id)?;
-        // The logs exist now: the supervisor opens them where they are while we write.
-        launching.send(spec)?;
         staging.write_meta(&meta)?;
         staging.write_state(&initial_state(&id, launching.pids().as_ref()))?;
         staging.commit()
@@ -48,13 +69,18 @@ pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
         None => create()?,
         Some(name) => match claim(root, name, request.if_running, create)? {
             Claim::Created(job) => job,
-            Claim::Holder(holder) => return reuse(&holder, &request.observe, since),
+            Claim::Holder(holder) => return reuse(&holder, &request.observe, since).map(|body| (body, None)),
         },
     };
-    go(launching, &job)?;
-    let observed = observe(&job, &request.observe);
+    go(&mut launching, &job, &spec)?;
+    // An answer that observes the job needs its supervisor at work; an immediate one is
+    // ready before the supervisor's start-up, which would compete with it for a CPU.
+    let observe_now = &request.observe;
+    let launcher =
+        (observe_now.snapshot_after_ms == 0 && !observe_now.wait && observe_now.ready.is_none()).then_some(launching);
+    let observed = observe(&job, observe_now);
     let env_vars = (!definition.env.is_empty()).then(|| definition.display_env());
-    Ok(run_body(&job, observed, definition.tags.clone(), env_vars, since))
+    Ok((run_body(&job, observed, definition.tags.clone(), env_vars, since), launcher))
 }
 
 /// `--if-running reuse`: the answer `run` gives, about the job already holding the name.

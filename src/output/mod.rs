@@ -18,6 +18,13 @@ pub fn print(json: &str, as_yaml: bool) -> std::io::Result<()> {
     stdout.write_all(json.as_bytes()).and_then(|()| stdout.write_all(b"\n")).and_then(|()| stdout.flush())
 }
 
+/// Writes one response as `write` produces it, through a buffer of 64 KiB.
+pub fn print_with(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
+    let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    write(&mut stdout)?;
+    stdout.flush()
+}
+
 pub fn print_text(text: &str) -> std::io::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush())

@@ -1,11 +1,19 @@
 //! The front-end side of a launch: double fork, exec of the supervisor, start handshake.
 //!
 //! The caller may be multi-threaded (`serve`), so between `fork` and `execve` the children
-//! make only async-signal-safe calls; every string and pointer is prepared beforehand.
-//! The intermediate child calls `setsid` and forks the supervisor, then exits and is
-//! reaped at once, so no zombie is ever left behind. The supervisor gets the launch spec
-//! on fd 3 (never on argv: it holds secrets) and reports on fd 4 once the job process is
-//! running or has failed to start.
+//! make only async-signal-safe calls and allocate nothing; every string and pointer is
+//! prepared beforehand. The intermediate child calls `setsid` and forks the supervisor,
+//! then exits and is reaped, so no zombie is ever left behind. The supervisor gets the
+//! launch spec on fd 3 (never on argv: it holds secrets) and answers on fd 4.
+//!
+//! `start` execs the supervisor at once; it answers once the job process is running or
+//! has failed to start. `run` (`Launching::fork_run`) does the whole start handshake
+//! before that exec, in the forked child, so that the supervisor's exec and start-up are
+//! no longer between the call and its answer (docs/decisions.md OP-2): the child forks
+//! the job process held at a gate before its exec, reports both pids, waits for `go`
+//! (the job directory is complete), opens the gate, sees the exec happen and answers
+//! `ok`, and only then execs the supervisor, which adopts the job: the record of what
+//! happened on fd 5, the job's stdout and stderr pipes on fds 6 and 7.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -13,20 +21,57 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
+use super::spawn::Program;
 use super::spec::LaunchSpec;
 use crate::error::{Error, Result};
-use crate::jobstore::JobDir;
+use crate::jobstore::{JobDir, liveness};
 
 /// The hidden subcommand the supervisor is exec'd as.
 pub const SUPERVISE_ARG: &str = "__supervise";
 pub const SPEC_FD: RawFd = 3;
 pub const ACK_FD: RawFd = 4;
-/// What the front-end of a staged launch sends once the job directory is in place.
-pub const GO: &str = "go\n";
+/// `run`: the adoption record (`Adoption`), and the job's stdout and stderr pipes.
+pub const ADOPT_FD: RawFd = 5;
+pub const JOB_STDOUT_FD: RawFd = 6;
+pub const JOB_STDERR_FD: RawFd = 7;
+/// How long the launcher of `run` lets the front-end answer before it execs the
+/// supervisor (see `hand_over_run`); the job's output waits in its pipes meanwhile.
+const READER_PATIENCE_MS: i32 = 500;
+/// What the front-end of `run` sends once the job directory is in place.
+const GO: &[u8] = b"go\n";
 
-/// What the supervisor of a staged launch reports before the job directory exists: its
-/// own pid and that of the job process it forked and holds before the exec (none when
-/// the job cannot be started; the reason comes with the final answer), with start times.
+/// What the launcher of `run` tells the supervisor it execs, on `ADOPT_FD`: one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adoption {
+    /// The front-end went away before `go`; a job process it forked never ran.
+    Abandoned,
+    /// No job process was forked (it could not be prepared, or the fork failed): the
+    /// supervisor starts it itself.
+    NotForked,
+    /// The job process `pid`, let through its gate at `spawned_ns` (`CLOCK_MONOTONIC`);
+    /// `errno` is 0 if its exec happened, else why it failed (the child has exited).
+    Forked { pid: u32, spawned_ns: u64, errno: i32 },
+}
+
+impl Adoption {
+    pub fn parse(line: &str) -> Option<Adoption> {
+        let mut fields = line.trim_end().split('\t');
+        match fields.next()? {
+            "abandoned" => Some(Adoption::Abandoned),
+            "not-forked" => Some(Adoption::NotForked),
+            "forked" => Some(Adoption::Forked {
+                pid: fields.next()?.parse().ok()?,
+                spawned_ns: fields.next()?.parse().ok()?,
+                errno: fields.next()?.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the launcher of `run` reports before the job directory exists: the supervisor's
+/// pid and that of the job process it forked and holds before the exec (none when it
+/// could not fork one), with their start times (read by the front-end).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pids {
     pub supervisor: u32,
@@ -36,12 +81,6 @@ pub struct Pids {
 
 impl Pids {
     /// `pids\tSUPERVISOR\tSTART\tJOB\tSTART\n`, `-` for what is unknown.
-    pub fn line(&self) -> String {
-        let field = |value: Option<u64>| value.map_or("-".to_string(), |v| v.to_string());
-        let (job, job_start) = self.job.map_or((None, None), |(pid, start)| (Some(u64::from(pid)), start));
-        format!("pids\t{}\t{}\t{}\t{}\n", self.supervisor, field(self.supervisor_start), field(job), field(job_start))
-    }
-
     fn parse(line: &str) -> Option<Pids> {
         let mut fields = line.trim_end().split('\t');
         if fields.next() != Some("pids") {
@@ -74,27 +113,37 @@ pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
     Launching::fork(job)?.hand_over(spec)
 }
 
-/// A supervisor forked and exec'd, blocked reading its launch spec. `run` forks it
-/// before the job directory exists, so that the supervisor's exec and dynamic loading
-/// overlap the front-end's writes and fsyncs: the supervisor touches nothing until the
-/// spec arrives, and the spec is sent only once the directory is complete. Dropped
-/// without `hand_over`, it closes the spec pipe; the supervisor then finds no job to
-/// record a failure in and exits.
+/// A supervisor forked: for `start`, exec'd and blocked reading its launch spec; for
+/// `run`, holding the job process and waiting for `go` before its exec (module comment),
+/// which lets the front-end write the job directory meanwhile. Dropped without an
+/// answer, it closes the spec pipe: the supervisor then lets the held job process go
+/// without running it, records the job as failed if it exists, and exits.
 pub struct Launching {
     intermediate: libc::pid_t,
+    reaped: bool,
     spec_write: Option<File>,
     ack_read: Option<BufReader<File>>,
 }
 
 impl Launching {
-    /// Forks the supervisor of the job at `job.path`, which need not exist yet.
+    /// Forks the supervisor of the job at `job.path` (`start`).
     pub fn fork(job: &JobDir) -> Result<Launching> {
+        Launching::fork_with(job, None)
+    }
+
+    /// Forks the launcher of `run` for the job at `job.path`, which need not exist yet;
+    /// it forks `image` (when the front-end could prepare it) as the job process.
+    pub fn fork_run(job: &JobDir, image: Option<&Program>) -> Result<Launching> {
+        Launching::fork_with(job, Some(image))
+    }
+
+    fn fork_with(job: &JobDir, run: Option<Option<&Program>>) -> Result<Launching> {
         let exec = ExecImage::new(job)?;
         let (spec_read, spec_write) = pipe()?;
         let (ack_read, ack_write) = pipe()?;
         let devnull =
             File::options().read(true).write(true).open("/dev/null").map_err(|e| Error::io("open /dev/null", e))?;
-        // Keep the descriptors the grandchild dup2()s away from 0..=4, so that no dup2 can
+        // Keep the descriptors the grandchild dup2()s away from 0..=7, so that no dup2 can
         // clobber another source before it is used.
         // The originals are dropped here: a write end left open in this process would keep
         // the handshake read from ever seeing end of file.
@@ -106,7 +155,7 @@ impl Launching {
         unsafe { libc::sigemptyset(&mut empty_mask) };
 
         // SAFETY: fork in a possibly multi-threaded process; both children below only call
-        // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve).
+        // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve...).
         let intermediate = unsafe { libc::fork() };
         if intermediate < 0 {
             return Err(Error::io("fork supervisor", std::io::Error::last_os_error()));
@@ -123,11 +172,16 @@ impl Launching {
                 // duties); an ignored disposition survives exec, and the supervisor must
                 // be able to wait for its job and sinks.
                 libc::signal(libc::SIGCHLD, libc::SIG_DFL);
-                libc::dup2(devnull.as_raw_fd(), 0);
-                libc::dup2(devnull.as_raw_fd(), 1);
-                libc::dup2(devnull.as_raw_fd(), 2);
-                libc::dup2(spec_read.as_raw_fd(), SPEC_FD);
-                libc::dup2(ack_write.as_raw_fd(), ACK_FD);
+                let devnull = devnull.as_raw_fd();
+                libc::dup2(devnull, 0);
+                libc::dup2(devnull, 1);
+                libc::dup2(devnull, 2);
+                let (spec_read, ack_write) = (spec_read.as_raw_fd(), ack_write.as_raw_fd());
+                if let Some(image) = run {
+                    hand_over_run(image, devnull, spec_read, ack_write);
+                }
+                libc::dup2(spec_read, SPEC_FD);
+                libc::dup2(ack_write, ACK_FD);
                 libc::execve(exec.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
                 libc::_exit(127);
             }
@@ -135,42 +189,57 @@ impl Launching {
         drop((spec_read, ack_write, devnull));
         Ok(Launching {
             intermediate,
+            reaped: false,
             spec_write: Some(File::from(spec_write)),
             ack_read: Some(BufReader::new(File::from(ack_read))),
         })
     }
 
-    /// Sends the launch spec of a job whose directory is being staged, its logs already
-    /// created. The supervisor forks the job's process, held before its exec until `go`.
-    pub fn send(&mut self, spec: LaunchSpec) -> Result<()> {
-        let spec = LaunchSpec { staged: true, ..spec };
-        let mut payload =
-            serde_json::to_vec(&spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
-        payload.push(b'\n');
-        if let Some(spec_write) = self.spec_write.as_mut() {
-            // A dead supervisor: EPIPE, and `pids` sees end of file.
-            let _ = spec_write.write_all(&payload);
-        }
-        Ok(())
-    }
-
-    /// The pids the supervisor reports after `send` (`None` if it died first).
+    /// The pids the launcher of `run` reports (`None` if it died first), with their
+    /// start times.
     pub fn pids(&mut self) -> Option<Pids> {
         let mut line = String::new();
         if let Some(ack_read) = self.ack_read.as_mut() {
             let _ = ack_read.read_line(&mut line);
         }
-        Pids::parse(&line)
+        let mut pids = Pids::parse(&line)?;
+        pids.supervisor_start = liveness::start_time(pids.supervisor);
+        pids.job = pids.job.map(|(pid, _)| (pid, liveness::start_time(pid)));
+        Some(pids)
     }
 
-    /// Tells the supervisor of a staged launch that the job directory is complete, and
-    /// waits for its answer.
-    pub fn go(mut self) -> Result<Handshake> {
-        if let Some(mut spec_write) = self.spec_write.take() {
-            let _ = spec_write.write_all(GO.as_bytes());
+    /// Tells the launcher of `run` that the job directory is complete, with the launch
+    /// spec for the supervisor, and waits for the answer: `ok` once the job process has
+    /// exec'd, or the supervisor's `failed`. After `ok` the launcher waits for this to
+    /// be dropped before it execs the supervisor (see `hand_over_run`): drop it once
+    /// the answer is ready.
+    pub fn go(&mut self, spec: &LaunchSpec) -> Result<Handshake> {
+        let spec = LaunchSpec { staged: true, ..spec.clone() };
+        let mut payload =
+            serde_json::to_vec(&spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
+        payload.push(b'\n');
+        if let Some(spec_write) = self.spec_write.take() {
+            // One write for both, a distinct system call (`writev`) that a test can
+            // interrupt to play a front-end dying right before `go`. The spec is read by
+            // the supervisor after its exec: longer than a pipe holds, it keeps us here
+            // until then. A launcher already gone: EPIPE, and the answer below is `Lost`.
+            let _ = write_all_vectored(&spec_write, &[GO, &payload]);
         }
-        reap(self.intermediate)?;
-        Ok(parse_ack(&self.answer()))
+        self.reap_intermediate()?;
+        let mut answer = String::new();
+        if let Some(ack_read) = self.ack_read.as_mut() {
+            // One line: the supervisor keeps its end open while the job runs.
+            let _ = ack_read.read_line(&mut answer);
+        }
+        Ok(parse_ack(&answer))
+    }
+
+    fn reap_intermediate(&mut self) -> Result<()> {
+        if !self.reaped {
+            self.reaped = true;
+            reap(self.intermediate)?;
+        }
+        Ok(())
     }
 
     fn answer(&mut self) -> String {
@@ -192,7 +261,7 @@ impl Launching {
             // forked leaves no reader, hence EPIPE.
             let _ = spec_write.write_all(&payload);
         }
-        reap(self.intermediate)?;
+        self.reap_intermediate()?;
         Ok(parse_ack(&self.answer()))
     }
 }
@@ -200,11 +269,9 @@ impl Launching {
 impl Drop for Launching {
     fn drop(&mut self) {
         // Not handed over (the job could not be created): the supervisor reads an empty
-        // spec and exits. The intermediate child is reaped in every case.
+        // spec and exits. The intermediate child is reaped in every case, once.
         drop(self.spec_write.take());
-        if self.ack_read.is_some() {
-            let _ = reap(self.intermediate);
-        }
+        let _ = self.reap_intermediate();
     }
 }
 
@@ -216,6 +283,203 @@ fn parse_ack(answer: &str) -> Handshake {
     match answer.split_once('\t') {
         Some(("failed", reason)) => Handshake::Failed(reason.to_string()),
         _ => Handshake::Lost,
+    }
+}
+
+/// The launcher of `run`, in the forked child that becomes the supervisor: the start
+/// handshake, then the exec (module comment). Only async-signal-safe calls, no
+/// allocation. Never returns.
+///
+/// # Safety
+/// Call only in the freshly forked child, with fds 0-2 on /dev/null and the other
+/// descriptors above 7 (`dup_high`).
+unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawFd, ack_write: RawFd) {
+    // SAFETY: async-signal-safe calls on descriptors of ours (see above).
+    unsafe {
+        // A stray signal must not end us before the job is handed over, and a stop
+        // request (`pkill agent-exec` right after `run` answered) must stop the job and
+        // be recorded as for any job: it stays pending, through our exec, until the
+        // supervisor handles it (`watch::Signals::new`). The job process gets the
+        // defaults and an empty mask back before its exec.
+        for &signal in super::IGNORED_SIGNALS {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+        let mut stop: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut stop);
+        for &signal in super::STOP_SIGNALS {
+            libc::sigaddset(&mut stop, signal);
+        }
+        libc::sigprocmask(libc::SIG_BLOCK, &stop, std::ptr::null_mut());
+        // Placeholders (close-on-exec) on 3..=7: every descriptor made below gets a
+        // higher number, so the dup2()s onto 3..=7 at the end clobber nothing needed.
+        for fd in SPEC_FD..=JOB_STDERR_FD {
+            libc::dup3(devnull, fd, libc::O_CLOEXEC);
+        }
+        let job = image.and_then(|image| image.fork_raw(devnull, true).ok());
+        let mut pids = Line::new();
+        pids.push(b"pids\t");
+        pids.number(u64::from(libc::getpid().unsigned_abs()));
+        pids.push(b"\t-\t");
+        match &job {
+            Some(job) => pids.number(u64::from(job.pid)),
+            None => pids.push(b"-"),
+        }
+        pids.push(b"\t-\n");
+        write_all(ack_write, pids.bytes());
+        let mut adoption = Line::new();
+        match job {
+            Some(job) if read_go(spec_read) => {
+                libc::write(job.gate, b"x".as_ptr().cast(), 1);
+                libc::close(job.gate);
+                let spawned_ns = monotonic_ns();
+                // End of file when the exec happened; the errno when it failed.
+                let errno = read_errno(job.status);
+                libc::close(job.status);
+                if errno == 0 {
+                    write_all(ack_write, b"ok\n");
+                    // Our exec and start-up take a millisecond of CPU, which the front-end
+                    // needs now to answer, on a machine busy with the job's own start: on
+                    // two CPUs, exec'ing at once delayed the answer by 1.4 ms. It drops
+                    // its end of this pipe once it has read `ok`: wait for that, briefly.
+                    let mut gone = libc::pollfd { fd: ack_write, events: 0, revents: 0 };
+                    libc::poll(&mut gone, 1, READER_PATIENCE_MS);
+                }
+                adoption.push(b"forked\t");
+                adoption.number(u64::from(job.pid));
+                adoption.push(b"\t");
+                adoption.number(spawned_ns);
+                adoption.push(b"\t");
+                adoption.number(u64::from(errno.unsigned_abs()));
+                adoption.push(b"\n");
+                libc::dup2(job.stdout, JOB_STDOUT_FD);
+                libc::dup2(job.stderr, JOB_STDERR_FD);
+            }
+            Some(job) => {
+                // The held child sees end of file at its gate and exits, having run nothing.
+                libc::close(job.gate);
+                let mut status = 0;
+                libc::waitpid(job.pid as libc::pid_t, &mut status, 0);
+                adoption.push(b"abandoned\n");
+            }
+            None if read_go(spec_read) => adoption.push(b"not-forked\n"),
+            None => adoption.push(b"abandoned\n"),
+        }
+        // The record goes through a pipe of its own: a few bytes, never blocking.
+        let mut fds = [-1; 2];
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) == 0 {
+            write_all(fds[1], adoption.bytes());
+            libc::close(fds[1]);
+            libc::dup2(fds[0], ADOPT_FD);
+        }
+        libc::dup2(spec_read, SPEC_FD);
+        libc::dup2(ack_write, ACK_FD);
+    }
+}
+
+/// Reads the front-end's `go`: true only for exactly those bytes, false at end of file
+/// (the front-end gave up or died). Reads no further: the spec that follows is the
+/// supervisor's. Async-signal-safe.
+fn read_go(fd: RawFd) -> bool {
+    let mut got = [0u8; GO.len()];
+    read_full(fd, &mut got) == GO.len() && got == GO
+}
+
+/// The errno a failed exec sends, or 0 at end of file (the exec happened).
+fn read_errno(fd: RawFd) -> i32 {
+    let mut bytes = [0u8; 4];
+    if read_full(fd, &mut bytes) == bytes.len() { i32::from_ne_bytes(bytes) } else { 0 }
+}
+
+/// Reads until `buffer` is full or end of file; returns how much was read.
+/// Async-signal-safe.
+fn read_full(fd: RawFd, buffer: &mut [u8]) -> usize {
+    let mut got = 0;
+    while got < buffer.len() {
+        // SAFETY: reading into the unfilled part of a buffer we own.
+        let n = unsafe { libc::read(fd, buffer[got..].as_mut_ptr().cast(), buffer.len() - got) };
+        match n {
+            n if n > 0 => got += n as usize,
+            n if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    got
+}
+
+/// Writes all of `bytes`, giving up on an error (a reader that went away).
+/// Async-signal-safe.
+fn write_all(fd: RawFd, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: writing from a buffer we own.
+        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+        match n {
+            n if n > 0 => bytes = &bytes[n as usize..],
+            n if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => return,
+        }
+    }
+}
+
+/// `write_all` of several buffers with `writev`.
+fn write_all_vectored(file: &File, buffers: &[&[u8]]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice> = buffers.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut slices = &mut slices[..];
+    let mut writer = file;
+    while !slices.is_empty() {
+        match writer.write_vectored(slices) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Now on `CLOCK_MONOTONIC`, the clock of `Instant`, in nanoseconds. Async-signal-safe.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime fills the struct we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    u64::try_from(now.tv_sec)
+        .unwrap_or(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::try_from(now.tv_nsec).unwrap_or(0))
+}
+
+/// A line built on the stack, for the children that must not allocate.
+struct Line {
+    bytes: [u8; 96],
+    len: usize,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line { bytes: [0; 96], len: 0 }
+    }
+
+    fn push(&mut self, text: &[u8]) {
+        let end = (self.len + text.len()).min(self.bytes.len());
+        self.bytes[self.len..end].copy_from_slice(&text[..end - self.len]);
+        self.len = end;
+    }
+
+    fn number(&mut self, mut value: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                break;
+            }
+        }
+        self.push(&digits[at..]);
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 }
 
@@ -323,15 +587,46 @@ mod tests {
 
     #[test]
     fn pids_lines() {
-        for pids in [
-            Pids { supervisor: 10, supervisor_start: Some(5), job: Some((11, Some(6))) },
-            Pids { supervisor: 10, supervisor_start: None, job: Some((11, None)) },
-            Pids { supervisor: 10, supervisor_start: Some(5), job: None },
-        ] {
-            assert_eq!(Pids::parse(&pids.line()), Some(pids));
-        }
+        let parsed = |line: &str| Pids::parse(line);
+        assert_eq!(
+            parsed("pids\t10\t5\t11\t6\n"),
+            Some(Pids { supervisor: 10, supervisor_start: Some(5), job: Some((11, Some(6))) })
+        );
+        assert_eq!(
+            parsed("pids\t10\t-\t11\t-\n"),
+            Some(Pids { supervisor: 10, supervisor_start: None, job: Some((11, None)) })
+        );
+        assert_eq!(parsed("pids\t10\t-\t-\t-\n"), Some(Pids { supervisor: 10, supervisor_start: None, job: None }));
         assert_eq!(Pids::parse(""), None);
         assert_eq!(Pids::parse("ok\n"), None);
         assert_eq!(Pids::parse("pids\t-\t1\t2\t3\n"), None);
+    }
+
+    /// The lines the launcher builds on the stack read back as what they say.
+    #[test]
+    fn launcher_lines() {
+        let mut line = Line::new();
+        line.push(b"forked\t");
+        line.number(0);
+        line.push(b"\t");
+        line.number(u64::MAX);
+        line.push(b"\t");
+        line.number(2);
+        line.push(b"\n");
+        assert_eq!(line.bytes(), format!("forked\t0\t{}\t2\n", u64::MAX).as_bytes());
+        assert_eq!(
+            Adoption::parse(&format!("forked\t42\t{}\t2\n", u64::MAX)),
+            Some(Adoption::Forked { pid: 42, spawned_ns: u64::MAX, errno: 2 })
+        );
+        assert_eq!(Adoption::parse("abandoned\n"), Some(Adoption::Abandoned));
+        assert_eq!(Adoption::parse("not-forked\n"), Some(Adoption::NotForked));
+        assert_eq!(Adoption::parse("forked\t1\n"), None);
+        assert_eq!(Adoption::parse(""), None);
+        // A line longer than the buffer is cut, never overflowed.
+        let mut long = Line::new();
+        for _ in 0..50 {
+            long.push(b"abc");
+        }
+        assert_eq!(long.bytes().len(), 96);
     }
 }

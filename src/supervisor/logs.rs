@@ -23,16 +23,6 @@ pub fn open(path: &Path, follow: bool) -> Result<File, String> {
         .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
 }
 
-/// Opens a log the front-end has just created empty in the staging directory: no
-/// creation, no truncation (each would cost a journal update), no symlink followed.
-pub fn open_new(path: &Path) -> Result<File, String> {
-    OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
-}
-
 /// Creates the next generation after a rotation: the name was just renamed away, so
 /// anything found there now was planted, and `O_EXCL` refuses it.
 fn create_new(path: &Path) -> Result<File, String> {

@@ -23,10 +23,10 @@ mod watch;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[cfg(test)]
 pub use env::parse_env_file;
@@ -35,7 +35,7 @@ pub use launch::{Handshake, Launching, Pids, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
 pub use spec::LaunchSpec;
 
-use crate::jobstore::{self, JobDir, liveness, staging};
+use crate::jobstore::{self, JobDir, liveness};
 use crate::time;
 use crate::wire::{JobResult, Status};
 
@@ -72,6 +72,9 @@ pub fn main(job_dir: &Path) -> i32 {
         libc::fcntl(launch::ACK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::fcntl(launch::SPEC_FD, libc::F_SETFD, libc::FD_CLOEXEC);
     }
+    // First, so that a stop request that reached our launcher (which blocks them, see
+    // `launch::hand_over_run`) or us since is handled, not fatal.
+    let signals = watch::Signals::new();
     let id = job_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let job = JobDir { id, path: job_dir.to_path_buf() };
     // SAFETY: the launcher set up fds 3 and 4 for us; nothing else owns them.
@@ -91,11 +94,21 @@ pub fn main(job_dir: &Path) -> i32 {
         Ok(spec) => spec,
         Err(reason) => return fail(&job, None, &mut ack, reason),
     };
-    if spec.staged {
-        return staged(&job, spec, spec_pipe, ack);
-    }
     drop(spec_pipe);
-    match start(&job, &spec) {
+    let signals = match signals {
+        Ok(signals) => signals,
+        Err(e) => return fail(&job, Some(&spec), &mut ack, format!("signal pipe: {e}")),
+    };
+    if spec.staged {
+        return adopt(&job, spec, ack, signals);
+    }
+    started(&job, spec, ack, signals)
+}
+
+/// Starts the job (`start`, or a `run` whose launcher forked no job process), answers,
+/// and watches it.
+fn started(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals) -> i32 {
+    match start(job, &spec, signals) {
         Ok(Some(started)) => {
             let _ = ack.write_all(b"ok\n");
             drop(ack);
@@ -103,12 +116,12 @@ pub fn main(job_dir: &Path) -> i32 {
             // configuration is first needed by the loop, and the job's output waits in
             // its pipes until then.
             let Started { process, spawned, signals, logs, recorder } = started;
-            watch::Watch::new(job, spec, process, spawned, signals, logs, recorder).run();
+            watch::Watch::new(job.clone(), spec, process, spawned, signals, logs, recorder).run();
             0
         }
         // The job was already finished (repaired as lost, or killed) before we started.
         Ok(None) => 0,
-        Err(reason) => fail(&job, Some(&spec), &mut ack, reason),
+        Err(reason) => fail(job, Some(&spec), &mut ack, reason),
     }
 }
 
@@ -145,73 +158,70 @@ struct Started {
     recorder: record::Recorder,
 }
 
-/// The launch of `run` (docs/decisions.md OP-2): the spec arrives before the job
-/// directory exists. Everything that needs no directory is done at once, the job is
-/// forked and held before its exec, and its pid and ours go back to the front-end, which
-/// writes them into the job's first `state.json`. Once it says `go` (the directory is
-/// complete and synced) we open the logs, check the record under the lock, let the job
-/// exec and answer. No `state.json` write of ours is on this path.
-fn staged(job: &JobDir, spec: LaunchSpec, mut spec_pipe: BufReader<File>, mut ack: File) -> i32 {
-    let mut program = String::new();
-    let prepared = prepare(&spec).and_then(|(image, signals)| {
-        program = image.name();
-        match image.fork_gated() {
-            Ok((forked, gate)) => Ok((forked, gate, signals)),
-            Err(e) => Err(spawn_error(&program, &e)),
-        }
-    });
-    let me = std::process::id();
-    let job_pid = prepared.as_ref().ok().map(|(forked, ..)| forked.pid());
-    let pids = launch::Pids {
-        supervisor: me,
-        supervisor_start: liveness::start_time(me),
-        job: job_pid.map(|pid| (pid, liveness::start_time(pid))),
-    };
-    let _ = ack.write_all(pids.line().as_bytes());
-    // While the front-end writes and syncs the record: the logs, created empty before
-    // the spec was sent, are opened where they are; the descriptors follow the rename.
-    // A front-end quicker than us has renamed the directory already: then they are
-    // opened in place after `go`.
-    let early = open_logs(job, &spec, Some(&staging::path_of(job)));
-    let mut go = String::new();
-    let _ = spec_pipe.read_line(&mut go);
-    drop(spec_pipe);
-    let abandon = |prepared: Result<(spawn::Forked, spawn::Gate, watch::Signals), String>| {
-        if let Ok((forked, gate, _)) = prepared {
-            // The child sees end of file at its gate and exits without running anything.
-            drop(gate);
-            spawn::reap(forked.pid());
-        }
-    };
-    if go != launch::GO {
-        abandon(prepared);
-        return fail(job, Some(&spec), &mut ack, "the front-end exited before handing the job over".to_string());
+/// What the launcher of `run` left on `ADOPT_FD` (`None` if it could not).
+fn read_adoption() -> Option<launch::Adoption> {
+    // SAFETY: probing a descriptor number; the launcher leaves it open only with the
+    // record in it (a placeholder there closed with our exec).
+    if unsafe { libc::fcntl(launch::ADOPT_FD, libc::F_GETFD) } < 0 {
+        return None;
     }
-    let (forked, gate, signals) = match prepared {
-        Ok(prepared) => prepared,
-        Err(reason) => return fail(job, Some(&spec), &mut ack, reason),
-    };
-    // No lock and no re-read here: the record is the front-end's, written a moment ago
-    // with our pid, so no reader can have judged us lost; a `kill` since then signalled
-    // the held child's process group, and the watch loop records how it ended, as for
-    // any job.
-    let logs = match early.or_else(|_| open_logs(job, &spec, None)) {
-        Ok(logs) => logs,
-        Err(reason) => {
-            abandon(Ok((forked, gate, signals)));
-            return fail(job, Some(&spec), &mut ack, reason);
+    // SAFETY: open, and ours alone (see above).
+    let record = unsafe { File::from_raw_fd(launch::ADOPT_FD) };
+    let mut line = String::new();
+    BufReader::new(record).read_line(&mut line).ok()?;
+    launch::Adoption::parse(&line)
+}
+
+/// The launch of `run` (docs/decisions.md OP-2): our launcher, before it exec'd us, did
+/// the start handshake and left a record of it (`launch::Adoption`). A job process it
+/// let through its gate is ours to watch; the front-end has its answer already, unless
+/// the exec failed. No `state.json` write of ours is on this path: the record is the
+/// front-end's, written with our pid and the job's, so no reader can have judged us
+/// lost; a `kill` since then signalled the job's process group, and the watch loop
+/// records how it ended, as for any job.
+fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals) -> i32 {
+    let adoption = read_adoption();
+    let (pid, spawned_ns, errno) = match adoption {
+        Some(launch::Adoption::Forked { pid, spawned_ns, errno }) => (pid, spawned_ns, errno),
+        Some(launch::Adoption::NotForked) => return started(job, spec, ack, signals),
+        Some(launch::Adoption::Abandoned) => {
+            return fail(job, Some(&spec), &mut ack, "the front-end exited before handing the job over".to_string());
         }
+        // The launcher could not make the pipe: nothing tells which process is the job.
+        None => return fail(job, Some(&spec), &mut ack, "the launcher lost the job process".to_string()),
     };
-    let spawned = Instant::now();
-    // Fails only if the child is gone already (killed at its gate).
-    let _ = gate.open();
+    // SAFETY: with a forked job process the launcher put its stdout and stderr pipes
+    // here; nothing else owns them. Kept out of the notification commands we start.
+    let (stdout, stderr) =
+        unsafe { (OwnedFd::from_raw_fd(launch::JOB_STDOUT_FD), OwnedFd::from_raw_fd(launch::JOB_STDERR_FD)) };
+    for fd in [&stdout, &stderr] {
+        // SAFETY: setting a flag on a descriptor we own.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    if errno != 0 {
+        drop((stdout, stderr));
+        spawn::reap(pid);
+        let program = job_image(&spec).map(|image| image.name()).unwrap_or_default();
+        let reason = spawn_error(&program, &std::io::Error::from_raw_os_error(errno));
+        return fail(job, Some(&spec), &mut ack, reason);
+    }
+    let mut stop = |reason: String| {
+        // The job is running and its output would go nowhere: stop it, then record why.
+        // SAFETY: signalling the process group our child leads.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        spawn::reap(pid);
+        fail(job, Some(&spec), &mut ack, reason)
+    };
+    let logs = match open_logs(job, &spec) {
+        Ok(logs) => logs,
+        Err(reason) => return stop(reason),
+    };
     let recorder = record::Recorder::new(job);
-    let process = match forked.exec_result() {
-        Ok(process) => process,
-        Err(e) => return fail(job, Some(&spec), &mut ack, spawn_error(&program, &e)),
-    };
-    let _ = ack.write_all(b"ok\n");
+    // The duration counts from the gate, not from our start-up.
+    let since_gate = Duration::from_nanos(launch::monotonic_ns().saturating_sub(spawned_ns));
+    let spawned = Instant::now().checked_sub(since_gate).unwrap_or_else(Instant::now);
     drop(ack);
+    let process = spawn::JobProcess { pid, stdout, stderr };
     watch::Watch::new(job.clone(), spec, process, spawned, signals, logs, recorder).run();
     0
 }
@@ -221,16 +231,11 @@ fn spawn_error(program: &str, e: &dyn std::fmt::Display) -> String {
     format!("spawn {program}: {e}")
 }
 
-/// The job's logs, truncated (docs/compatibility.md §5.4); or, while the job directory
-/// is still being staged in `staging`, the new empty ones there, as they are.
-fn open_logs(job: &JobDir, spec: &LaunchSpec, staging: Option<&Path>) -> Result<logs::Logs, String> {
+/// The job's logs, truncated (docs/compatibility.md §5.4).
+fn open_logs(job: &JobDir, spec: &LaunchSpec) -> Result<logs::Logs, String> {
     let open = |name: &str| {
         let path = job.file(name);
-        let file = match staging {
-            Some(dir) => logs::open_new(&dir.join(name))?,
-            None => logs::open(&path, false)?,
-        };
-        Ok::<_, String>(logs::LogFile::new(file, path))
+        Ok::<_, String>(logs::LogFile::new(logs::open(&path, false)?, path))
     };
     let (stdout_log, stderr_log) = (open(jobstore::STDOUT_LOG)?, open(jobstore::STDERR_LOG)?);
     let full_log = match (spec.no_full_log, spec.full_log.parent() == Some(job.path.as_path())) {
@@ -241,9 +246,12 @@ fn open_logs(job: &JobDir, spec: &LaunchSpec, staging: Option<&Path>) -> Result<
     Ok(logs::Logs::new(stdout_log, stderr_log, full_log, spec.max_log_bytes))
 }
 
-/// Everything before the fork that needs no job directory: the environment, the
-/// working directory check, the exec image and the SIGCHLD pipe.
-fn prepare(spec: &LaunchSpec) -> Result<(spawn::Program, watch::Signals), String> {
+/// The job process's exec image: its environment, the working directory checked, the
+/// wrapped argv. `run` builds it in the front-end, so that its launcher can fork the job
+/// before exec'ing us; a custom log that cannot be opened is found there too, so that
+/// the job never starts without its logs (the front-end then leaves the start to us, and
+/// we find the same error and record it).
+pub fn job_image(spec: &LaunchSpec) -> Result<spawn::Program, String> {
     let mut environment = env::build(spec.inherit_env, &spec.env_files, &spec.env)?;
     if let Some(cwd) = &spec.cwd {
         match std::fs::metadata(cwd) {
@@ -256,16 +264,23 @@ fn prepare(spec: &LaunchSpec) -> Result<(spawn::Program, watch::Signals), String
     let Some(program) = argv.first() else {
         return Err("shell wrapper must not be empty".to_string());
     };
-    let image = spawn::Program::new(&argv, environment, spec.cwd.as_deref()).map_err(|e| spawn_error(program, &e))?;
-    let signals = watch::Signals::new().map_err(|e| format!("signal pipe: {e}"))?;
-    Ok((image, signals))
+    spawn::Program::new(&argv, environment, spec.cwd.as_deref()).map_err(|e| spawn_error(program, &e))
+}
+
+/// `job_image`, and the custom log checked (see there).
+pub fn prepare_run(spec: &LaunchSpec, job_path: &Path) -> Result<spawn::Program, String> {
+    let image = job_image(spec)?;
+    if !spec.no_full_log && spec.full_log.parent() != Some(job_path) {
+        open_custom_log(&spec.full_log)?;
+    }
+    Ok(image)
 }
 
 /// Opens the logs, builds the environment, starts the job and records it as running.
 /// Returns `None` if the job reached a terminal state before we could start it.
-fn start(job: &JobDir, spec: &LaunchSpec) -> Result<Option<Started>, String> {
-    let logs = open_logs(job, spec, None)?;
-    let (image, signals) = prepare(spec)?;
+fn start(job: &JobDir, spec: &LaunchSpec, signals: watch::Signals) -> Result<Option<Started>, String> {
+    let logs = open_logs(job, spec)?;
+    let image = job_image(spec)?;
     let program = image.name();
     let spawn_error = |e: &dyn std::fmt::Display| spawn_error(&program, e);
     let lock = job.lock().map_err(|e| e.message)?;

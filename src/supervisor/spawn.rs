@@ -9,13 +9,14 @@
 //! its errno on a close-on-exec pipe, exactly like `std::process::Command` (which
 //! cannot hand out the pid before the exec is over), and the error text is the same.
 //!
-//! `run` goes one step further (`Program::fork_gated`): the child is forked before the
-//! job directory exists and waits at a gate, right before its `execvp`, so that the
-//! front-end can write the job's pid into the job's first `state.json`; the supervisor
-//! opens the gate once the directory is in place.
+//! `run` goes one step further (`Program::fork_raw` with a gate): its launcher forks the
+//! child before the job directory exists, and the child waits at a gate, right before
+//! its `execvp`, so that the front-end can write the job's pid into the job's first
+//! `state.json`; the launcher opens the gate once the directory is in place.
 //!
 //! Everything the child needs is built before the fork; in between it makes only
-//! async-signal-safe calls.
+//! async-signal-safe calls, and `fork_raw` itself allocates nothing (the launcher is the
+//! child of a possibly multi-threaded front-end).
 
 use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
@@ -81,60 +82,70 @@ impl Program {
 
     /// Forks the job process; it is exec'ing (or failing to) when this returns.
     pub fn fork(&self) -> std::io::Result<Forked> {
-        self.fork_with(None)
-    }
-
-    /// Forks the job process held before its `execvp` until `Gate::open`; a gate dropped
-    /// unopened (or a supervisor that dies) makes it exit without running anything.
-    pub fn fork_gated(&self) -> std::io::Result<(Forked, Gate)> {
-        let (gate_read, gate_write) = pipe()?;
-        let forked = self.fork_with(Some((&gate_read, &gate_write)))?;
-        // Our copy of the read end closes here; the child has its own.
-        Ok((forked, Gate { write: Some(File::from(gate_write)) }))
-    }
-
-    fn fork_with(&self, gate: Option<(&OwnedFd, &OwnedFd)>) -> std::io::Result<Forked> {
-        if self.argv_ptrs.len() < 2 {
-            return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
-        }
         let devnull = File::open("/dev/null")?;
-        let (stdout_read, stdout_write) = pipe()?;
-        let (stderr_read, stderr_write) = pipe()?;
-        let (status_read, status_write) = pipe()?;
+        let raw = self.fork_raw(devnull.as_raw_fd(), false).map_err(std::io::Error::from_raw_os_error)?;
+        // SAFETY: `fork_raw` hands over fresh descriptors that nobody else owns.
+        Ok(unsafe { raw.into_forked() })
+    }
+
+    /// The fork itself, callable in the child of a multi-threaded process (the launcher
+    /// of `run` forks the job before it execs the supervisor): only async-signal-safe
+    /// calls and no allocation. Every descriptor it returns is close-on-exec; on failure
+    /// the errno, and nothing is left open. A `gated` child waits before its `execvp`
+    /// for one byte on the gate; end of file there (the gate closed, or its holder
+    /// dead) makes it exit without running anything.
+    pub fn fork_raw(&self, devnull: RawFd, gated: bool) -> Result<RawJob, i32> {
+        if self.argv_ptrs.len() < 2 {
+            return Err(libc::EINVAL);
+        }
+        let mut fds = [-1 as RawFd; 8];
+        let close_all = |fds: &[RawFd]| {
+            for &fd in fds.iter().filter(|&&fd| fd >= 0) {
+                // SAFETY: closing descriptors this function created.
+                unsafe { libc::close(fd) };
+            }
+        };
+        for pair in fds.chunks_mut(2).take(if gated { 4 } else { 3 }) {
+            // SAFETY: pipe2 fills the two-element slice we own.
+            if unsafe { libc::pipe2(pair.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+                let errno = errno();
+                close_all(&fds);
+                return Err(errno);
+            }
+        }
+        let [stdout_read, stdout_write, stderr_read, stderr_write, status_read, status_write, gate_read, gate_write] =
+            fds;
         let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
         // SAFETY: sigemptyset initialises the set we own.
         unsafe { libc::sigemptyset(&mut empty_mask) };
 
-        // SAFETY: the supervisor is single-threaded here, and the child only makes
+        // SAFETY: the caller may be multi-threaded; the child only makes
         // async-signal-safe calls before execvp or _exit.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return Err(std::io::Error::last_os_error());
+            let errno = errno();
+            close_all(&fds);
+            return Err(errno);
         }
         if pid == 0 {
             // SAFETY: in the child, on descriptors and C strings prepared above.
             unsafe {
-                let gate = gate.map(|(read, write)| {
-                    // Only the supervisor may hold the write end: its death must reach us
-                    // as end of file.
-                    libc::close(write.as_raw_fd());
-                    read.as_raw_fd()
-                });
-                let errno = self.exec_child(
-                    devnull.as_raw_fd(),
-                    stdout_write.as_raw_fd(),
-                    stderr_write.as_raw_fd(),
-                    gate,
-                    &empty_mask,
-                );
+                // Only the supervisor may hold the gate's write end: its death must reach
+                // us as end of file.
+                let gate = if gated {
+                    libc::close(gate_write);
+                    Some(gate_read)
+                } else {
+                    None
+                };
+                let errno = self.exec_child(devnull, stdout_write, stderr_write, gate, &empty_mask);
                 let bytes = errno.to_ne_bytes();
-                libc::write(status_write.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+                libc::write(status_write, bytes.as_ptr().cast(), bytes.len());
                 libc::_exit(127);
             }
         }
-        drop((devnull, stdout_write, stderr_write, status_write));
-        let process = JobProcess { pid: pid as u32, stdout: stdout_read, stderr: stderr_read };
-        Ok(Forked { process, status: File::from(status_read) })
+        close_all(&[stdout_write, stderr_write, status_write, gate_read]);
+        Ok(RawJob { pid: pid as u32, stdout: stdout_read, stderr: stderr_read, status: status_read, gate: gate_write })
     }
 
     /// The child's side: returns only if something failed, with its errno.
@@ -194,6 +205,39 @@ impl Program {
     }
 }
 
+/// What `Program::fork_raw` hands over: the job's pid and the parent's ends of its
+/// pipes (the gate's only when gated, else -1), all close-on-exec.
+#[derive(Debug, Clone, Copy)]
+pub struct RawJob {
+    pub pid: u32,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    /// Closes with the exec, or carries the errno of what failed.
+    pub status: RawFd,
+    pub gate: RawFd,
+}
+
+impl RawJob {
+    /// # Safety
+    /// The descriptors (not the gate) must be open and owned by nobody else.
+    unsafe fn into_forked(self) -> Forked {
+        // SAFETY: per the contract above.
+        unsafe {
+            let process = JobProcess {
+                pid: self.pid,
+                stdout: OwnedFd::from_raw_fd(self.stdout),
+                stderr: OwnedFd::from_raw_fd(self.stderr),
+            };
+            Forked { process, status: File::from_raw_fd(self.status) }
+        }
+    }
+}
+
+/// The errno of the last failed call. Async-signal-safe.
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
 /// The files `execvp` would try for `name`, in order: none when `name` has a slash
 /// (no search) or the environment has no `PATH` (glibc's default then applies), and none
 /// for an absurdly long `PATH`; an empty entry is the working directory.
@@ -227,19 +271,6 @@ fn pass_gate(gate: RawFd) -> bool {
             n if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
             _ => return false,
         }
-    }
-}
-
-/// The supervisor's end of a gated child's gate.
-pub struct Gate {
-    write: Option<File>,
-}
-
-impl Gate {
-    /// Lets the child exec.
-    pub fn open(mut self) -> std::io::Result<()> {
-        use std::io::Write;
-        self.write.take().map_or(Ok(()), |mut write| write.write_all(b"x"))
     }
 }
 
@@ -282,16 +313,6 @@ pub fn reap(pid: u32) {
     while unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) } < 0
         && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
     {}
-}
-
-fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills the array we own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are fresh and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// `dup2`, except that a descriptor already in place loses its close-on-exec flag
@@ -371,6 +392,30 @@ mod tests {
         File::from(process.stdout).read_to_string(&mut out).expect("stdout");
         reap(pid);
         assert_eq!(out, "from-script\n");
+    }
+
+    /// A gated child runs its program once the gate gets its byte, and nothing at all
+    /// when the gate closes without one.
+    #[test]
+    fn a_gated_child_runs_only_through_an_opened_gate() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let devnull = File::open("/dev/null").expect("/dev/null");
+        for open in [false, true] {
+            let marker = dir.path().join(format!("ran-{open}"));
+            let raw = program(&["touch", &marker.to_string_lossy()]).fork_raw(devnull.as_raw_fd(), true).expect("fork");
+            // SAFETY: the descriptors are fresh and ours alone.
+            let (forked, gate) = unsafe { (raw.into_forked(), File::from_raw_fd(raw.gate)) };
+            if open {
+                std::io::Write::write_all(&mut &gate, b"x").expect("open the gate");
+            }
+            drop(gate);
+            let pid = forked.pid();
+            let result = forked.exec_result();
+            reap(pid);
+            // A gate closed unopened is no exec failure: the child just ends.
+            assert!(result.is_ok(), "{result:?}", result = result.err());
+            assert_eq!(marker.exists(), open, "gate opened: {open}");
+        }
     }
 
     #[test]

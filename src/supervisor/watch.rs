@@ -56,8 +56,21 @@ pub struct Signals {
 }
 
 impl Signals {
+    /// Installs the handlers, then unblocks the stop requests, which the launcher of
+    /// `run` blocks until we can handle them (one sent meanwhile arrives now).
     pub fn new() -> std::io::Result<Signals> {
-        Ok(Signals { child: SignalPipe::new(&[libc::SIGCHLD])?, stop: SignalPipe::new(super::STOP_SIGNALS)? })
+        let signals =
+            Signals { child: SignalPipe::new(&[libc::SIGCHLD])?, stop: SignalPipe::new(super::STOP_SIGNALS)? };
+        // SAFETY: sigemptyset/sigaddset fill a set we own; sigprocmask changes our mask.
+        unsafe {
+            let mut stop: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut stop);
+            for &signal in super::STOP_SIGNALS {
+                libc::sigaddset(&mut stop, signal);
+            }
+            libc::sigprocmask(libc::SIG_UNBLOCK, &stop, std::ptr::null_mut());
+        }
+        Ok(signals)
     }
 }
 

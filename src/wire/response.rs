@@ -67,6 +67,20 @@ impl Reply {
 }
 
 impl Reply {
+    /// Writes what `Reply::new(kind, body).json` would hold, then a newline, to `out` as it
+    /// is serialized, never holding it whole (`list` of 2,000 jobs: half a megabyte, whose
+    /// fresh pages and copy came after all the reading; written as it is made, the reader
+    /// takes it in meanwhile).
+    pub fn write<T: Serialize, W: std::io::Write + ?Sized>(
+        kind: &'static str,
+        body: &T,
+        out: &mut W,
+    ) -> std::io::Result<()> {
+        let envelope = Envelope { schema_version: SCHEMA_VERSION, ok: true, kind, body };
+        serde_json::to_writer(&mut *out, &envelope)?;
+        out.write_all(b"\n")
+    }
+
     /// The same envelope with its keys in lexicographic order, as HTTP answers list them
     /// (docs/compatibility.md §2.2): built through `serde_json::Value`, whose maps are sorted.
     pub fn sorted<T: Serialize>(kind: &'static str, body: &T) -> Reply {
@@ -418,6 +432,14 @@ mod tests {
             error_json(&err),
             r#"{"schema_version":"0.1","ok":false,"type":"error","error":{"code":"job_not_found","message":"job not found: 01XYZ","retryable":false}}"#
         );
+    }
+
+    #[test]
+    fn a_written_reply_is_the_reply_and_a_newline() {
+        let body = KillBody { job_id: "01A".into(), signal: "TERM".into(), delivered: true, state: None };
+        let mut out = Vec::new();
+        Reply::write("kill", &body, &mut out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, format!("{}\n", Reply::new("kill", &body).json).into_bytes());
     }
 
     #[test]
