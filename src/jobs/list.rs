@@ -111,9 +111,11 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
             liveness_unchecked: false,
         };
     };
-    let state = super::settle(&root.job(name), state);
+    // A finished record needs no liveness check, nor the job's path for one: most of a
+    // long list.
+    let state = if state.status().is_terminal() { state } else { super::settle(&root.job(name), state) };
     let unchecked = !liveness::checkable(&state);
-    let ended = super::Ended::of(&state);
+    let terminal = state.status().is_terminal();
     JobSummary {
         job_id,
         name: job_name,
@@ -121,7 +123,8 @@ fn summarize(root: &Root, name: &str, listing: Listing, state: Option<State>) ->
         exit_code: state.result.exit_code,
         created_at,
         started_at: state.job.started_at,
-        finished_at: ended.finished_at,
+        // What `Ended` reports: only a finished job has finished.
+        finished_at: state.finished_at.filter(|_| terminal),
         liveness_unchecked: unchecked,
         updated_at: Some(state.updated_at),
         tags,
