@@ -7,7 +7,7 @@ use super::ready::{ReadyWait, await_ready};
 use crate::error::{Error, Result};
 use crate::jobstore::waiter::{OnUnreadable, wait_for_end};
 use crate::jobstore::{self, JobDir, liveness};
-use crate::supervisor::{self, Handshake, LaunchSpec, Launching, Pids};
+use crate::supervisor::{self, AfterAnswer, Handshake, LaunchSpec, Launching, Pids};
 use crate::tail::snapshot;
 use crate::time;
 use crate::wire::{Clamped, JobResult, Readiness, RunBody, Snapshot, State, Status};
@@ -45,8 +45,8 @@ pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
 }
 
 /// The same for `run`: the directory is complete, the job may exec (`Launching::go`).
-pub fn go(launching: &mut Launching, job: &JobDir, spec: &LaunchSpec) -> Result<()> {
-    settle_handshake(job, launching.go(spec))
+pub fn go(launching: &mut Launching, job: &JobDir, spec: &LaunchSpec, after: AfterAnswer) -> Result<()> {
+    settle_handshake(job, launching.go(spec, after))
 }
 
 fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {

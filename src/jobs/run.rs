@@ -9,7 +9,7 @@ use super::names::{Claim, IfRunning, claim};
 use crate::error::Result;
 use crate::jobstore::JobDir;
 use crate::jobstore::{self, Root, root::absolutize};
-use crate::supervisor::{self, Launching};
+use crate::supervisor::{self, AfterAnswer, Launching};
 use crate::wire::RunBody;
 
 #[derive(Debug, Clone)]
@@ -23,24 +23,25 @@ pub struct RunRequest {
 }
 
 pub fn run(root: &Root, request: &RunRequest) -> Result<RunBody> {
-    launch_and_observe(root, request).map(|(body, _launcher)| body)
+    launch_and_observe(root, request, AfterAnswer::GoesOn).map(|(body, _launcher)| body)
 }
 
 /// `run` for a front-end that exits right after it prints the answer (the CLI): when the
 /// answer is immediate (`--snapshot-after 0`), the new supervisor execs only once this
-/// process has exited (or half a second has passed), so that its start-up does not take
-/// a CPU from the answer's last steps. The job is running meanwhile; its output waits in
-/// its pipes.
+/// process has exited (or half a second has passed), so that its start-up takes no CPU
+/// from the answer's last steps and the exit. The job is running meanwhile; its output
+/// waits in its pipes.
 pub fn run_then_exit(root: &Root, request: &RunRequest) -> Result<RunBody> {
-    let (body, launcher) = launch_and_observe(root, request)?;
-    // Its pipe to the launcher closes when the process exits.
+    let (body, launcher) = launch_and_observe(root, request, AfterAnswer::Exits)?;
+    // The launcher waits for our exit: nothing to release before it.
     std::mem::forget(launcher);
     Ok(body)
 }
 
 /// The answer, and the launcher of the supervisor when it still waits to exec (see
-/// `Launching::go`): dropping it lets the supervisor start.
-fn launch_and_observe(root: &Root, request: &RunRequest) -> Result<(RunBody, Option<Launching>)> {
+/// `Launching::go`): dropping it lets the supervisor start, unless it waits for the
+/// front-end's exit.
+fn launch_and_observe(root: &Root, request: &RunRequest, after: AfterAnswer) -> Result<(RunBody, Option<Launching>)> {
     let since = Instant::now();
     let definition = &request.definition;
     let custom_log = request.log.as_deref().map(absolutize);
@@ -72,12 +73,12 @@ fn launch_and_observe(root: &Root, request: &RunRequest) -> Result<(RunBody, Opt
             Claim::Holder(holder) => return reuse(&holder, &request.observe, since).map(|body| (body, None)),
         },
     };
-    go(&mut launching, &job, &spec)?;
     // An answer that observes the job needs its supervisor at work; an immediate one is
     // ready before the supervisor's start-up, which would compete with it for a CPU.
     let observe_now = &request.observe;
-    let launcher =
-        (observe_now.snapshot_after_ms == 0 && !observe_now.wait && observe_now.ready.is_none()).then_some(launching);
+    let immediate = observe_now.snapshot_after_ms == 0 && !observe_now.wait && observe_now.ready.is_none();
+    go(&mut launching, &job, &spec, if immediate { after } else { AfterAnswer::GoesOn })?;
+    let launcher = immediate.then_some(launching);
     let observed = observe(&job, observe_now);
     let env_vars = (!definition.env.is_empty()).then(|| definition.display_env());
     Ok((run_body(&job, observed, definition.tags.clone(), env_vars, since), launcher))

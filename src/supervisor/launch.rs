@@ -37,8 +37,19 @@ pub const JOB_STDERR_FD: RawFd = 7;
 /// How long the launcher of `run` lets the front-end answer before it execs the
 /// supervisor (see `hand_over_run`); the job's output waits in its pipes meanwhile.
 const READER_PATIENCE_MS: i32 = 500;
-/// What the front-end of `run` sends once the job directory is in place.
+/// What the front-end of `run` sends once the job directory is in place: `GO` when it
+/// goes on after its answer (`serve`, `mcp`: the launcher execs once the answer pipe is
+/// dropped), `GO_THEN_EXIT` when it exits right after (the CLI: the launcher execs once
+/// the front-end has exited). Both the same length: the launcher reads exactly that.
 const GO: &[u8] = b"go\n";
+const GO_THEN_EXIT: &[u8] = b"gx\n";
+
+/// After the answer, what the front-end of `run` does: see `GO`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterAnswer {
+    GoesOn,
+    Exits,
+}
 
 /// What the launcher of `run` tells the supervisor it execs, on `ADOPT_FD`: one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +164,7 @@ impl Launching {
         let mut empty_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
         // SAFETY: sigemptyset initialises the set we own.
         unsafe { libc::sigemptyset(&mut empty_mask) };
+        let front_end = std::process::id();
 
         // SAFETY: fork in a possibly multi-threaded process; both children below only call
         // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve...).
@@ -178,7 +190,7 @@ impl Launching {
                 libc::dup2(devnull, 2);
                 let (spec_read, ack_write) = (spec_read.as_raw_fd(), ack_write.as_raw_fd());
                 if let Some(image) = run {
-                    hand_over_run(image, devnull, spec_read, ack_write);
+                    hand_over_run(image, devnull, spec_read, ack_write, front_end);
                 }
                 libc::dup2(spec_read, SPEC_FD);
                 libc::dup2(ack_write, ACK_FD);
@@ -210,10 +222,10 @@ impl Launching {
 
     /// Tells the launcher of `run` that the job directory is complete, with the launch
     /// spec for the supervisor, and waits for the answer: `ok` once the job process has
-    /// exec'd, or the supervisor's `failed`. After `ok` the launcher waits for this to
-    /// be dropped before it execs the supervisor (see `hand_over_run`): drop it once
-    /// the answer is ready.
-    pub fn go(&mut self, spec: &LaunchSpec) -> Result<Handshake> {
+    /// exec'd, or the supervisor's `failed`. After `ok` the launcher waits, before it
+    /// execs the supervisor (see `hand_over_run`), for this to be dropped or, if the
+    /// front-end `Exits`, for the front-end's exit.
+    pub fn go(&mut self, spec: &LaunchSpec, after: AfterAnswer) -> Result<Handshake> {
         let spec = LaunchSpec { staged: true, ..spec.clone() };
         let mut payload =
             serde_json::to_vec(&spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
@@ -223,7 +235,8 @@ impl Launching {
             // interrupt to play a front-end dying right before `go`. The spec is read by
             // the supervisor after its exec: longer than a pipe holds, it keeps us here
             // until then. A launcher already gone: EPIPE, and the answer below is `Lost`.
-            let _ = write_all_vectored(&spec_write, &[GO, &payload]);
+            let go = if after == AfterAnswer::Exits { GO_THEN_EXIT } else { GO };
+            let _ = write_all_vectored(&spec_write, &[go, &payload]);
         }
         self.reap_intermediate()?;
         let mut answer = String::new();
@@ -293,7 +306,7 @@ fn parse_ack(answer: &str) -> Handshake {
 /// # Safety
 /// Call only in the freshly forked child, with fds 0-2 on /dev/null and the other
 /// descriptors above 7 (`dup_high`).
-unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawFd, ack_write: RawFd) {
+unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawFd, ack_write: RawFd, front_end: u32) {
     // SAFETY: async-signal-safe calls on descriptors of ours (see above).
     unsafe {
         // A stray signal must not end us before the job is handed over, and a stop
@@ -327,8 +340,9 @@ unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawF
         pids.push(b"\t-\n");
         write_all(ack_write, pids.bytes());
         let mut adoption = Line::new();
+        let go = read_go(spec_read);
         match job {
-            Some(job) if read_go(spec_read) => {
+            Some(job) if go.is_some() => {
                 libc::write(job.gate, b"x".as_ptr().cast(), 1);
                 libc::close(job.gate);
                 let spawned_ns = monotonic_ns();
@@ -336,13 +350,24 @@ unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawF
                 let errno = read_errno(job.status);
                 libc::close(job.status);
                 if errno == 0 {
-                    write_all(ack_write, b"ok\n");
                     // Our exec and start-up take a millisecond of CPU, which the front-end
-                    // needs now to answer, on a machine busy with the job's own start: on
-                    // two CPUs, exec'ing at once delayed the answer by 1.4 ms. It drops
-                    // its end of this pipe once it has read `ok`: wait for that, briefly.
-                    let mut gone = libc::pollfd { fd: ack_write, events: 0, revents: 0 };
+                    // needs now to answer and exit, on a machine busy with the job's own
+                    // start: on two CPUs, exec'ing at once delayed the end of `run` by
+                    // 1.4 ms. Wait, briefly, for the front-end to drop its end of the
+                    // answer pipe or, one that `Exits`, for its exit (closing that pipe is
+                    // an early step of a process's exit, which then had to wait for us).
+                    let exits = go == Some(AfterAnswer::Exits);
+                    let pidfd = if exits { libc::syscall(libc::SYS_pidfd_open, front_end, 0) as RawFd } else { -1 };
+                    write_all(ack_write, b"ok\n");
+                    let mut gone = if pidfd >= 0 {
+                        libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 }
+                    } else {
+                        libc::pollfd { fd: ack_write, events: 0, revents: 0 }
+                    };
                     libc::poll(&mut gone, 1, READER_PATIENCE_MS);
+                    if pidfd >= 0 {
+                        libc::close(pidfd);
+                    }
                 }
                 adoption.push(b"forked\t");
                 adoption.number(u64::from(job.pid));
@@ -361,7 +386,7 @@ unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawF
                 libc::waitpid(job.pid as libc::pid_t, &mut status, 0);
                 adoption.push(b"abandoned\n");
             }
-            None if read_go(spec_read) => adoption.push(b"not-forked\n"),
+            None if go.is_some() => adoption.push(b"not-forked\n"),
             None => adoption.push(b"abandoned\n"),
         }
         // The record goes through a pipe of its own: a few bytes, never blocking.
@@ -376,12 +401,19 @@ unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawF
     }
 }
 
-/// Reads the front-end's `go`: true only for exactly those bytes, false at end of file
-/// (the front-end gave up or died). Reads no further: the spec that follows is the
-/// supervisor's. Async-signal-safe.
-fn read_go(fd: RawFd) -> bool {
+/// Reads the front-end's `go`: `None` at end of file (the front-end gave up or died) or
+/// for anything else. Reads no further: the spec that follows is the supervisor's.
+/// Async-signal-safe.
+fn read_go(fd: RawFd) -> Option<AfterAnswer> {
     let mut got = [0u8; GO.len()];
-    read_full(fd, &mut got) == GO.len() && got == GO
+    if read_full(fd, &mut got) != GO.len() {
+        return None;
+    }
+    match &got[..] {
+        GO => Some(AfterAnswer::GoesOn),
+        GO_THEN_EXIT => Some(AfterAnswer::Exits),
+        _ => None,
+    }
 }
 
 /// The errno a failed exec sends, or 0 at end of file (the exec happened).

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 #[cfg(test)]
 pub use env::parse_env_file;
 pub use env::{check_entry, check_key, check_pair, masked, split_entry};
-pub use launch::{Handshake, Launching, Pids, SUPERVISE_ARG, launch};
+pub use launch::{AfterAnswer, Handshake, Launching, Pids, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
 pub use spec::LaunchSpec;
 
