@@ -231,3 +231,52 @@ fn many_short_jobs_leave_no_supervisor_or_zombie_behind() {
     let lasting = |pid: &i32| zombies().contains(pid);
     assert!(eventually(Duration::from_secs(5), || !seen.iter().any(lasting)), "zombies never reaped: {seen:?}");
 }
+
+/// The launcher of `run` is a copy of the front-end until it execs the supervisor, and it
+/// used to keep the front-end's ends of their pipes: they were closed only when their
+/// numbers happened to be low (the CLI), never under `serve`. A launch that never got
+/// its `go` (here: a name already in use) then left the launcher and its held job
+/// process waiting for ever, the front-end's argv on show, and every launch that did
+/// get one waited half a second before its supervisor started. A caller holding fds 3
+/// to 7 pushes the pipes above them, as `serve` does.
+#[test]
+fn a_launch_refused_before_go_leaves_no_process_whatever_the_callers_descriptors() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let holder = env.ok(&["run", "--snapshot-after", "0", "--name", "holder", "--", "sleep", "30"]);
+    let marker = "agent-exec-refused-launch-marker";
+    let mut command = env.command(&["run", "--snapshot-after", "0", "--name", "holder", "--", "echo", marker]);
+    // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            for fd in 3..=7 {
+                if libc::dup2(0, fd) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    let out = command.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("run");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name_in_use"), "{out:?}");
+    let lingering =
+        || common::all_pids().into_iter().filter(|&pid| common::cmdline(pid).contains(marker)).collect::<Vec<_>>();
+    assert!(eventually(Duration::from_secs(5), || lingering().is_empty()), "processes linger: {:?}", lingering());
+    env.ok(&["kill", "--signal", "KILL", holder["job_id"].as_str().expect("id")]);
+}
+
+/// A launch spec longer than a pipe holds (here 2,000 variables of 100 bytes, about
+/// 220 KB) reaches the job whole.
+#[test]
+fn a_launch_spec_longer_than_a_pipe_reaches_the_job() {
+    let env = Env::new();
+    let entries: Vec<String> = (0..2000).map(|i| format!("VAR{i}={}", "x".repeat(100))).collect();
+    let mut args = vec!["run", "--wait"];
+    for entry in &entries {
+        args.extend(["--env", entry.as_str()]);
+    }
+    args.extend(["--", "sh", "-c", "env | grep -c '^VAR'"]);
+    let value = env.ok(&args);
+    assert_eq!(value["state"], "exited", "{value}");
+    assert_eq!(value["final_snapshot"]["stdout_tail"], "2000", "{value}");
+}

@@ -190,7 +190,7 @@ impl Launching {
                 libc::dup2(devnull, 2);
                 let (spec_read, ack_write) = (spec_read.as_raw_fd(), ack_write.as_raw_fd());
                 if let Some(image) = run {
-                    hand_over_run(image, devnull, spec_read, ack_write, front_end);
+                    hand_over_run(image, spec_read, ack_write, front_end);
                 }
                 libc::dup2(spec_read, SPEC_FD);
                 libc::dup2(ack_write, ACK_FD);
@@ -304,9 +304,9 @@ fn parse_ack(answer: &str) -> Handshake {
 /// allocation. Never returns.
 ///
 /// # Safety
-/// Call only in the freshly forked child, with fds 0-2 on /dev/null and the other
-/// descriptors above 7 (`dup_high`).
-unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawFd, ack_write: RawFd, front_end: u32) {
+/// Call only in the freshly forked child, with fds 0-2 on /dev/null and `spec_read` and
+/// `ack_write` above 7 (`dup_high`).
+unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write: RawFd, front_end: u32) {
     // SAFETY: async-signal-safe calls on descriptors of ours (see above).
     unsafe {
         // A stray signal must not end us before the job is handed over, and a stop
@@ -323,11 +323,19 @@ unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawF
             libc::sigaddset(&mut stop, signal);
         }
         libc::sigprocmask(libc::SIG_BLOCK, &stop, std::ptr::null_mut());
-        // Placeholders (close-on-exec) on 3..=7: every descriptor made below gets a
-        // higher number, so the dup2()s onto 3..=7 at the end clobber nothing needed.
-        for fd in SPEC_FD..=JOB_STDERR_FD {
-            libc::dup3(devnull, fd, libc::O_CLOEXEC);
+        // Until our exec we hold copies of every descriptor of the front-end: its ends
+        // of our pipes (its death would never reach us as end of file), and in `serve`
+        // its clients' sockets (a connection would stay open after serve closed it).
+        // Keep ours on 3 and 4, placeholders on 5..=7 (every descriptor made below gets
+        // a higher number, so the dup2()s onto them at the end clobber nothing needed),
+        // all close-on-exec for the job process, and close the rest.
+        libc::dup3(spec_read, SPEC_FD, libc::O_CLOEXEC);
+        libc::dup3(ack_write, ACK_FD, libc::O_CLOEXEC);
+        for fd in ADOPT_FD..=JOB_STDERR_FD {
+            libc::dup3(0, fd, libc::O_CLOEXEC);
         }
+        close_from(JOB_STDERR_FD + 1);
+        let (spec_read, ack_write, devnull) = (SPEC_FD, ACK_FD, 0);
         let job = image.and_then(|image| image.fork_raw(devnull, true).ok());
         let mut pids = Line::new();
         pids.push(b"pids\t");
@@ -341,6 +349,12 @@ unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawF
         write_all(ack_write, pids.bytes());
         let mut adoption = Line::new();
         let go = read_go(spec_read);
+        if go.is_some() {
+            // The spec follows `go`. The front-end's write of both blocks until they fit
+            // in the pipe, and one that exits after its answer is what we wait for
+            // below: take a spec longer than a pipe holds out of its way first.
+            spill_spec(spec_read);
+        }
         match job {
             Some(job) if go.is_some() => {
                 libc::write(job.gate, b"x".as_ptr().cast(), 1);
@@ -396,8 +410,58 @@ unsafe fn hand_over_run(image: Option<&Program>, devnull: RawFd, spec_read: RawF
             libc::close(fds[1]);
             libc::dup2(fds[0], ADOPT_FD);
         }
-        libc::dup2(spec_read, SPEC_FD);
-        libc::dup2(ack_write, ACK_FD);
+        // Ours again across the exec.
+        libc::fcntl(SPEC_FD, libc::F_SETFD, 0);
+        libc::fcntl(ACK_FD, libc::F_SETFD, 0);
+    }
+}
+
+/// Moves the launch spec (one line) from the pipe on `SPEC_FD` into a memory file put
+/// in its place, rewound for the supervisor, so that the front-end's write of it never
+/// waits for the supervisor's start-up. Where no memory file can be made, the pipe
+/// stays (a spec longer than a pipe then waits for it). Async-signal-safe, no allocation.
+fn spill_spec(spec_read: RawFd) {
+    // SAFETY: system calls on descriptors of ours and a buffer on the stack.
+    unsafe {
+        let memory = libc::syscall(libc::SYS_memfd_create, c"launch-spec".as_ptr(), libc::MFD_CLOEXEC) as RawFd;
+        if memory < 0 {
+            return;
+        }
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = libc::read(spec_read, buffer.as_mut_ptr().cast(), buffer.len());
+            if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            if n <= 0 {
+                break;
+            }
+            let chunk = &buffer[..n as usize];
+            write_all(memory, chunk);
+            if chunk.contains(&b'\n') {
+                break;
+            }
+        }
+        libc::lseek(memory, 0, libc::SEEK_SET);
+        libc::dup3(memory, SPEC_FD, libc::O_CLOEXEC);
+        libc::close(memory);
+    }
+}
+
+/// Closes every descriptor from `first` on. Async-signal-safe.
+fn close_from(first: RawFd) {
+    // SAFETY: closing descriptors; close_range (Linux 5.9) or, where it is missing, one
+    // close per possible number below the limit.
+    unsafe {
+        if libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, 0) == 0 {
+            return;
+        }
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        let last = RawFd::try_from(limit.rlim_cur.min(1 << 16)).unwrap_or(1 << 16);
+        for fd in first..last {
+            libc::close(fd);
+        }
     }
 }
 
