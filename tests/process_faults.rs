@@ -280,3 +280,37 @@ fn a_launch_spec_longer_than_a_pipe_reaches_the_job() {
     assert_eq!(value["state"], "exited", "{value}");
     assert_eq!(value["final_snapshot"]["stdout_tail"], "2000", "{value}");
 }
+
+/// Whatever descriptors the caller leaves open, the supervisor reads its own launch
+/// spec: the launcher's pipe ends sit at numbers that depend on them, and a launcher
+/// that moved them onto 3 and 4 after the job's pipes had taken those numbers handed
+/// the supervisor the job's stderr as its spec (the job then ended `failed`, "the
+/// front-end exited before handing the job over", with a caller holding only 0-2).
+#[test]
+fn the_supervisor_gets_its_spec_whatever_descriptors_the_caller_holds() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    for extra in 0..=8 {
+        let mut command = env.command(&["run", "--wait", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                // Nothing inherited from the harness above 2 (some hold fd 10 open), so
+                // that the extra descriptors alone decide the numbers.
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                for fd in 3..3 + extra {
+                    if libc::dup2(0, fd) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let out = command.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("run");
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+        assert_eq!(value["state"], "exited", "{extra} extra descriptors: {value}");
+        assert_eq!(value["exit_code"], 3, "{extra} extra descriptors: {value}");
+        assert_eq!(value["final_snapshot"]["stdout_tail"], "out", "{value}");
+        assert_eq!(value["final_snapshot"]["stderr_tail"], "err", "{value}");
+    }
+}

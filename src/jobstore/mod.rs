@@ -29,6 +29,10 @@ use crate::wire::{Meta, State};
 
 pub const META: &str = "meta.json";
 pub const STATE: &str = "state.json";
+/// The supervisor's reserve for recording the end on a full disk (`supervisor::record`):
+/// a `.tmp-` name, which readers and `gc` pass over.
+pub const RESERVE: &str = ".tmp-reserve";
+pub const RESERVE_BYTES: usize = 8 * 1024;
 pub const STDOUT_LOG: &str = "stdout.log";
 pub const STDERR_LOG: &str = "stderr.log";
 pub const FULL_LOG: &str = "full.log";

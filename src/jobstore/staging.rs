@@ -61,6 +61,15 @@ impl Staging {
         Ok(())
     }
 
+    /// Creates the supervisor's reserve, its space already written (`supervisor::record`),
+    /// so that the directory holds everything the supervisor starts with when `run`
+    /// answers: an `rm -r` of it right after never races with a file being created.
+    pub fn create_reserve(&self) -> Result<()> {
+        let context = |e| Error::io(format!("create {}", self.dir.file(super::RESERVE).display()), e);
+        let mut file = self.create_new(super::RESERVE).map_err(context)?;
+        file.write_all(&[b' '; super::RESERVE_BYTES]).map_err(context)
+    }
+
     /// Creates the three logs, empty.
     pub fn create_logs(&self) -> Result<()> {
         for name in [STDOUT_LOG, STDERR_LOG, FULL_LOG] {

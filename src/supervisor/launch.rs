@@ -189,11 +189,15 @@ impl Launching {
                 libc::dup2(devnull, 1);
                 libc::dup2(devnull, 2);
                 let (spec_read, ack_write) = (spec_read.as_raw_fd(), ack_write.as_raw_fd());
-                if let Some(image) = run {
-                    hand_over_run(image, spec_read, ack_write, front_end);
+                // `run`'s launcher leaves fds 3..=7 in place, and the numbers of
+                // `spec_read` and `ack_write` may be taken by then by the job's pipes.
+                match run {
+                    Some(image) => hand_over_run(image, spec_read, ack_write, front_end),
+                    None => {
+                        libc::dup2(spec_read, SPEC_FD);
+                        libc::dup2(ack_write, ACK_FD);
+                    }
                 }
-                libc::dup2(spec_read, SPEC_FD);
-                libc::dup2(ack_write, ACK_FD);
                 libc::execve(exec.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
                 libc::_exit(127);
             }

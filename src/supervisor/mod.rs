@@ -216,7 +216,7 @@ fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals)
         Ok(logs) => logs,
         Err(reason) => return stop(reason),
     };
-    let recorder = record::Recorder::new(job);
+    let recorder = record::Recorder::adopt(job);
     // The duration counts from the gate, not from our start-up.
     let since_gate = Duration::from_nanos(launch::monotonic_ns().saturating_sub(spawned_ns));
     let spawned = Instant::now().checked_sub(since_gate).unwrap_or_else(Instant::now);

@@ -7,12 +7,13 @@
 //! (`jobstore::outcome`).
 
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 
 use crate::jobstore::{self, JobDir, outcome};
 use crate::wire::State;
 
 /// Enough for any state record we write; allocated once per job.
-const RESERVE_BYTES: usize = 8 * 1024;
+const RESERVE_BYTES: usize = jobstore::RESERVE_BYTES;
 
 pub struct Recorder {
     job: JobDir,
@@ -34,6 +35,25 @@ impl Recorder {
             file.write_all(&[b' '; RESERVE_BYTES]).is_ok()
         });
         Recorder { job: job.clone(), reserve }
+    }
+
+    /// Takes over the reserve `run`'s front-end made in the staging directory; makes one
+    /// (`new`) if it is not there.
+    pub fn adopt(job: &JobDir) -> Recorder {
+        let path = job.file(jobstore::RESERVE);
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .ok()
+            .filter(|file| file.metadata().is_ok_and(|m| m.is_file() && m.len() >= RESERVE_BYTES as u64));
+        match opened.zip(tempfile::TempPath::try_from_path(path).ok()) {
+            Some((file, path)) => {
+                Recorder { job: job.clone(), reserve: Some(tempfile::NamedTempFile::from_parts(file, path)) }
+            }
+            None => Recorder::new(job),
+        }
     }
 
     /// Records a terminal state; returns where it went, for the caller's error path.
