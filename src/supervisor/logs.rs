@@ -23,6 +23,17 @@ pub fn open(path: &Path, follow: bool) -> Result<File, String> {
         .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
 }
 
+/// Opens a log that `run`'s front-end created empty in the staging directory: no
+/// creation (a directory being deleted right after `run` must not get its files back
+/// under `rm -r`) and no truncation (nothing has been written yet).
+pub fn open_existing(path: &Path) -> Result<File, String> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
+}
+
 /// Creates the next generation after a rotation: the name was just renamed away, so
 /// anything found there now was planted, and `O_EXCL` refuses it.
 fn create_new(path: &Path) -> Result<File, String> {

@@ -212,7 +212,7 @@ fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals)
         spawn::reap(pid);
         fail(job, Some(&spec), &mut ack, reason)
     };
-    let logs = match open_logs(job, &spec) {
+    let logs = match open_logs(job, &spec, true) {
         Ok(logs) => logs,
         Err(reason) => return stop(reason),
     };
@@ -231,11 +231,13 @@ fn spawn_error(program: &str, e: &dyn std::fmt::Display) -> String {
     format!("spawn {program}: {e}")
 }
 
-/// The job's logs, truncated (docs/compatibility.md §5.4).
-fn open_logs(job: &JobDir, spec: &LaunchSpec) -> Result<logs::Logs, String> {
+/// The job's logs, truncated (docs/compatibility.md §5.4); for `run` (`existing`), the
+/// empty ones its front-end created, never created again.
+fn open_logs(job: &JobDir, spec: &LaunchSpec, existing: bool) -> Result<logs::Logs, String> {
     let open = |name: &str| {
         let path = job.file(name);
-        Ok::<_, String>(logs::LogFile::new(logs::open(&path, false)?, path))
+        let file = if existing { logs::open_existing(&path)? } else { logs::open(&path, false)? };
+        Ok::<_, String>(logs::LogFile::new(file, path))
     };
     let (stdout_log, stderr_log) = (open(jobstore::STDOUT_LOG)?, open(jobstore::STDERR_LOG)?);
     let full_log = match (spec.no_full_log, spec.full_log.parent() == Some(job.path.as_path())) {
@@ -279,7 +281,7 @@ pub fn prepare_run(spec: &LaunchSpec, job_path: &Path) -> Result<spawn::Program,
 /// Opens the logs, builds the environment, starts the job and records it as running.
 /// Returns `None` if the job reached a terminal state before we could start it.
 fn start(job: &JobDir, spec: &LaunchSpec, signals: watch::Signals) -> Result<Option<Started>, String> {
-    let logs = open_logs(job, spec)?;
+    let logs = open_logs(job, spec, false)?;
     let image = job_image(spec)?;
     let program = image.name();
     let spawn_error = |e: &dyn std::fmt::Display| spawn_error(&program, e);

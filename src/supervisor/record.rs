@@ -37,8 +37,9 @@ impl Recorder {
         Recorder { job: job.clone(), reserve }
     }
 
-    /// Takes over the reserve `run`'s front-end made in the staging directory; makes one
-    /// (`new`) if it is not there.
+    /// Takes over the reserve `run`'s front-end made in the staging directory. None if
+    /// it is not there: the directory may be being deleted, and must not get a new file
+    /// under `rm -r` (the last-resort file still serves).
     pub fn adopt(job: &JobDir) -> Recorder {
         let path = job.file(jobstore::RESERVE);
         let opened = std::fs::OpenOptions::new()
@@ -52,7 +53,7 @@ impl Recorder {
             Some((file, path)) => {
                 Recorder { job: job.clone(), reserve: Some(tempfile::NamedTempFile::from_parts(file, path)) }
             }
-            None => Recorder::new(job),
+            None => Recorder { job: job.clone(), reserve: None },
         }
     }
 
