@@ -10,6 +10,7 @@
 mod capture;
 mod env;
 mod evaluate;
+mod handover;
 mod launch;
 mod login_path;
 mod logs;
@@ -31,7 +32,8 @@ use std::time::{Duration, Instant};
 #[cfg(test)]
 pub use env::parse_env_file;
 pub use env::{check_entry, check_key, check_pair, masked, split_entry};
-pub use launch::{AfterAnswer, Handshake, Launching, Pids, SUPERVISE_ARG, launch};
+pub use handover::AfterAnswer;
+pub use launch::{Handshake, Launching, Pids, SUPERVISE_ARG, launch};
 pub use notify::deliver_completion;
 pub use spec::LaunchSpec;
 
@@ -69,8 +71,8 @@ pub fn main(job_dir: &Path) -> i32 {
         for &signal in IGNORED_SIGNALS {
             libc::signal(signal, libc::SIG_IGN);
         }
-        libc::fcntl(launch::ACK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
-        libc::fcntl(launch::SPEC_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(handover::ACK_FD, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(handover::SPEC_FD, libc::F_SETFD, libc::FD_CLOEXEC);
     }
     // First, so that a stop request that reached our launcher (which blocks them, see
     // `launch::hand_over_run`) or us since is handled, not fatal.
@@ -78,8 +80,8 @@ pub fn main(job_dir: &Path) -> i32 {
     let id = job_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let job = JobDir { id, path: job_dir.to_path_buf() };
     // SAFETY: the launcher set up fds 3 and 4 for us; nothing else owns them.
-    let mut spec_pipe = BufReader::new(unsafe { File::from_raw_fd(launch::SPEC_FD) });
-    let mut ack = unsafe { File::from_raw_fd(launch::ACK_FD) };
+    let mut spec_pipe = BufReader::new(unsafe { File::from_raw_fd(handover::SPEC_FD) });
+    let mut ack = unsafe { File::from_raw_fd(handover::ACK_FD) };
     let mut payload = Vec::new();
     // The spec is one line: the pipe stays open after it when the launch is staged.
     let spec = spec_pipe.read_until(b'\n', &mut payload).map_err(|e| format!("read launch spec: {e}")).and_then(|_| {
@@ -159,21 +161,21 @@ struct Started {
 }
 
 /// What the launcher of `run` left on `ADOPT_FD` (`None` if it could not).
-fn read_adoption() -> Option<launch::Adoption> {
+fn read_adoption() -> Option<handover::Adoption> {
     // SAFETY: probing a descriptor number; the launcher leaves it open only with the
     // record in it (a placeholder there closed with our exec).
-    if unsafe { libc::fcntl(launch::ADOPT_FD, libc::F_GETFD) } < 0 {
+    if unsafe { libc::fcntl(handover::ADOPT_FD, libc::F_GETFD) } < 0 {
         return None;
     }
     // SAFETY: open, and ours alone (see above).
-    let record = unsafe { File::from_raw_fd(launch::ADOPT_FD) };
+    let record = unsafe { File::from_raw_fd(handover::ADOPT_FD) };
     let mut line = String::new();
     BufReader::new(record).read_line(&mut line).ok()?;
-    launch::Adoption::parse(&line)
+    handover::Adoption::parse(&line)
 }
 
 /// The launch of `run` (docs/decisions.md OP-2): our launcher, before it exec'd us, did
-/// the start handshake and left a record of it (`launch::Adoption`). A job process it
+/// the start handshake and left a record of it (`handover::Adoption`). A job process it
 /// let through its gate is ours to watch; the front-end has its answer already, unless
 /// the exec failed. No `state.json` write of ours is on this path: the record is the
 /// front-end's, written with our pid and the job's, so no reader can have judged us
@@ -182,9 +184,9 @@ fn read_adoption() -> Option<launch::Adoption> {
 fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals) -> i32 {
     let adoption = read_adoption();
     let (pid, spawned_ns, errno) = match adoption {
-        Some(launch::Adoption::Forked { pid, spawned_ns, errno }) => (pid, spawned_ns, errno),
-        Some(launch::Adoption::NotForked) => return started(job, spec, ack, signals),
-        Some(launch::Adoption::Abandoned) => {
+        Some(handover::Adoption::Forked { pid, spawned_ns, errno }) => (pid, spawned_ns, errno),
+        Some(handover::Adoption::NotForked) => return started(job, spec, ack, signals),
+        Some(handover::Adoption::Abandoned) => {
             return fail(job, Some(&spec), &mut ack, "the front-end exited before handing the job over".to_string());
         }
         // The launcher could not make the pipe: nothing tells which process is the job.
@@ -193,7 +195,7 @@ fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals)
     // SAFETY: with a forked job process the launcher put its stdout and stderr pipes
     // here; nothing else owns them. Kept out of the notification commands we start.
     let (stdout, stderr) =
-        unsafe { (OwnedFd::from_raw_fd(launch::JOB_STDOUT_FD), OwnedFd::from_raw_fd(launch::JOB_STDERR_FD)) };
+        unsafe { (OwnedFd::from_raw_fd(handover::JOB_STDOUT_FD), OwnedFd::from_raw_fd(handover::JOB_STDERR_FD)) };
     for fd in [&stdout, &stderr] {
         // SAFETY: setting a flag on a descriptor we own.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
@@ -218,7 +220,7 @@ fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals)
     };
     let recorder = record::Recorder::adopt(job);
     // The duration counts from the gate, not from our start-up.
-    let since_gate = Duration::from_nanos(launch::monotonic_ns().saturating_sub(spawned_ns));
+    let since_gate = Duration::from_nanos(handover::monotonic_ns().saturating_sub(spawned_ns));
     let spawned = Instant::now().checked_sub(since_gate).unwrap_or_else(Instant::now);
     drop(ack);
     let process = spawn::JobProcess { pid, stdout, stderr };
