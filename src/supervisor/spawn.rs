@@ -160,7 +160,6 @@ impl Program {
         gate: Option<RawFd>,
         empty_mask: &libc::sigset_t,
     ) -> i32 {
-        let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO);
         // SAFETY: async-signal-safe calls on values we own (see the caller).
         unsafe {
             // A session and group of its own, so that signals to -pid reach all of the
