@@ -290,11 +290,30 @@ fn non_loopback_bind_needs_a_token() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn");
-    let up = eventually(Duration::from_secs(10), || serve_support::listening(port));
+    let up = eventually(Duration::from_secs(10), || serve_support::listening_by(child.id(), port));
     let status = up.then(|| request(port, "GET", "/status/01A", &[("Authorization", "Bearer file-token")], b"").status);
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, Some(404));
+}
+
+/// The harness's readiness check: a port held by someone else is not our server being up
+/// (the cause of a CI failure: a server that failed to bind looked up through the
+/// listener of `bind_errors_are_json`).
+#[test]
+fn a_server_counts_as_up_only_through_its_own_listener() {
+    let env = Env::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let mut child = env
+        .command(&["serve", "--port", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    assert!(serve_support::listening(port), "the probe connects to the foreign listener");
+    assert!(!serve_support::listening_by(child.id(), port));
+    assert!(serve_support::listening_by(std::process::id(), port));
+    let _ = child.wait();
 }
 
 #[test]

@@ -34,7 +34,7 @@ impl Server {
             let child = env.command(&args).stdout(Stdio::piped()).stderr(stderr()).spawn().expect("spawn serve");
             let mut server = Server { child, port };
             let up = eventually(Duration::from_secs(10), || {
-                matches!(server.child.try_wait(), Ok(Some(_))) || listening(port)
+                matches!(server.child.try_wait(), Ok(Some(_))) || listening_by(server.child.id(), port)
             });
             if up && matches!(server.child.try_wait(), Ok(None)) {
                 return server;
@@ -173,6 +173,33 @@ pub fn listening(port: u16) -> bool {
         )
     };
     false
+}
+
+/// Whether process `pid` itself holds a listening TCP socket on `port`. A connect probe
+/// alone is not enough: the port, released by `fresh_port`, can be bound meanwhile by
+/// another test's listener, and a server that failed to bind it would look up until
+/// that listener goes (seen once in CI: "Connection refused" on the first request).
+pub fn listening_by(pid: u32, port: u16) -> bool {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(table).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT, state 0A is LISTEN, field 9 the inode.
+            let local_port =
+                fields.get(1).and_then(|a| a.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) && fields.get(3) == Some(&"0A") {
+                inodes.extend(fields.get(9).map(|i| format!("socket:[{i}]")));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return false;
+    }
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return false };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
 
 pub fn fresh_port() -> u16 {
