@@ -97,17 +97,33 @@ fn killing_the_supervisor_at_any_moment_never_leaves_a_running_job() {
 /// half-written job, a `running` job nobody supervises, or a process left behind.
 #[test]
 fn killing_the_front_end_at_any_moment_leaves_no_half_launched_job() {
+    for observe in ANSWERS {
+        killing_the_front_end_at_any_moment(observe);
+    }
+}
+
+/// `run` flags for the two ends of a CLI launch (`supervisor::AfterAnswer`): an
+/// immediate answer, after which the front-end exits and its launcher waits for that
+/// exit before exec'ing the supervisor (`gx`), and an answer that observes the job, for
+/// which the launcher execs it as soon as the front-end has read `ok` (`go`).
+const ANSWERS: [&[&str]; 2] = [&["--snapshot-after", "0"], &["--snapshot-after", "3000"]];
+
+fn killing_the_front_end_at_any_moment(observe: &[&str]) {
     let env = Env::new();
     let ran = env.dir.path().join("ran");
     std::fs::create_dir(&ran).expect("mkdir");
+    fn run<'a>(observe: &[&'a str], command: &[&'a str]) -> Vec<&'a str> {
+        [&["run"], observe, &["--"], command].concat()
+    }
     // Kills are spread over the time a whole launch takes on this machine (and build).
     let timed = Instant::now();
-    env.ok(&["run", "--snapshot-after", "0", "--", "true"]);
+    env.ok(&run(observe, &["true"]));
     let span = timed.elapsed().as_micros() as u64 + 1;
     for round in 0..rounds(24, 300) {
         let marker = ran.join(round.to_string());
+        let marker_arg = marker.to_string_lossy();
         let mut front = env
-            .command(&["run", "--snapshot-after", "0", "--", "touch", &marker.to_string_lossy()])
+            .command(&run(observe, &["touch", &marker_arg]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -134,7 +150,7 @@ fn killing_the_front_end_at_any_moment_leaves_no_half_launched_job() {
         let command = env.read_json(id, "meta.json")["command"].clone();
         let marker = std::path::PathBuf::from(command[1].as_str().expect("marker path"));
         match end["state"].as_str() {
-            Some("exited") => assert!(marker.exists(), "{id} exited without running: {end}"),
+            Some("exited") => assert!(marker.exists(), "{id} ({observe:?}) exited without running: {end}"),
             Some("failed") => {
                 assert_eq!(end["error"], "the front-end exited before handing the job over", "{id}: {end}");
                 assert!(!marker.exists(), "{id} ran although it failed to start: {end}");
@@ -145,7 +161,7 @@ fn killing_the_front_end_at_any_moment_leaves_no_half_launched_job() {
     assert!(eventually(Duration::from_secs(5), || supervisors_under(&env.root).is_empty()), "processes linger");
     // Every round killed at a different step: some before the job existed, some after.
     let made = jobs.len() - 1;
-    assert!(made < rounds(24, 300), "no round killed the front-end before the job was complete");
+    assert!(made < rounds(24, 300), "{observe:?}: no round killed the front-end before the job was complete");
 }
 
 /// The window that random kills rarely hit, driven step by step: `strace` kills the
@@ -157,8 +173,9 @@ fn killing_the_front_end_at_any_moment_leaves_no_half_launched_job() {
 #[test]
 fn a_front_end_gone_before_go_leaves_a_failed_job_that_never_ran() {
     let env = Env::new();
-    for (syscall, job_made) in [("writev", true), ("rename", false)] {
-        let marker = env.dir.path().join(format!("ran-{syscall}"));
+    let cases = ANSWERS.iter().flat_map(|observe| [("writev", true), ("rename", false)].map(|c| (observe, c)));
+    for (round, (observe, (syscall, job_made))) in cases.enumerate() {
+        let marker = env.dir.path().join(format!("ran-{round}-{syscall}"));
         let before = env.ok(&["list", "--all"])["jobs"].as_array().map_or(0, Vec::len);
         let root = env.root.to_string_lossy().into_owned();
         let marker_arg = marker.to_string_lossy().into_owned();
@@ -168,12 +185,12 @@ fn a_front_end_gone_before_go_leaves_a_failed_job_that_never_ran() {
                 "strace",
                 &["-o", "/dev/null", "-e", &format!("trace={syscall}"), "-e", &inject, "--", common::BIN, "--root"],
             )
-            .args([root.as_str(), "run", "--snapshot-after", "0", "--", "touch", marker_arg.as_str()])
+            .args([&[root.as_str(), "run"], *observe, &["--", "touch", marker_arg.as_str()]].concat())
             .stderr(Stdio::null())
             .output()
             .expect("strace");
-        assert!(out.stdout.is_empty(), "the front-end answered: {}", String::from_utf8_lossy(&out.stdout));
-        assert!(!out.status.success(), "the front-end was not killed at its {syscall}");
+        assert!(out.stdout.is_empty(), "{observe:?}: the front-end answered: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(!out.status.success(), "{observe:?}: the front-end was not killed at its {syscall}");
         assert!(eventually(Duration::from_secs(10), || supervisors_under(&env.root).is_empty()), "processes linger");
         let jobs = env.ok(&["list", "--all"])["jobs"].as_array().cloned().unwrap_or_default();
         if job_made {
@@ -184,13 +201,13 @@ fn a_front_end_gone_before_go_leaves_a_failed_job_that_never_ran() {
                 .find(|id| env.read_json(id, "meta.json")["command"].to_string().contains(&marker_arg));
             let id = id.expect("the job of this round");
             let state = env.ok(&["status", &id]);
-            assert_eq!(state["state"], "failed", "{state}");
-            assert_eq!(state["error"], "the front-end exited before handing the job over", "{state}");
+            assert_eq!(state["state"], "failed", "{observe:?}: {state}");
+            assert_eq!(state["error"], "the front-end exited before handing the job over", "{observe:?}: {state}");
             assert_eq!(env.read_json(&id, "state.json")["pid"], serde_json::Value::Null);
         } else {
             assert_eq!(jobs.len(), before, "a job appeared for a launch that never made one: {jobs:?}");
         }
-        assert!(!marker.exists(), "the job ran without a go");
+        assert!(!marker.exists(), "{observe:?}: the job ran without a go");
     }
 }
 
@@ -244,24 +261,30 @@ fn a_launch_refused_before_go_leaves_no_process_whatever_the_callers_descriptors
     use std::os::unix::process::CommandExt;
     let env = Env::new();
     let holder = env.ok(&["run", "--snapshot-after", "0", "--name", "holder", "--", "sleep", "30"]);
-    let marker = "agent-exec-refused-launch-marker";
-    let mut command = env.command(&["run", "--snapshot-after", "0", "--name", "holder", "--", "echo", marker]);
-    // SAFETY: only dup2 (async-signal-safe) between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            for fd in 3..=7 {
-                if libc::dup2(0, fd) < 0 {
-                    return Err(std::io::Error::last_os_error());
+    for observe in ANSWERS {
+        let marker = "agent-exec-refused-launch-marker";
+        let mut command = env.command(&[&["run"], observe, &["--name", "holder", "--", "echo", marker]].concat());
+        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                for fd in 3..=9 {
+                    if libc::dup2(0, fd) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            });
+        }
+        let out = command.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("run");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("name_in_use"), "{observe:?}: {out:?}");
+        let lingering =
+            || common::all_pids().into_iter().filter(|&pid| common::cmdline(pid).contains(marker)).collect::<Vec<_>>();
+        assert!(
+            eventually(Duration::from_secs(5), || lingering().is_empty()),
+            "{observe:?}: processes linger: {:?}",
+            lingering()
+        );
     }
-    let out = command.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("run");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("name_in_use"), "{out:?}");
-    let lingering =
-        || common::all_pids().into_iter().filter(|&pid| common::cmdline(pid).contains(marker)).collect::<Vec<_>>();
-    assert!(eventually(Duration::from_secs(5), || lingering().is_empty()), "processes linger: {:?}", lingering());
     env.ok(&["kill", "--signal", "KILL", holder["job_id"].as_str().expect("id")]);
 }
 
@@ -271,14 +294,17 @@ fn a_launch_refused_before_go_leaves_no_process_whatever_the_callers_descriptors
 fn a_launch_spec_longer_than_a_pipe_reaches_the_job() {
     let env = Env::new();
     let entries: Vec<String> = (0..2000).map(|i| format!("VAR{i}={}", "x".repeat(100))).collect();
-    let mut args = vec!["run", "--wait"];
-    for entry in &entries {
-        args.extend(["--env", entry.as_str()]);
+    for observe in ANSWERS {
+        let mut args = [&["run"], observe].concat();
+        for entry in &entries {
+            args.extend(["--env", entry.as_str()]);
+        }
+        args.extend(["--", "sh", "-c", "env | grep -c '^VAR'"]);
+        let id = env.ok(&args)["job_id"].as_str().expect("id").to_string();
+        let value = env.ok(&["wait", "--until", "10000", &id]);
+        assert_eq!(value["state"], "exited", "{observe:?}: {value}");
+        assert_eq!(env.ok(&["tail", &id])["stdout_tail"], "2000", "{observe:?}");
     }
-    args.extend(["--", "sh", "-c", "env | grep -c '^VAR'"]);
-    let value = env.ok(&args);
-    assert_eq!(value["state"], "exited", "{value}");
-    assert_eq!(value["final_snapshot"]["stdout_tail"], "2000", "{value}");
 }
 
 /// Whatever descriptors the caller leaves open, the supervisor reads its own launch
@@ -290,27 +316,86 @@ fn a_launch_spec_longer_than_a_pipe_reaches_the_job() {
 fn the_supervisor_gets_its_spec_whatever_descriptors_the_caller_holds() {
     use std::os::unix::process::CommandExt;
     let env = Env::new();
-    for extra in 0..=8 {
-        let mut command = env.command(&["run", "--wait", "--", "sh", "-c", "echo out; echo err >&2; exit 3"]);
-        // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+    for observe in ANSWERS {
+        for extra in 0..=10 {
+            let args = [&["run"], observe, &["--", "sh", "-c", "echo out; echo err >&2; exit 3"]].concat();
+            let mut command = env.command(&args);
+            // SAFETY: only dup2 (async-signal-safe) between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    // Nothing inherited from the harness above 2 (some hold fd 10 open), so
+                    // that the extra descriptors alone decide the numbers.
+                    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                    for fd in 3..3 + extra {
+                        if libc::dup2(0, fd) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            let out = command.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("run");
+            let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+            let id = value["job_id"].as_str().expect("id");
+            let end = env.ok(&["wait", "--until", "10000", id]);
+            let case = format!("{observe:?}, {extra} extra descriptors");
+            assert_eq!(end["state"], "exited", "{case}: {end}");
+            assert_eq!(end["exit_code"], 3, "{case}: {end}");
+            let tail = env.ok(&["tail", id]);
+            assert_eq!(tail["stdout_tail"], "out", "{case}: {tail}");
+            assert_eq!(tail["stderr_tail"], "err", "{case}: {tail}");
+        }
+    }
+}
+
+/// A descriptor the caller leaves open across its exec of agent-exec (a harness reading
+/// a pipe until its end, a make jobserver) reaches neither the supervisor nor the job:
+/// the caller sees the end of its pipe as soon as the front-end has answered, not when
+/// the job ends. `start` handed both its caller's descriptors above 4.
+#[test]
+fn a_callers_descriptors_reach_neither_the_supervisor_nor_the_job() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let created = env.ok(&["create", "--", "sleep", "30"]);
+    let id = created["job_id"].as_str().expect("id").to_string();
+    let launches: Vec<Vec<&str>> = vec![
+        vec!["start", "--snapshot-after", "0", &id],
+        vec!["run", "--snapshot-after", "0", "--", "sleep", "30"],
+        vec!["run", "--snapshot-after", "50", "--", "sleep", "30"],
+    ];
+    for launch in launches {
+        let mut fds = [-1; 2];
+        // SAFETY: pipe2 fills the array we own; the descriptors are closed below.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) }, 0);
+        let [read_end, write_end] = fds;
+        let mut command = env.command(&launch);
+        // SAFETY: only dup2 (async-signal-safe) between fork and exec; it clears the
+        // close-on-exec flag of the copy, as a shell's `7>&1` does.
         unsafe {
             command.pre_exec(move || {
-                // Nothing inherited from the harness above 2 (some hold fd 10 open), so
-                // that the extra descriptors alone decide the numbers.
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-                for fd in 3..3 + extra {
-                    if libc::dup2(0, fd) < 0 {
+                for fd in [5, 7, 9, 12] {
+                    if libc::dup2(write_end, fd) < 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
                 Ok(())
             });
         }
-        let out = command.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("run");
-        let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
-        assert_eq!(value["state"], "exited", "{extra} extra descriptors: {value}");
-        assert_eq!(value["exit_code"], 3, "{extra} extra descriptors: {value}");
-        assert_eq!(value["final_snapshot"]["stdout_tail"], "out", "{value}");
-        assert_eq!(value["final_snapshot"]["stderr_tail"], "err", "{value}");
+        let out = command.stdin(Stdio::null()).stderr(Stdio::null()).output().expect("launch");
+        let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+        assert_eq!(answer["ok"], true, "{launch:?}: {answer}");
+        // SAFETY: closing our own write end; reading the non-blocking read end.
+        unsafe { libc::close(write_end) };
+        let at_end = || {
+            let mut byte = 0u8;
+            // SAFETY: a one-byte read into a local.
+            unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) == 0 }
+        };
+        assert!(eventually(Duration::from_secs(5), at_end), "{launch:?}: a process of the job holds the caller's pipe");
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(read_end) };
+    }
+    for job in env.ok(&["list"])["jobs"].as_array().cloned().unwrap_or_default() {
+        env.ok(&["kill", "--signal", "KILL", job["job_id"].as_str().expect("id")]);
     }
 }

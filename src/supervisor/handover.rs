@@ -209,7 +209,7 @@ fn spill_spec(spec_read: RawFd) {
 }
 
 /// Closes every descriptor from `first` on. Async-signal-safe.
-fn close_from(first: RawFd) {
+pub fn close_from(first: RawFd) {
     // SAFETY: closing descriptors; close_range (Linux 5.9) or, where it is missing, one
     // close per possible number below the limit.
     unsafe {

@@ -21,7 +21,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 
-use super::handover::{ACK_FD, AfterAnswer, GO, GO_THEN_EXIT, SPEC_FD, hand_over_run};
+use super::handover::{ACK_FD, ADOPT_FD, AfterAnswer, GO, GO_THEN_EXIT, SPEC_FD, close_from, hand_over_run};
 use super::spawn::Program;
 use super::spec::LaunchSpec;
 use crate::error::{Error, Result};
@@ -145,6 +145,11 @@ impl Launching {
                     None => {
                         libc::dup2(spec_read, SPEC_FD);
                         libc::dup2(ack_write, ACK_FD);
+                        // Nothing of the caller's past them: neither the supervisor nor
+                        // the job may hold, say, the write end of a pipe whose reader
+                        // waits for its end (and the supervisor reads fd 5 only as
+                        // `run`'s launcher record).
+                        close_from(ADOPT_FD);
                     }
                 }
                 libc::execve(exec.path.as_ptr(), exec.argv_ptrs.as_ptr(), exec.envp_ptrs.as_ptr());
