@@ -53,8 +53,42 @@ pub fn valid_id(id: &str) -> bool {
     (1..=26).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
+/// A new id (docs/decisions.md OP-5): a ULID of the milliseconds since the epoch and 80
+/// bits from the kernel's generator. Not through a user-space generator: seeding one
+/// probed the CPU's features, each probe (`cpuid`) a trap to the hypervisor on a
+/// virtual machine, and cost more than the call itself, on every `run`.
 pub fn new_id() -> String {
-    ulid::Ulid::new().to_string()
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    let mut random = [0u8; 16];
+    fill_random(&mut random);
+    ulid::Ulid::from_parts(u64::try_from(ms).unwrap_or(u64::MAX), u128::from_ne_bytes(random)).to_string()
+}
+
+/// Fills `bytes` from `getrandom(2)`, or `/dev/urandom` where that call is missing. If
+/// neither works, what is left is the time and our pid: an id taken already then fails
+/// the job's creation (its directory exists), it never shares one.
+fn fill_random(bytes: &mut [u8]) {
+    let mut filled = 0;
+    while filled < bytes.len() {
+        // SAFETY: the kernel writes at most the unfilled length into our buffer.
+        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), bytes.len() - filled, 0) };
+        match n {
+            n if n > 0 => filled += n as usize,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            _ => break,
+        }
+    }
+    if filled < bytes.len() {
+        use std::io::Read;
+        let urandom = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes[filled..]));
+        if urandom.is_err() {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            let fallback = (nanos as u64 ^ u64::from(std::process::id()).rotate_left(40)).to_ne_bytes();
+            for (byte, value) in bytes[filled..].iter_mut().zip(fallback.iter().cycle()) {
+                *byte = *value;
+            }
+        }
+    }
 }
 
 /// One job directory, named by its id, directly below the root.
@@ -225,6 +259,29 @@ mod tests {
         assert!(valid_id("01j9"));
         for bad in ["", ".", "..", "a/b", "/etc", "%2F", "a\0b", "01J9ZK3M8E5PQRSTVWYZ12ABCDE", "a b", "é"] {
             assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    /// New ids are ULIDs of now, random past the timestamp, and valid ids.
+    #[test]
+    fn new_ids_are_ulids_of_now_and_differ() {
+        let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis();
+        let before = now();
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        let after = now();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len());
+        for id in &ids {
+            assert!(valid_id(id) && id.len() == 26, "{id}");
+            let ulid = ulid::Ulid::from_string(id).expect("a ULID");
+            assert!((before..=after).contains(&u128::from(ulid.timestamp_ms())), "{id}");
+        }
+        // 80 random bits: in 1,000 ids every one of the 16 random characters varies.
+        for column in 10..26 {
+            let distinct: std::collections::HashSet<u8> = ids.iter().map(|id| id.as_bytes()[column]).collect();
+            assert!(distinct.len() > 8, "column {column}");
         }
     }
 
