@@ -159,3 +159,22 @@ fn replace_does_not_block_other_names_while_the_holder_stops() {
     env.ok(&["kill", "--signal", "KILL", &replaced]);
     env.wait_job(&replaced);
 }
+
+/// Once nobody holds a name, `@NAME` is the job that claimed it last, as its claim file
+/// says. Ids do not tell: two `run --name N --if-running replace` started in the same
+/// millisecond draw their ids before the name's lock, and the later claimant can have
+/// the smaller id. Played here by making the earlier job the last claimant: `@NAME`
+/// followed the greatest id instead, a replaced (killed) job.
+#[test]
+fn at_name_is_the_last_claimant_whatever_the_ids() {
+    let env = Env::new();
+    let first = id_of(&env.ok(&["run", "--wait", "--name", "svc", "--", "true"]));
+    let second = id_of(&env.ok(&["run", "--wait", "--name", "svc", "--", "true"]));
+    assert!(first < second);
+    assert_eq!(id_of(&env.ok(&["status", "@svc"])), second);
+    std::fs::write(env.root.join(".names").join("n-svc"), format!("\"{first}\"")).expect("claim");
+    assert_eq!(id_of(&env.ok(&["status", "@svc"])), first);
+    // A claim whose job is gone falls back to the greatest id with the name.
+    env.ok(&["delete", &first]);
+    assert_eq!(id_of(&env.ok(&["status", "@svc"])), second);
+}

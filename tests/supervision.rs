@@ -232,3 +232,45 @@ fn a_job_whose_process_name_is_not_utf8_can_still_be_killed() {
     assert!(eventually(Duration::from_secs(5), || !alive(pid as u64)), "kill did not reach the job");
     assert_eq!(env.wait_job(&id)["state"], "killed");
 }
+
+/// A reader that finds a lost job repairs it only if the job's lock is free: held by
+/// somebody else (a `kill` or `tag` stopped under it), `status`, `list` and `wait`
+/// answer at once with what the repair would record, and the next free reader writes it.
+/// They used to wait for the lock, for as long as its holder held it.
+#[test]
+fn a_reader_never_waits_on_a_held_lock_to_repair_a_lost_job() {
+    use std::os::fd::AsRawFd;
+    let env = Env::new();
+    let id = env.start_job(&["sleep", "30"]);
+    let state = env.read_json(&id, "state.json");
+    let (supervisor, job) = (pid_of(&state["supervisor_pid"]), pid_of(&state["pid"]));
+    // SAFETY: signalling a process this test started.
+    unsafe { libc::kill(supervisor, libc::SIGKILL) };
+    assert!(eventually(Duration::from_secs(5), || !alive(supervisor as u64)));
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.job_dir(&id).join(".lock"))
+        .expect("open the job lock");
+    // SAFETY: flock on a descriptor we own; released when it closes.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    for args in [vec!["status", &id], vec!["list", "--all"], vec!["wait", "--until", "60000", &id]] {
+        let mut reader = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+        let answered = eventually(Duration::from_secs(10), || matches!(reader.try_wait(), Ok(Some(_))));
+        if !answered {
+            let _ = reader.kill();
+        }
+        let out = reader.wait_with_output().expect("reader");
+        assert!(answered, "{args:?} waited for the lock");
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+        let reported = if args[0] == "list" { value["jobs"][0].clone() } else { value };
+        assert_eq!(reported["state"], "failed", "{args:?}: {reported}");
+    }
+    assert_eq!(env.read_json(&id, "state.json")["job"]["status"], "running", "written under a held lock");
+    drop(lock);
+    assert_eq!(env.ok(&["status", &id])["error"], "supervisor lost");
+    assert_eq!(env.read_json(&id, "state.json")["job"]["status"], "failed");
+    // SAFETY: the orphaned job's own process group.
+    unsafe { libc::kill(-job, libc::SIGKILL) };
+}

@@ -65,14 +65,16 @@ pub fn current(job: &JobDir) -> Result<State> {
 
 /// The explicit repair step for a state already read: the only write a reader causes.
 /// It takes the job lock itself, so it must never run while the caller holds this
-/// job's lock; code under a lock calls `liveness::repair` with its guard instead.
+/// job's lock; code under a lock calls `liveness::repair` with its guard instead. A
+/// reader never waits for the lock: held by somebody else (who may be stopped), the
+/// repair is left to a later reader and this one reports what it would record.
 pub fn settle(job: &JobDir, seen: State) -> State {
     if !liveness::is_lost(&seen) {
         return seen;
     }
-    match job.lock() {
-        Ok(locked) => liveness::repair(&locked, seen),
-        Err(_) => liveness::recorded_or_lost(job, seen),
+    match job.try_lock() {
+        Ok(Some(locked)) => liveness::repair(&locked, seen),
+        Ok(None) | Err(_) => liveness::recorded_or_lost(job, seen),
     }
 }
 

@@ -62,6 +62,17 @@ impl Lock {
 
     /// The same lock on a file of any name (a name's lock under `.names/`).
     pub fn acquire_file(path: &Path) -> Result<Lock> {
+        // A blocking lock is taken or fails; it never comes back not taken.
+        Lock::take(path, true)?.ok_or_else(|| Error::internal(format!("lock {}: not taken", path.display())))
+    }
+
+    /// The job lock if nobody holds it now, else `None`: for a reader, which must never
+    /// wait on a writer (a stopped `kill` or `tag` would stop it too).
+    pub fn try_acquire(job_dir: &Path) -> Result<Option<Lock>> {
+        Lock::take(&job_dir.join(".lock"), false)
+    }
+
+    fn take(path: &Path, wait: bool) -> Result<Option<Lock>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -71,14 +82,17 @@ impl Lock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| Error::io(format!("open lock {}", path.display()), e))?;
+        let operation = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
         loop {
             // SAFETY: flock on a descriptor we own.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0 {
-                return Ok(Lock { _file: file });
+            if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
+                return Ok(Some(Lock { _file: file }));
             }
             let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(Error::io(format!("lock {}", path.display()), err));
+            match err.kind() {
+                std::io::ErrorKind::Interrupted => {}
+                std::io::ErrorKind::WouldBlock if !wait => return Ok(None),
+                _ => return Err(Error::io(format!("lock {}", path.display()), err)),
             }
         }
     }

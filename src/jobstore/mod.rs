@@ -156,6 +156,11 @@ impl JobDir {
     pub fn lock(&self) -> Result<Locked> {
         Ok(Locked { job: self.clone(), _lock: Lock::acquire(&self.path)? })
     }
+
+    /// The job's lock if nobody holds it now (`None` if somebody does).
+    pub fn try_lock(&self) -> Result<Option<Locked>> {
+        Ok(Lock::try_acquire(&self.path)?.map(|lock| Locked { job: self.clone(), _lock: lock }))
+    }
 }
 
 /// A job under its lock: the only way to read-modify-write `state.json` or `meta.json`

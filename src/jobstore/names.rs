@@ -64,22 +64,33 @@ impl Root {
 
     /// The non-terminal, not lost job holding `name`, if any.
     pub fn name_holder(&self, name: &str) -> Option<JobDir> {
+        let job = self.last_claimant(name)?;
+        let state = job.read_state().ok()?;
+        (!state.status().is_terminal() && !liveness::is_lost(&state)).then_some(job)
+    }
+
+    /// The job that claimed `name` last (its claim file's), if it still exists.
+    fn last_claimant(&self, name: &str) -> Option<JobDir> {
         let path = self.names_dir().join(format!("{PREFIX}{name}"));
         let id: String = super::read_json(&path).ok()?;
         if !valid_id(&id) || !super::is_job_dir(&self.path.join(&id)) {
             return None;
         }
-        let job = self.job(&id);
-        let state = job.read_state().ok()?;
-        (!state.status().is_terminal() && !liveness::is_lost(&state)).then_some(job)
+        Some(self.job(&id))
     }
 
-    /// `@NAME`: the job holding the name, else the most recent job that had it.
+    /// `@NAME`: the job holding the name, else the most recent job that had it: the
+    /// last to claim it, whose claim file names it (ids do not tell: they are drawn
+    /// before the name's lock is taken, and two drawn in one millisecond sort at random).
+    /// Without a claim file (deleted, or a root of 0.1.18, which had none), the job with
+    /// the name and the greatest id.
     pub fn lookup_name(&self, given: &str, name: &str) -> Result<JobDir> {
         if check_name(name).is_err() {
             return Err(Error::not_found(given));
         }
-        if let Some(job) = self.name_holder(name) {
+        if let Some(job) = self.last_claimant(name)
+            && job.read_meta().is_ok_and(|meta| meta.name.as_deref() == Some(name))
+        {
             return Ok(job);
         }
         let mut ids: Vec<String> = self.dir_names()?.unwrap_or_default().into_iter().filter(|n| valid_id(n)).collect();
