@@ -364,3 +364,43 @@ fn create_keeps_the_log_options_for_start() {
     let meta = env.read_json(&plain, "meta.json");
     assert!(meta.get("max_log_bytes").is_none() && meta.get("no_full_log").is_none(), "{meta}");
 }
+
+/// `run --log` naming a FIFO (or anything but a regular file or /dev/null) records the
+/// job `failed` at once, whether or not a reader holds the FIFO open. Its open waited
+/// for a reader, in the front-end: `run` never answered, and each such `POST /v1/jobs`
+/// held one of `serve`'s threads for good.
+#[test]
+fn a_custom_log_that_is_a_fifo_is_refused_at_once() {
+    let env = Env::new();
+    let fifo = env.dir.path().join("log.fifo");
+    let c_path = std::ffi::CString::new(fifo.to_str().expect("utf8")).expect("path");
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let fifo_arg = fifo.to_string_lossy().into_owned();
+    let launch = |observe: &str| {
+        let args = ["run", "--log", fifo_arg.as_str(), "--snapshot-after", observe, "--", "echo", "hi"];
+        let mut front = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
+        let answered = eventually(Duration::from_secs(10), || matches!(front.try_wait(), Ok(Some(_))));
+        if !answered {
+            let _ = front.kill();
+        }
+        let out = front.wait_with_output().expect("run");
+        assert!(answered, "run --log FIFO never answered");
+        single_json(&["run"], &out)
+    };
+    let value = launch("0");
+    assert_eq!(value["state"], "failed", "{value}");
+    assert!(value["error"].as_str().unwrap_or("").ends_with("not a regular file"), "{value}");
+    // A reader on the FIFO: it would open, and then hold the supervisor on its writes.
+    let _reader = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .expect("open the FIFO for reading");
+    let value = launch("1000");
+    assert_eq!(value["state"], "failed", "{value}");
+    assert!(value["error"].as_str().unwrap_or("").ends_with("not a regular file"), "{value}");
+    // /dev/null is a way to discard the merged log.
+    let kept = env.ok(&["run", "--log", "/dev/null", "--wait", "--", "echo", "hi"]);
+    assert_eq!(kept["state"], "exited", "{kept}");
+}

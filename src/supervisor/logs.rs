@@ -13,25 +13,43 @@ use std::path::{Path, PathBuf};
 /// (docs/compatibility.md §5.4: the supervisor starts the logs empty).
 pub fn open(path: &Path, follow: bool) -> Result<File, String> {
     let flags = if follow { libc::O_CLOEXEC } else { libc::O_CLOEXEC | libc::O_NOFOLLOW };
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .custom_flags(flags)
+        .custom_flags(flags | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
+        .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))?;
+    writable_log(file, path)
 }
 
 /// Opens a log that `run`'s front-end created empty in the staging directory: no
 /// creation (a directory being deleted right after `run` must not get its files back
 /// under `rm -r`) and no truncation (nothing has been written yet).
 pub fn open_existing(path: &Path) -> Result<File, String> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .write(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(path)
-        .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))
+        .map_err(|e| format!("open log {}: {}", path.display(), explain(&e)))?;
+    writable_log(file, path)
+}
+
+/// A log must be a regular file (or `/dev/null`, to discard it). A FIFO would stop the
+/// writer: its open waits for a reader (hence `O_NONBLOCK` above: the open of one
+/// without a reader fails instead, and `run` answered nothing, or held a `serve`
+/// thread, for as long as none came), and its writes wait for the reader to read. A
+/// terminal can be stopped. Neither may hold up the supervisor, whose first duty is the
+/// job's outcome. `O_NONBLOCK` changes nothing for the files that pass.
+fn writable_log(file: File, path: &Path) -> Result<File, String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = file.metadata().map_err(|e| format!("open log {}: {e}", path.display()))?;
+    let null = || std::fs::metadata("/dev/null").is_ok_and(|null| null.rdev() == meta.rdev());
+    if meta.file_type().is_file() || (meta.file_type().is_char_device() && null()) {
+        return Ok(file);
+    }
+    Err(format!("open log {}: not a regular file", path.display()))
 }
 
 /// Creates the next generation after a rotation: the name was just renamed away, so
@@ -50,6 +68,8 @@ fn create_new(path: &Path) -> Result<File, String> {
 fn explain(error: &std::io::Error) -> String {
     match error.raw_os_error() {
         Some(libc::ELOOP) => "is a symbolic link, refusing to write through it".to_string(),
+        // What `O_NONBLOCK` makes of a FIFO without a reader (see `writable_log`).
+        Some(libc::ENXIO) => "not a regular file".to_string(),
         _ => error.to_string(),
     }
 }
