@@ -298,3 +298,36 @@ fn start_reports_unreadable_files_as_internal_error() {
     std::fs::remove_file(env.job_dir(&id).join("meta.json")).expect("remove meta");
     env.err(&["start", &id], "internal_error");
 }
+
+/// A job defined from a working directory that no longer exists is refused: it was
+/// recorded with cwd "/", where `start` then ran it (and `list` from "/" took it).
+#[test]
+fn a_deleted_working_directory_is_an_error_not_the_root() {
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    for args in [&["create", "--", "pwd"][..], &["run", "--snapshot-after", "0", "--", "pwd"], &["list"]] {
+        let gone = env.dir.path().join("gone");
+        std::fs::create_dir(&gone).expect("mkdir");
+        let c_gone = std::ffi::CString::new(gone.to_str().expect("utf8")).expect("path");
+        let mut command = env.command(args);
+        command.current_dir(&gone);
+        // SAFETY: only rmdir (async-signal-safe) between fork and exec, after the chdir.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::rmdir(c_gone.as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = command.output().expect("spawn");
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+        assert_eq!(value["error"]["code"], "internal_error", "{args:?}: {value}");
+        assert!(value["error"]["message"].as_str().unwrap_or("").contains("current working directory"), "{value}");
+    }
+    assert!(
+        std::fs::read_dir(&env.root)
+            .map_or(true, |d| d.filter_map(|e| e.ok()).all(|e| !e.path().join("meta.json").exists()))
+    );
+}

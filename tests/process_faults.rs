@@ -399,3 +399,50 @@ fn a_callers_descriptors_reach_neither_the_supervisor_nor_the_job() {
         env.ok(&["kill", "--signal", "KILL", job["job_id"].as_str().expect("id")]);
     }
 }
+
+/// A `--cwd` removed after the front-end checked it, before the job process's chdir:
+/// the job is recorded `failed` with the working directory as the reason. It read
+/// "spawn : No such file or directory" (no program, wrong cause). `strace` holds the
+/// front-end at the fork of its launcher (after the check) while the test removes the
+/// directory.
+#[test]
+fn a_working_directory_removed_during_the_launch_is_the_recorded_reason() {
+    let env = Env::new();
+    let cwd = env.dir.path().join("vanishing");
+    std::fs::create_dir(&cwd).expect("mkdir");
+    let root = env.root.to_string_lossy().into_owned();
+    let cwd_arg = cwd.to_string_lossy().into_owned();
+    let tracer = env
+        .program(
+            "strace",
+            &["-o", "/dev/null", "--seccomp-bpf", "-e", "trace=clone", "-e", "inject=clone:delay_enter=3000000"],
+        )
+        .args(["--", common::BIN, "--root", root.as_str(), "run", "--cwd", cwd_arg.as_str(), "--snapshot-after", "0"])
+        .args(["--", "pwd"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace");
+    // The front-end is strace's child, held in `clone` (its fork of the launcher).
+    let front_end = || {
+        common::all_pids().into_iter().find(|&pid| {
+            common::cmdline(pid).contains("vanishing")
+                && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    stat.rsplit(')').next().unwrap_or("").split_whitespace().nth(1) == Some(&tracer.id().to_string())
+                })
+        })
+    };
+    let in_fork = || {
+        front_end().is_some_and(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/syscall"))
+                .is_ok_and(|s| s.starts_with(&format!("{} ", libc::SYS_clone)))
+        })
+    };
+    assert!(eventually(Duration::from_secs(10), in_fork), "the front-end never reached its fork");
+    std::fs::remove_dir(&cwd).expect("rmdir");
+    let out = tracer.wait_with_output().expect("strace");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+    assert_eq!(value["state"], "failed", "{value}");
+    let reason = value["error"].as_str().unwrap_or("");
+    assert!(reason.starts_with(&format!("working directory {cwd_arg}")), "{value}");
+}

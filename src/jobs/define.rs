@@ -119,7 +119,10 @@ impl Definition {
 pub fn effective_cwd(raw: Option<&str>) -> Result<String> {
     let path = match raw {
         Some(raw) => PathBuf::from(raw),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        // Never "/" in its place: a job defined from a directory deleted meanwhile
+        // would be recorded, and started, there (think of `rm -rf ./build`).
+        None => std::env::current_dir()
+            .map_err(|e| Error::internal(format!("the current working directory cannot be read ({e}); give --cwd")))?,
     };
     let path = std::fs::canonicalize(&path).unwrap_or_else(|_| jobstore::root::absolutize(&path));
     path.into_os_string().into_string().map_err(|path| {

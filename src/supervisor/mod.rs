@@ -203,8 +203,13 @@ fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals)
     if errno != 0 {
         drop((stdout, stderr));
         spawn::reap(pid);
-        let program = job_image(&spec).map(|image| image.name()).unwrap_or_default();
-        let reason = spawn_error(&program, &std::io::Error::from_raw_os_error(errno));
+        // Built again to name the program; if that fails now, its reason is the better
+        // one (a working directory removed since the front-end checked it made the job
+        // process's chdir fail, which read as "spawn : No such file or directory").
+        let reason = match job_image(&spec) {
+            Ok(image) => spawn_error(&image.name(), &std::io::Error::from_raw_os_error(errno)),
+            Err(reason) => reason,
+        };
         return fail(job, Some(&spec), &mut ack, reason);
     }
     let mut stop = |reason: String| {
