@@ -117,7 +117,25 @@ impl Launching {
 
         // SAFETY: fork in a possibly multi-threaded process; both children below only call
         // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve...).
+        // The stop signals are blocked from before the fork, so that none can end a child
+        // before `run`'s launcher has handed the job over (see `hand_over_run`): a TERM
+        // between the fork and the child's own sigprocmask was fatal. Ours come back
+        // right after it.
+        let mut stop: libc::sigset_t = unsafe { std::mem::zeroed() };
+        let mut ours: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: initialising and applying signal sets we own, to this thread only.
+        unsafe {
+            libc::sigemptyset(&mut stop);
+            for &signal in super::STOP_SIGNALS {
+                libc::sigaddset(&mut stop, signal);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &stop, &mut ours);
+        }
         let intermediate = unsafe { libc::fork() };
+        // SAFETY: restoring this thread's mask (in the parent; the children keep theirs).
+        if intermediate != 0 {
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &ours, std::ptr::null_mut()) };
+        }
         if intermediate < 0 {
             return Err(Error::io("fork supervisor", std::io::Error::last_os_error()));
         }
@@ -128,7 +146,10 @@ impl Launching {
                 if supervisor != 0 {
                     libc::_exit(if supervisor < 0 { 1 } else { 0 });
                 }
-                libc::sigprocmask(libc::SIG_SETMASK, &empty_mask, std::ptr::null_mut());
+                // None of the front-end's blocked signals go through the exec; `run`'s
+                // launcher keeps the stop signals blocked until its supervisor handles them.
+                let mask = if run.is_some() { &stop } else { &empty_mask };
+                libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
                 // `serve` ignores SIGCHLD so that the kernel reaps its children (PID 1
                 // duties); an ignored disposition survives exec, and the supervisor must
                 // be able to wait for its job and sinks.
