@@ -446,3 +446,74 @@ fn a_working_directory_removed_during_the_launch_is_the_recorded_reason() {
     let reason = value["error"].as_str().unwrap_or("");
     assert!(reason.starts_with(&format!("working directory {cwd_arg}")), "{value}");
 }
+
+/// The parent pid of `pid`, from `/proc`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')').next()?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A process of the launch stopped (SIGSTOP, a debugger) holds `run` up at most the
+/// handshake's deadline (10 s): it answers `running`, the record naming the stopped
+/// processes, and the job runs and is recorded once they go on. `run` waited for good.
+/// `strace` holds the front-end before its `go` while the test stops the job process
+/// held at its gate.
+#[test]
+fn a_stopped_launch_holds_run_up_only_until_its_deadline() {
+    let env = Env::new();
+    let marker = "held-job-stopped";
+    let root = env.root.to_string_lossy().into_owned();
+    let mut tracer = env
+        .program(
+            "strace",
+            &["-o", "/dev/null", "--seccomp-bpf", "-e", "trace=writev", "-e", "inject=writev:delay_enter=1500000"],
+        )
+        .args([
+            "--",
+            common::BIN,
+            "--root",
+            root.as_str(),
+            "run",
+            "--tag",
+            marker,
+            "--snapshot-after",
+            "0",
+            "--",
+            "true",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace");
+    let tracer_pid = tracer.id() as i32;
+    let held = || {
+        common::all_pids().into_iter().find(|&pid| {
+            let parent = parent_of(pid).unwrap_or(0);
+            common::cmdline(pid).contains(marker) && parent != tracer_pid && common::cmdline(parent).contains(marker)
+        })
+    };
+    let mut job = None;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            job = held();
+            job.is_some()
+        }),
+        "no held job process"
+    );
+    let job = job.expect("held");
+    // SAFETY: stopping the job process of this test's launch.
+    unsafe { libc::kill(job, libc::SIGSTOP) };
+    let answered = eventually(Duration::from_secs(30), || matches!(tracer.try_wait(), Ok(Some(_))));
+    // SAFETY: letting it go on, whatever happened.
+    unsafe { libc::kill(job, libc::SIGCONT) };
+    if !answered {
+        let _ = tracer.kill();
+    }
+    let out = tracer.wait_with_output().expect("strace");
+    assert!(answered, "run waited on a stopped process without a deadline");
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+    assert_eq!(value["state"], "running", "{value}");
+    let id = value["job_id"].as_str().expect("id");
+    let end = env.ok(&["wait", "--until", "10000", id]);
+    assert_eq!((end["state"].as_str(), end["exit_code"].as_i64()), (Some("exited"), Some(0)), "{end}");
+}

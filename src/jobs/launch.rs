@@ -65,6 +65,9 @@ fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {
     };
     match handshake {
         Ok(Handshake::Started) => Ok(()),
+        // Held up (a stopped process): the record names the live processes, and the
+        // supervisor records what comes of the start. The answer says `running`.
+        Ok(Handshake::Pending) => Ok(()),
         // The supervisor recorded it, unless it could not write (a full disk).
         Ok(Handshake::Failed(reason)) => unrecorded(&reason),
         Ok(Handshake::Lost) => unrecorded("supervisor exited before starting the job"),

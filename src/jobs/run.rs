@@ -65,7 +65,7 @@ fn launch_and_observe(root: &Root, request: &RunRequest, after: AfterAnswer) -> 
         // Without one (a full disk) the supervisor makes its own, or does without.
         let _ = staging.create_reserve();
         staging.write_meta(&meta)?;
-        staging.write_state(&initial_state(&id, launching.pids().as_ref()))?;
+        staging.write_state(&initial_state(&id, launching.pids()?.as_ref()))?;
         staging.commit()
     };
     let job = match &definition.name {

@@ -17,9 +17,10 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::time::{Duration, Instant};
 
 use super::handover::{ACK_FD, ADOPT_FD, AfterAnswer, GO, GO_THEN_EXIT, SPEC_FD, close_from, hand_over_run};
 use super::spawn::Program;
@@ -29,6 +30,10 @@ use crate::jobstore::{JobDir, liveness};
 
 /// The hidden subcommand the supervisor is exec'd as.
 pub const SUPERVISE_ARG: &str = "__supervise";
+/// How long a front-end waits for each step of the start handshake. A start takes
+/// milliseconds; one held up longer has a process of it stopped (SIGSTOP, a debugger),
+/// and no call may wait on that without a deadline.
+const HANDSHAKE_PATIENCE: Duration = Duration::from_secs(10);
 /// What the launcher of `run` reports before the job directory exists: the supervisor's
 /// pid and that of the job process it forked and holds before the exec (none when it
 /// could not fork one), with their start times (read by the front-end).
@@ -62,6 +67,10 @@ impl Pids {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Handshake {
     Started,
+    /// No answer within `HANDSHAKE_PATIENCE`: the processes are alive but held up. The
+    /// record stays `running`, naming them, and whatever comes of the start is recorded
+    /// by the supervisor when they go on.
+    Pending,
     /// The job could not be started; `state.json` already says `failed` with this reason.
     Failed(String),
     /// The supervisor died before answering.
@@ -187,16 +196,21 @@ impl Launching {
     }
 
     /// The pids the launcher of `run` reports (`None` if it died first), with their
-    /// start times.
-    pub fn pids(&mut self) -> Option<Pids> {
-        let mut line = String::new();
-        if let Some(ack_read) = self.ack_read.as_mut() {
-            let _ = ack_read.read_line(&mut line);
-        }
-        let mut pids = Pids::parse(&line)?;
+    /// start times; an error if it reports nothing within `HANDSHAKE_PATIENCE`. Dropped
+    /// then, without `go`, we leave nothing to the launcher: when it goes on, it finds
+    /// the spec pipe closed and lets its held job process exit unrun.
+    pub fn pids(&mut self) -> Result<Option<Pids>> {
+        let Some(line) = self.ack_read.as_mut().and_then(|ack_read| read_line_within(ack_read, HANDSHAKE_PATIENCE))
+        else {
+            return Err(Error::internal(format!(
+                "the supervisor did not start within {} s (a process of it is stopped?)",
+                HANDSHAKE_PATIENCE.as_secs()
+            )));
+        };
+        let Some(mut pids) = Pids::parse(&line) else { return Ok(None) };
         pids.supervisor_start = liveness::start_time(pids.supervisor);
         pids.job = pids.job.map(|(pid, _)| (pid, liveness::start_time(pid)));
-        Some(pids)
+        Ok(Some(pids))
     }
 
     /// Tells the launcher of `run` that the job directory is complete, with the launch
@@ -218,12 +232,7 @@ impl Launching {
             let _ = write_all_vectored(&spec_write, &[go, &payload]);
         }
         self.reap_intermediate()?;
-        let mut answer = String::new();
-        if let Some(ack_read) = self.ack_read.as_mut() {
-            // One line: the supervisor keeps its end open while the job runs.
-            let _ = ack_read.read_line(&mut answer);
-        }
-        Ok(parse_ack(&answer))
+        Ok(self.answer())
     }
 
     fn reap_intermediate(&mut self) -> Result<()> {
@@ -234,12 +243,13 @@ impl Launching {
         Ok(())
     }
 
-    fn answer(&mut self) -> String {
-        let mut answer = String::new();
-        if let Some(mut ack_read) = self.ack_read.take() {
-            let _ = ack_read.read_to_string(&mut answer);
+    /// The answer: one line (the supervisor keeps its end open while the job runs).
+    fn answer(&mut self) -> Handshake {
+        match self.ack_read.as_mut().map(|ack_read| read_line_within(ack_read, HANDSHAKE_PATIENCE)) {
+            Some(None) => Handshake::Pending,
+            Some(Some(line)) => parse_ack(&line),
+            None => Handshake::Lost,
         }
-        answer
     }
 
     /// Sends the launch spec and waits for the supervisor's answer.
@@ -254,7 +264,7 @@ impl Launching {
             let _ = spec_write.write_all(&payload);
         }
         self.reap_intermediate()?;
-        Ok(parse_ack(&self.answer()))
+        Ok(self.answer())
     }
 }
 
@@ -265,6 +275,29 @@ impl Drop for Launching {
         drop(self.spec_write.take());
         let _ = self.reap_intermediate();
     }
+}
+
+/// One line from `reader`, or what came before its end of file; `None` if neither came
+/// within `patience`. The lines of the handshake are written whole, each in one `write`
+/// shorter than a pipe's atomic size: once the pipe is readable, the line is there.
+fn read_line_within(reader: &mut BufReader<File>, patience: Duration) -> Option<String> {
+    let deadline = Instant::now() + patience;
+    while reader.buffer().is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut ready = libc::pollfd { fd: reader.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: polling one descriptor we own, through a struct we own.
+        match unsafe { libc::poll(&mut ready, 1, ms) } {
+            n if n > 0 => break,
+            0 => return None,
+            _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
+            // Not pollable: read as before.
+            _ => break,
+        }
+    }
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line);
+    Some(line)
 }
 
 fn parse_ack(answer: &str) -> Handshake {
