@@ -517,3 +517,39 @@ fn a_stopped_launch_holds_run_up_only_until_its_deadline() {
     let end = env.ok(&["wait", "--until", "10000", id]);
     assert_eq!((end["state"].as_str(), end["exit_code"].as_i64()), (Some("exited"), Some(0)), "{end}");
 }
+
+/// Ctrl-C, TERM, QUIT or HUP to `run` at any moment of its launch leaves no `.new-<id>`
+/// staging directory: they are held back while one exists. About half of the
+/// interrupted launches left one.
+#[test]
+fn an_interrupted_launch_leaves_no_staging_directory() {
+    let env = Env::new();
+    let timed = Instant::now();
+    env.ok(&["run", "--snapshot-after", "0", "--", "true"]);
+    let span = timed.elapsed().as_micros() as u64 + 1;
+    let signals = [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP];
+    for round in 0..rounds(40, 400) {
+        let mut front = env
+            .command(&["run", "--snapshot-after", "0", "--", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        // The fault injection itself: a signal at a pseudo-random moment of the launch.
+        std::thread::sleep(delay_for(round, span));
+        // SAFETY: signalling the front-end this test started.
+        unsafe { libc::kill(front.id() as i32, signals[round % signals.len()]) };
+        front.wait().expect("reap front-end");
+    }
+    let staged: Vec<String> = std::fs::read_dir(&env.root)
+        .expect("root")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".new-"))
+        .collect();
+    assert!(staged.is_empty(), "left behind: {staged:?}");
+    let listed = env.ok(&["list", "--all"]);
+    for job in listed["jobs"].as_array().cloned().unwrap_or_default() {
+        env.ok(&["wait", "--until", "10000", job["job_id"].as_str().expect("id")]);
+    }
+}
