@@ -1,6 +1,7 @@
 //! The output contract at the edges: usage errors (exit 2, empty stdout), help and
-//! version, error codes (exit 1, one JSON object), YAML output, and the exact shape of
-//! responses decoded into mirror structs that reject unknown fields.
+//! version, error codes (exit 1, one JSON object), YAML output, the exact shape of
+//! responses decoded into mirror structs that reject unknown fields, and answers that
+//! are lost (exit 1) or meet a non-blocking stdout (written whole).
 
 mod common;
 
@@ -247,4 +248,124 @@ fn a_lost_answer_with_stderr_gone_too_exits_1() {
         let expected = if args[0] == "no-such-command" { 2 } else { 1 };
         assert_eq!(status.code(), Some(expected), "{args:?}: {status:?}");
     }
+}
+
+/// stdout a pipe whose file description is non-blocking (an event-loop harness sets
+/// O_NONBLOCK on its end, and the flag is shared with ours): an answer larger than the
+/// pipe's room was cut where the pipe was full, with "Resource temporarily unavailable"
+/// and exit 1. Every writer of stdout must wait for room instead: the one answer of
+/// `list` (buffered), of `--yaml` and `tail` (one write), the stream of `tail --follow`,
+/// raw and NDJSON, and `mcp`'s messages (a cut line there was a silent exit 0).
+#[test]
+fn answers_larger_than_a_non_blocking_pipe_are_written_whole() {
+    let env = Env::new();
+    // A 2 KiB tag makes each job's entry in `list` that large: 100 jobs answer about
+    // 200 KiB, three times a default pipe.
+    let tag = "t".repeat(2048);
+    for _ in 0..100 {
+        env.ok(&["create", "--tag", &tag, "--", "true"]);
+    }
+    let id = env.start_job(&["seq 1 40000"]);
+    env.wait_job(&id);
+    let log = std::fs::read(env.job_dir(&id).join("stdout.log")).expect("read stdout.log");
+    assert!(log.len() > 128 * 1024, "the job's log must be larger than a pipe");
+
+    for args in [
+        &["list", "--all"][..],
+        &["--yaml", "list", "--all"],
+        &["tail", "--tail-lines", "0", "--max-bytes", "1000000", &id],
+    ] {
+        let (status, stdout, stderr) = through_a_non_blocking_pipe(env.command(args));
+        assert_eq!(status, Some(0), "{args:?}: {stderr}");
+        assert!(stdout.len() > 128 * 1024, "{args:?}: only {} bytes", stdout.len());
+        let value: serde_json::Value = if args[0] == "--yaml" {
+            serde_yaml_ng::from_slice(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one YAML answer: {e}"))
+        } else {
+            serde_json::from_slice(&stdout).unwrap_or_else(|e| panic!("{args:?}: not one JSON answer: {e}"))
+        };
+        assert_eq!(value["ok"], true, "{args:?}");
+        if args.contains(&"list") {
+            assert_eq!(value["jobs"].as_array().map(Vec::len), Some(101), "{args:?}");
+        }
+    }
+
+    let (status, stdout, stderr) =
+        through_a_non_blocking_pipe(env.command(&["tail", "--follow", "--tail-lines", "0", &id]));
+    assert_eq!(status, Some(0), "tail --follow: {stderr}");
+    assert!(stdout == log, "tail --follow: {} bytes of the log's {}", stdout.len(), log.len());
+
+    let (status, stdout, stderr) =
+        through_a_non_blocking_pipe(env.command(&["tail", "--follow", "--json", "--tail-lines", "0", &id]));
+    assert_eq!(status, Some(0), "tail --follow --json: {stderr}");
+    let mut data = String::new();
+    for line in String::from_utf8(stdout).expect("UTF-8").lines() {
+        let record: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("tail --follow --json: a cut record ({e}): {line}"));
+        data.push_str(record["data"].as_str().expect("data"));
+    }
+    assert!(
+        data.as_bytes() == log,
+        "tail --follow --json: the records hold {} bytes of the log's {}",
+        data.len(),
+        log.len()
+    );
+
+    // `mcp`: the `list` tool's result is one message line over 128 KiB; stdin's end of
+    // file lets the call finish and then ends the server.
+    let messages = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "list", "arguments": {"all": true}}}),
+    ];
+    let input = env.dir.path().join("mcp-input");
+    std::fs::write(&input, messages.iter().map(|m| format!("{m}\n")).collect::<String>()).expect("write mcp input");
+    let mut command = env.command(&["mcp"]);
+    command.stdin(std::fs::File::open(&input).expect("open mcp input"));
+    let (status, stdout, stderr) = through_a_non_blocking_pipe(command);
+    assert_eq!(status, Some(0), "mcp: {stderr}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(stdout)
+        .expect("UTF-8")
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("mcp: a cut message ({e}): {} bytes", line.len()))
+        })
+        .collect();
+    let listed = lines.iter().find(|m| m["id"] == 2).expect("the list call's answer");
+    assert_eq!(listed["result"]["structuredContent"]["jobs"].as_array().map(Vec::len), Some(101), "mcp");
+}
+
+/// Runs `command` with stdout the write end of a pipe made non-blocking, and reads the pipe
+/// only once it is full (or the child has exited), so that the writer meets EAGAIN. Full
+/// is judged by poll(2) on a copy of the write end, as the writer's kernel judges it: a
+/// pipe counts its room in pages, which small writes leave partly empty, so the bytes
+/// queued say nothing. Returns the exit status, everything written and stderr.
+fn through_a_non_blocking_pipe(mut command: std::process::Command) -> (Option<i32>, Vec<u8>, String) {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+
+    let (mut reader, writer) = std::io::pipe().expect("pipe");
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(writer.as_raw_fd(), libc::F_GETFL);
+        assert!(flags >= 0 && libc::fcntl(writer.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0);
+    }
+    let probe = writer.try_clone().expect("dup the write end");
+    command.stdout(writer).stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("spawn agent-exec");
+    let what = format!("{command:?}");
+    // The command holds our copy of the write end: without dropping it, no end of file.
+    drop(command);
+    let full = common::eventually(std::time::Duration::from_secs(30), || {
+        let mut pollfd = libc::pollfd { fd: probe.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+        // SAFETY: poll(2) on one pollfd, without waiting.
+        let polled = unsafe { libc::poll(&raw mut pollfd, 1, 0) };
+        (polled == 0) || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    assert!(full, "{what}: the pipe never filled");
+    drop(probe);
+    let mut stdout = Vec::new();
+    reader.read_to_end(&mut stdout).expect("read the pipe");
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    (child.wait().expect("wait").code(), stdout, stderr)
 }

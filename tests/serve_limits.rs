@@ -1,4 +1,4 @@
-//! `agent-exec serve` resource bounds over real HTTP: idle clients (the lanes and caps are in
+//! `agent-exec serve` resource bounds over real HTTP: idle and refused clients (the lanes and caps are in
 //! `serve_bounds.rs`), bounded `/wait`, graceful shutdown, and no zombies, leaked descriptors or growing
 //! memory after many `/exec` calls (`AGENT_EXEC_SOAK` runs 1,000 jobs).
 
@@ -44,6 +44,54 @@ fn silent_connections_are_closed() {
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "not closed by the server: {e}"),
     }
     assert_eq!(server.get("/health").status, 200, "still serving after its idle timeout");
+}
+
+/// After a refusal the server reads what the client still sends for at most 2 s, then
+/// closes (tiny_http patches 7 and 13). A client that sends nothing more and keeps its end
+/// open must see the close well before the socket's 10 s idle timeout, which used to bound
+/// each read of that linger instead.
+#[test]
+fn refused_connections_close_after_the_linger_not_the_idle_timeout() {
+    // Between the 2 s linger and the 10 s idle timeout, with room for a loaded machine.
+    const BOUND: Duration = Duration::from_secs(6);
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let port = server.port;
+    let refusals = [
+        (431, format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9000))),
+        (505, "GET /health HTTP/2.0\r\n\r\n".to_string()),
+        (413, "POST /exec HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n".to_string()),
+    ];
+    let clients: Vec<_> = refusals
+        .into_iter()
+        .map(|(status, raw)| {
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                stream.write_all(raw.as_bytes()).expect("send the request");
+                let sent = Instant::now();
+                let mut answer = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    let left = BOUND.saturating_sub(sent.elapsed());
+                    assert!(!left.is_zero(), "{status}: connection still open {BOUND:?} after the refusal");
+                    stream.set_read_timeout(Some(left)).expect("timeout");
+                    match stream.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => answer.extend_from_slice(&buf[..n]),
+                        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                            panic!("{status}: connection still open {BOUND:?} after the refusal")
+                        }
+                        Err(e) => panic!("{status}: not a clean close: {e}"),
+                    }
+                }
+                let text = String::from_utf8_lossy(&answer);
+                assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "expected {status}: {text}");
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().expect("client thread");
+    }
 }
 
 #[test]

@@ -9,6 +9,7 @@ use super::{Answer, exit_status};
 use crate::error::Result;
 use crate::jobs::{self, FollowRequest};
 use crate::jobstore::Root;
+use crate::output;
 use crate::wire::Stream;
 
 #[derive(serde::Serialize)]
@@ -26,7 +27,9 @@ struct Partial {
 }
 
 pub fn follow(root: &Root, request: &FollowRequest, json: bool) -> Result<Answer> {
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    // Buffered for the records (several writes each), flushed after every chunk; the
+    // job's stderr is copied in one write per chunk, so it needs no buffer.
+    let (mut out, mut err) = (std::io::BufWriter::new(output::Std::stdout()), output::Std::stderr());
     let mut partial = [Partial::default(), Partial::default()];
     // A write that fails (stdout on a full disk, a reader gone) ends the follow; the
     // output is then lost, and the exit status must say so (1, as for a lost answer).
@@ -63,7 +66,6 @@ pub fn follow(root: &Root, request: &FollowRequest, json: bool) -> Result<Answer
         }
     }
     if let Some(e) = lost {
-        drop(err);
         crate::log::to_stderr(format_args!("error: could not write the answer: {e}\n"));
         return Ok(Answer::Exit(1));
     }

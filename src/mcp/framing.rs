@@ -11,6 +11,8 @@ use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
+use crate::output;
+
 /// Requests above 1 MiB are refused: every legitimate call is a few hundred bytes.
 pub const MAX_MESSAGE: usize = 1 << 20;
 
@@ -168,12 +170,12 @@ pub fn classify(line: &[u8]) -> Incoming {
 
 /// The one writer of stdout.
 pub struct Out {
-    stdout: Mutex<io::Stdout>,
+    stdout: Mutex<output::Std>,
 }
 
 impl Out {
     pub fn new() -> Out {
-        Out { stdout: Mutex::new(io::stdout()) }
+        Out { stdout: Mutex::new(output::Std::stdout()) }
     }
 
     pub fn result(&self, id: &Value, result: Value) -> io::Result<()> {
@@ -194,14 +196,13 @@ impl Out {
         // A worker that panicked while holding the lock wrote nothing partial (one
         // `write_all` per message), so the stream is still usable.
         let mut stdout = self.stdout.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        stdout.write_all(line.as_bytes())?;
-        stdout.flush()
+        stdout.write_all(line.as_bytes())
     }
 
     /// Holds the writer for good, so that nothing is written after the caller exits;
     /// `None` if a writer still holds it after `patience`: it is stuck in a write to a
     /// client that stopped reading, and waiting for it would keep us from ever exiting.
-    pub fn close(&self, patience: std::time::Duration) -> Option<std::sync::MutexGuard<'_, io::Stdout>> {
+    pub fn close(&self, patience: std::time::Duration) -> Option<std::sync::MutexGuard<'_, output::Std>> {
         let deadline = std::time::Instant::now() + patience;
         loop {
             match self.stdout.try_lock() {

@@ -252,7 +252,16 @@ impl ClientConnection {
         let until = Instant::now() + LINGER_TIME;
         let mut left = LINGER_BYTES;
         let mut scratch = [0u8; 4096];
-        while left > 0 && Instant::now() < until {
+        while left > 0 {
+            // Each read waits at most what is left of the linger (agent-exec patch 13): the
+            // socket's own read timeout is the idle timeout (10 s), which held a silent
+            // client's connection, thread and descriptors that long. Nothing restores it,
+            // since the connection closes after this loop.
+            let remaining = until.saturating_duration_since(Instant::now());
+            if remaining.is_zero() || self.next_header_source.get_mut().get_ref().set_read_timeout(remaining).is_err()
+            {
+                break;
+            }
             match self.next_header_source.read(&mut scratch[..left.min(4096)]) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => left -= n,

@@ -1,6 +1,7 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -42,6 +43,16 @@ impl Stream {
             Stream::Http(tcp_stream) => tcp_stream.peer_addr(),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.peer_addr(),
+        }
+    }
+
+    fn set_read_timeout(&self, timeout: Duration) -> IoResult<()> {
+        match self {
+            Stream::Http(connection) => connection.set_read_timeout(timeout),
+            // The TLS streams give no access to their socket's options; the caller then
+            // stops reading at once rather than wait for the idle timeout.
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => Err(std::io::ErrorKind::Unsupported.into()),
         }
     }
 
@@ -120,6 +131,11 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Sets how long a read waits for data (agent-exec patch 13); `timeout` must not be zero.
+    pub(crate) fn set_read_timeout(&self, timeout: Duration) -> IoResult<()> {
+        self.stream.set_read_timeout(timeout)
     }
 
     /// The plain socket's descriptor (agent-exec patch 11); `None` through TLS.
