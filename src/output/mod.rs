@@ -15,8 +15,15 @@ pub fn print(json: &str, as_yaml: bool) -> io::Result<()> {
     if as_yaml {
         return print_text(&to_yaml(json).unwrap_or_else(|| format!("{json}\n")));
     }
-    // Not copied to append the newline: a `list` answer can be megabytes.
+    // One write for an answer that fits a pipe, so that a reader never sees it without
+    // its newline; a larger one (a `list` can be megabytes) is not copied to append it.
     let mut stdout = Std::stdout();
+    if json.len() < 64 * 1024 {
+        let mut line = Vec::with_capacity(json.len() + 1);
+        line.extend_from_slice(json.as_bytes());
+        line.push(b'\n');
+        return stdout.write_all(&line);
+    }
     stdout.write_all(json.as_bytes()).and_then(|()| stdout.write_all(b"\n"))
 }
 
