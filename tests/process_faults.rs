@@ -191,7 +191,13 @@ fn a_front_end_gone_before_go_leaves_a_failed_job_that_never_ran() {
             .expect("strace");
         assert!(out.stdout.is_empty(), "{observe:?}: the front-end answered: {}", String::from_utf8_lossy(&out.stdout));
         assert!(!out.status.success(), "{observe:?}: the front-end was not killed at its {syscall}");
-        assert!(eventually(Duration::from_secs(10), || supervisors_under(&env.root).is_empty()), "processes linger");
+        // Gone: the supervisor, and before it the launcher and the held job process, which
+        // carry the front-end's argv (the marker) until the launcher's exec.
+        let lingering = || {
+            !supervisors_under(&env.root).is_empty()
+                || common::all_pids().into_iter().any(|pid| common::cmdline(pid).contains(&marker_arg))
+        };
+        assert!(eventually(Duration::from_secs(10), || !lingering()), "processes linger");
         let jobs = env.ok(&["list", "--all"])["jobs"].as_array().cloned().unwrap_or_default();
         if job_made {
             assert_eq!(jobs.len(), before + 1, "{jobs:?}");
