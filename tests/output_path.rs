@@ -379,14 +379,8 @@ fn a_custom_log_that_is_a_fifo_is_refused_at_once() {
     let fifo_arg = fifo.to_string_lossy().into_owned();
     let launch = |observe: &str| {
         let args = ["run", "--log", fifo_arg.as_str(), "--snapshot-after", observe, "--", "echo", "hi"];
-        let mut front = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
-        let answered = eventually(Duration::from_secs(10), || matches!(front.try_wait(), Ok(Some(_))));
-        if !answered {
-            let _ = front.kill();
-        }
-        let out = front.wait_with_output().expect("run");
-        assert!(answered, "run --log FIFO never answered");
-        single_json(&["run"], &out)
+        let out = common::output_within(&mut env.command(&args), Duration::from_secs(10));
+        single_json(&["run"], &out.expect("run --log FIFO never answered"))
     };
     let value = launch("0");
     assert_eq!(value["state"], "failed", "{value}");

@@ -256,13 +256,8 @@ fn a_reader_never_waits_on_a_held_lock_to_repair_a_lost_job() {
     // SAFETY: flock on a descriptor we own; released when it closes.
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
     for args in [vec!["status", &id], vec!["list", "--all"], vec!["wait", "--until", "60000", &id]] {
-        let mut reader = env.command(&args).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
-        let answered = eventually(Duration::from_secs(10), || matches!(reader.try_wait(), Ok(Some(_))));
-        if !answered {
-            let _ = reader.kill();
-        }
-        let out = reader.wait_with_output().expect("reader");
-        assert!(answered, "{args:?} waited for the lock");
+        let out = common::output_within(&mut env.command(&args), Duration::from_secs(10));
+        let out = out.unwrap_or_else(|| panic!("{args:?} waited for the lock"));
         let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
         let reported = if args[0] == "list" { value["jobs"][0].clone() } else { value };
         assert_eq!(reported["state"], "failed", "{args:?}: {reported}");

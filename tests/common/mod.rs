@@ -149,6 +149,18 @@ pub fn describe(args: &[&str], out: &Output) -> String {
 }
 
 /// Polls `condition` every few milliseconds until it holds or `limit` passes.
+/// Runs `command` (stdout piped) for at most `limit`: its output if it ended by then,
+/// else `None` (it is killed).
+pub fn output_within(command: &mut Command, limit: Duration) -> Option<Output> {
+    let mut child = command.stdout(Stdio::piped()).spawn().expect("spawn");
+    let ended = eventually(limit, || matches!(child.try_wait(), Ok(Some(_))));
+    if !ended {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().expect("wait");
+    ended.then_some(out)
+}
+
 pub fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
     loop {
