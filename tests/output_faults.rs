@@ -51,6 +51,18 @@ while [ -n "$pid" ] && [ -r /proc/$pid/stat ] && ! sed 's/.*) //' /proc/$pid/sta
 done
 "#;
 
+/// Waits until the job's supervisor holds its logs open: it starts after `run
+/// --snapshot-after 0` has answered, and a log it opened through a read-only bind mount
+/// made meanwhile would keep that mount from being made read-only ("mount point is
+/// busy").
+const SUPERVISOR_AT_WORK: &str = r#"
+pid=$(sed -n 's/.*"supervisor_pid": \([0-9]*\).*/\1/p' "$AGENT_EXEC_ROOT/$id/state.json")
+i=0
+while ! ls -l /proc/$pid/fd 2>/dev/null | grep -q "$id/stdout.log" && [ $i -lt 1000 ]; do
+  sleep 0.02; i=$((i+1))
+done
+"#;
+
 const JOB_ID: &str = r#"id=$(printf '%s' "$out" | sed 's/.*"job_id":"\([^"]*\)".*/\1/')"#;
 
 #[test]
@@ -91,6 +103,7 @@ fn a_job_directory_made_read_only_mid_run_keeps_the_exit_status() {
         r#"set -e
 out=$("$AE" run --snapshot-after 0 -- sh -c 'while [ ! -e go ]; do sleep 0.01; done; echo bye; exit 42')
 {JOB_ID}
+{SUPERVISOR_AT_WORK}
 dir="$AGENT_EXEC_ROOT/$id"
 mount --bind "$dir" "$dir"
 mount -o remount,bind,ro "$dir"
