@@ -124,8 +124,6 @@ impl Launching {
         unsafe { libc::sigemptyset(&mut empty_mask) };
         let front_end = std::process::id();
 
-        // SAFETY: fork in a possibly multi-threaded process; both children below only call
-        // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve...).
         // The stop signals are blocked from before the fork, so that none can end a child
         // before `run`'s launcher has handed the job over (see `hand_over_run`): a TERM
         // between the fork and the child's own sigprocmask was fatal. Ours come back
@@ -140,6 +138,8 @@ impl Launching {
             }
             libc::pthread_sigmask(libc::SIG_BLOCK, &stop, &mut ours);
         }
+        // SAFETY: fork in a possibly multi-threaded process; both children below only call
+        // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve...).
         let intermediate = unsafe { libc::fork() };
         // SAFETY: restoring this thread's mask (in the parent; the children keep theirs).
         if intermediate != 0 {
