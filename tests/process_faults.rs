@@ -559,3 +559,37 @@ fn an_interrupted_launch_leaves_no_staging_directory() {
         env.ok(&["wait", "--until", "10000", job["job_id"].as_str().expect("id")]);
     }
 }
+
+/// A process limit that stops the launch's second fork (the launcher) is reported as
+/// that fork's error, as one that stops the first fork is, and leaves no job: it was
+/// recorded "supervisor exited before starting the job". Run as a uid of its own
+/// (54321, which no other process uses) under `prlimit --nproc=2`: the front-end and
+/// its first child are the two processes allowed.
+#[test]
+fn a_process_limit_reached_during_the_launch_is_the_reported_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    const UID: u32 = 54321;
+    let env = Env::new();
+    let dir = std::env::temp_dir().join(format!("agent-exec-nproc-{}", std::process::id()));
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::os::unix::fs::chown(&dir, Some(UID), Some(UID)).expect("chown");
+    let root = dir.join("jobs");
+    let uid = UID.to_string();
+    let out = env
+        .program("setpriv", &["--reuid", &uid, "--regid", &uid, "--clear-groups", "--"])
+        .args(["prlimit", "--nproc=2:2", "--", common::BIN, "run", "--snapshot-after", "0", "--", "true"])
+        .env("HOME", &dir)
+        .env("XDG_CONFIG_HOME", dir.join(".config"))
+        .env("AGENT_EXEC_ROOT", &root)
+        .current_dir(&dir)
+        .output()
+        .expect("setpriv");
+    let jobs = std::fs::read_dir(&root).map(|d| d.count()).unwrap_or(0);
+    let _ = std::fs::remove_dir_all(&dir);
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+    assert_eq!(out.status.code(), Some(1), "{value}");
+    let message = value["error"]["message"].as_str().unwrap_or("");
+    assert!(message.starts_with("fork supervisor: Resource temporarily unavailable"), "{value}");
+    assert_eq!(jobs, 0, "a job was left for a launch that never had a supervisor");
+}

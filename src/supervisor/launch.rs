@@ -90,6 +90,9 @@ pub fn launch(job: &JobDir, spec: &LaunchSpec) -> Result<Handshake> {
 pub struct Launching {
     intermediate: libc::pid_t,
     reaped: bool,
+    /// Why the intermediate child could not fork the supervisor, once reaped (its exit
+    /// status; unknown under `serve`, whose children the kernel reaps).
+    fork_error: Option<i32>,
     spec_write: Option<File>,
     ack_read: Option<BufReader<File>>,
 }
@@ -153,7 +156,10 @@ impl Launching {
                 libc::setsid();
                 let supervisor = libc::fork();
                 if supervisor != 0 {
-                    libc::_exit(if supervisor < 0 { 1 } else { 0 });
+                    // A failed fork's errno is our exit status: the front-end reports it
+                    // (a process limit reached), where it could only say "exited".
+                    let failed = if supervisor < 0 { *libc::__errno_location() } else { 0 };
+                    libc::_exit(failed.clamp(0, 255));
                 }
                 // None of the front-end's blocked signals go through the exec; `run`'s
                 // launcher keeps the stop signals blocked until its supervisor handles them.
@@ -190,6 +196,7 @@ impl Launching {
         Ok(Launching {
             intermediate,
             reaped: false,
+            fork_error: None,
             spec_write: Some(File::from(spec_write)),
             ack_read: Some(BufReader::new(File::from(ack_read))),
         })
@@ -207,7 +214,13 @@ impl Launching {
                 HANDSHAKE_PATIENCE.as_secs()
             )));
         };
-        let Some(mut pids) = Pids::parse(&line) else { return Ok(None) };
+        let Some(mut pids) = Pids::parse(&line) else {
+            self.reap_intermediate()?;
+            return match self.fork_error {
+                Some(errno) => Err(Error::io("fork supervisor", std::io::Error::from_raw_os_error(errno))),
+                None => Ok(None),
+            };
+        };
         pids.supervisor_start = liveness::start_time(pids.supervisor);
         pids.job = pids.job.map(|(pid, _)| (pid, liveness::start_time(pid)));
         Ok(Some(pids))
@@ -238,17 +251,23 @@ impl Launching {
     fn reap_intermediate(&mut self) -> Result<()> {
         if !self.reaped {
             self.reaped = true;
-            reap(self.intermediate)?;
+            self.fork_error = reap(self.intermediate)?.filter(|&status| status != 0);
         }
         Ok(())
     }
 
     /// The answer: one line (the supervisor keeps its end open while the job runs).
     fn answer(&mut self) -> Handshake {
-        match self.ack_read.as_mut().map(|ack_read| read_line_within(ack_read, HANDSHAKE_PATIENCE)) {
+        let handshake = match self.ack_read.as_mut().map(|ack_read| read_line_within(ack_read, HANDSHAKE_PATIENCE)) {
             Some(None) => Handshake::Pending,
             Some(Some(line)) => parse_ack(&line),
             None => Handshake::Lost,
+        };
+        match (handshake, self.fork_error) {
+            (Handshake::Lost, Some(errno)) => {
+                Handshake::Failed(format!("fork supervisor: {}", std::io::Error::from_raw_os_error(errno)))
+            }
+            (handshake, _) => handshake,
         }
     }
 
@@ -398,18 +417,19 @@ fn dup_high(fd: OwnedFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-fn reap(pid: libc::pid_t) -> Result<()> {
+/// Waits for our child `pid`; its exit status, if it exited and we could see it.
+fn reap(pid: libc::pid_t) -> Result<Option<i32>> {
     loop {
         let mut status = 0;
         // SAFETY: waiting for our own child.
         if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
-            return Ok(());
+            return Ok(libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)));
         }
         let err = std::io::Error::last_os_error();
         // Under `serve` SIGCHLD is ignored: the kernel has already released the child
         // once this wait returns (see crate::reaper).
         if err.raw_os_error() == Some(libc::ECHILD) {
-            return Ok(());
+            return Ok(None);
         }
         if err.kind() != std::io::ErrorKind::Interrupted {
             return Err(Error::io("reap launcher", err));
