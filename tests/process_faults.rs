@@ -593,3 +593,73 @@ fn a_process_limit_reached_during_the_launch_is_the_reported_reason() {
     assert!(message.starts_with("fork supervisor: Resource temporarily unavailable"), "{value}");
     assert_eq!(jobs, 0, "a job was left for a launch that never had a supervisor");
 }
+
+/// The same with a launch spec longer than a pipe holds and the launcher stopped before
+/// it reads `go`: the front-end's write of the spec waited for good. It gives up at the
+/// deadline and records the job `failed`; the launcher, once continued, finds the spec
+/// cut short and lets the held job process exit without running it.
+#[test]
+fn a_stopped_launcher_holds_a_long_spec_only_until_the_deadline() {
+    let env = Env::new();
+    let marker = env.dir.path().join("ran-long-spec");
+    let marker_arg = marker.to_string_lossy().into_owned();
+    let root = env.root.to_string_lossy().into_owned();
+    let entries: Vec<String> = (0..2000).map(|i| format!("VAR{i}={}", "x".repeat(100))).collect();
+    let mut args = vec!["--", common::BIN, "--root", root.as_str(), "run", "--snapshot-after", "0"];
+    for entry in &entries {
+        args.extend(["--env", entry.as_str()]);
+    }
+    args.extend(["--", "touch", marker_arg.as_str()]);
+    let answer_file = env.dir.path().join("answer.json");
+    let mut tracer = env
+        .program(
+            "strace",
+            &["-o", "/dev/null", "--seccomp-bpf", "-e", "trace=writev", "-e", "inject=writev:delay_enter=1500000"],
+        )
+        .args(&args)
+        // A file: the answer (with 2,000 variables) is longer than a pipe holds.
+        .stdout(std::fs::File::create(&answer_file).expect("answer file"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("strace");
+    let tracer_pid = tracer.id() as i32;
+    // The launcher carries the front-end's argv, and its parent (init or a subreaper) does not.
+    let launcher = || {
+        common::all_pids().into_iter().find(|&pid| {
+            pid != tracer_pid
+                && common::cmdline(pid).contains(&marker_arg)
+                && !common::cmdline(parent_of(pid).unwrap_or(0)).contains(&marker_arg)
+        })
+    };
+    let mut found = None;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            found = launcher();
+            found.is_some()
+        }),
+        "no launcher"
+    );
+    let launcher = found.expect("launcher");
+    // SAFETY: stopping the launcher of this test's launch.
+    unsafe { libc::kill(launcher, libc::SIGSTOP) };
+    let answered = eventually(Duration::from_secs(30), || matches!(tracer.try_wait(), Ok(Some(_))));
+    // SAFETY: letting it go on, whatever happened.
+    unsafe { libc::kill(launcher, libc::SIGCONT) };
+    if !answered {
+        let _ = tracer.kill();
+    }
+    tracer.wait().expect("strace");
+    assert!(answered, "run waited on a stopped launcher without a deadline");
+    let answer = std::fs::read(&answer_file).expect("answer");
+    let value: serde_json::Value = serde_json::from_slice(&answer).expect("one JSON answer");
+    assert_eq!(value["state"], "failed", "{value}");
+    assert!(
+        value["error"].as_str().unwrap_or("").starts_with("the supervisor did not take its launch spec"),
+        "{value}"
+    );
+    let lingering = || common::all_pids().into_iter().any(|pid| common::cmdline(pid).contains(&marker_arg));
+    assert!(eventually(Duration::from_secs(10), || !lingering()), "processes linger");
+    assert!(!marker.exists(), "the job ran on a spec cut short");
+    let id = value["job_id"].as_str().expect("id");
+    assert_eq!(env.ok(&["status", id])["state"], "failed");
+}

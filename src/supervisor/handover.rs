@@ -108,13 +108,11 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
         pids.push(b"\t-\n");
         write_all(ack_write, pids.bytes());
         let mut adoption = Line::new();
-        let go = read_go(spec_read);
-        if go.is_some() {
-            // The spec follows `go`. The front-end's write of both blocks until they fit
-            // in the pipe, and one that exits after its answer is what we wait for
-            // below: take a spec longer than a pipe holds out of its way first.
-            spill_spec(spec_read);
-        }
+        // The spec follows `go`. The front-end's write of both blocks until they fit in
+        // the pipe, and one that exits after its answer is what we wait for below: take
+        // a spec longer than a pipe holds out of its way first. A spec cut short (the
+        // front-end gave up on us, stopped for too long, or died) is no `go`.
+        let go = read_go(spec_read).filter(|_| spill_spec(spec_read));
         match job {
             Some(job) if go.is_some() => {
                 libc::write(job.gate, b"x".as_ptr().cast(), 1);
@@ -179,14 +177,17 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
 /// Moves the launch spec (one line) from the pipe on `SPEC_FD` into a memory file put
 /// in its place, rewound for the supervisor, so that the front-end's write of it never
 /// waits for the supervisor's start-up. Where no memory file can be made, the pipe
-/// stays (a spec longer than a pipe then waits for it). Async-signal-safe, no allocation.
-fn spill_spec(spec_read: RawFd) {
+/// stays (a spec longer than a pipe then waits for it). Returns whether the whole line
+/// came (or is left in the pipe); a spec cut short is not passed on: the supervisor
+/// then finds the drained pipe's end. Async-signal-safe, no allocation.
+fn spill_spec(spec_read: RawFd) -> bool {
     // SAFETY: system calls on descriptors of ours and a buffer on the stack.
     unsafe {
         let memory = libc::syscall(libc::SYS_memfd_create, c"launch-spec".as_ptr(), libc::MFD_CLOEXEC) as RawFd;
         if memory < 0 {
-            return;
+            return true;
         }
+        let mut whole = false;
         let mut buffer = [0u8; 4096];
         loop {
             let n = libc::read(spec_read, buffer.as_mut_ptr().cast(), buffer.len());
@@ -199,12 +200,16 @@ fn spill_spec(spec_read: RawFd) {
             let chunk = &buffer[..n as usize];
             write_all(memory, chunk);
             if chunk.contains(&b'\n') {
+                whole = true;
                 break;
             }
         }
-        libc::lseek(memory, 0, libc::SEEK_SET);
-        libc::dup3(memory, SPEC_FD, libc::O_CLOEXEC);
+        if whole {
+            libc::lseek(memory, 0, libc::SEEK_SET);
+            libc::dup3(memory, SPEC_FD, libc::O_CLOEXEC);
+        }
         libc::close(memory);
+        whole
     }
 }
 

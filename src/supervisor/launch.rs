@@ -242,7 +242,17 @@ impl Launching {
             // the supervisor after its exec: longer than a pipe holds, it keeps us here
             // until then. A launcher already gone: EPIPE, and the answer below is `Lost`.
             let go = if after == AfterAnswer::Exits { GO_THEN_EXIT } else { GO };
-            let _ = write_all_vectored(&spec_write, &[go, &payload]);
+            let sent = write_all_vectored(&spec_write, &[go, &payload], Instant::now() + HANDSHAKE_PATIENCE);
+            if sent.is_err_and(|e| e.kind() == std::io::ErrorKind::TimedOut) {
+                // A launcher that stopped reading (stopped itself) finds the spec cut
+                // short once it goes on, and lets its held job process exit unrun.
+                drop(spec_write);
+                self.reap_intermediate()?;
+                return Ok(Handshake::Failed(format!(
+                    "the supervisor did not take its launch spec within {} s (a process of it is stopped?)",
+                    HANDSHAKE_PATIENCE.as_secs()
+                )));
+            }
         }
         self.reap_intermediate()?;
         Ok(self.answer())
@@ -251,7 +261,7 @@ impl Launching {
     fn reap_intermediate(&mut self) -> Result<()> {
         if !self.reaped {
             self.reaped = true;
-            self.fork_error = reap(self.intermediate)?.filter(|&status| status != 0);
+            self.fork_error = reap(self.intermediate, HANDSHAKE_PATIENCE)?.filter(|&status| status != 0);
         }
         Ok(())
     }
@@ -330,8 +340,12 @@ fn parse_ack(answer: &str) -> Handshake {
     }
 }
 
-/// `write_all` of several buffers with `writev`.
-fn write_all_vectored(file: &File, buffers: &[&[u8]]) -> std::io::Result<()> {
+/// `write_all` of several buffers with `writev` into a pipe, giving up at `deadline`
+/// (`TimedOut`): the pipe is made non-blocking, and a full one waited on with `poll`.
+fn write_all_vectored(file: &File, buffers: &[&[u8]], deadline: Instant) -> std::io::Result<()> {
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK) };
     let mut slices: Vec<std::io::IoSlice> = buffers.iter().map(|b| std::io::IoSlice::new(b)).collect();
     let mut slices = &mut slices[..];
     let mut writer = file;
@@ -340,6 +354,15 @@ fn write_all_vectored(file: &File, buffers: &[&[u8]]) -> std::io::Result<()> {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => std::io::IoSlice::advance_slices(&mut slices, n),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let mut room = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
+                let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+                // SAFETY: polling one descriptor we own, through a struct we own.
+                if left.is_zero() || unsafe { libc::poll(&mut room, 1, ms) } == 0 {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            }
             Err(e) => return Err(e),
         }
     }
@@ -417,13 +440,25 @@ fn dup_high(fd: OwnedFd) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// Waits for our child `pid`; its exit status, if it exited and we could see it.
-fn reap(pid: libc::pid_t) -> Result<Option<i32>> {
+/// Waits for our child `pid`, at most `patience` (a stopped child never exits: it is
+/// left, to be reaped by whoever inherits it); its exit status, if it exited and we
+/// could see it.
+fn reap(pid: libc::pid_t, patience: Duration) -> Result<Option<i32>> {
+    let deadline = Instant::now() + patience;
     loop {
         let mut status = 0;
-        // SAFETY: waiting for our own child.
-        if unsafe { libc::waitpid(pid, &mut status, 0) } >= 0 {
+        // SAFETY: waiting for our own child, without blocking.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if reaped == pid {
             return Ok(libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)));
+        }
+        if reaped == 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            wait_for_exit(pid, left);
+            continue;
         }
         let err = std::io::Error::last_os_error();
         // Under `serve` SIGCHLD is ignored: the kernel has already released the child
@@ -434,6 +469,24 @@ fn reap(pid: libc::pid_t) -> Result<Option<i32>> {
         if err.kind() != std::io::ErrorKind::Interrupted {
             return Err(Error::io("reap launcher", err));
         }
+    }
+}
+
+/// Sleeps until our child `pid` exits or `patience` has passed: on its pidfd, or in
+/// steps of a millisecond where there is none (before Linux 5.3).
+fn wait_for_exit(pid: libc::pid_t, patience: Duration) {
+    // SAFETY: pidfd_open of our own child; the descriptor is closed below.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    if pidfd < 0 {
+        std::thread::sleep(patience.min(Duration::from_millis(1)));
+        return;
+    }
+    let mut exited = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
+    let ms = libc::c_int::try_from(patience.as_millis()).unwrap_or(libc::c_int::MAX).max(1);
+    // SAFETY: polling and closing the descriptor opened above.
+    unsafe {
+        libc::poll(&mut exited, 1, ms);
+        libc::close(pidfd);
     }
 }
 
