@@ -415,3 +415,24 @@ fn a_job_deleted_mid_wait_is_not_found() {
         assert_eq!(value["error"]["code"], "job_not_found", "{}", common::describe(&args, &out));
     }
 }
+
+/// A job whose supervisor was SIGKILLed while its process lives on is refused by
+/// `delete` for that process, not for notifications being delivered (there is no
+/// supervisor left to deliver any), and the answer says how to end it.
+#[test]
+fn delete_names_the_processes_that_outlive_a_lost_job() {
+    let env = Env::new();
+    let id = env.start_job(&["sleep", "300"]);
+    let supervisor = env.read_json(&id, "state.json")["supervisor_pid"].as_i64().expect("supervisor pid") as i32;
+    // SAFETY: signalling the supervisor this test started.
+    unsafe { libc::kill(supervisor, libc::SIGKILL) };
+    assert!(common::eventually(std::time::Duration::from_secs(5), || !common::alive(supervisor as u64)));
+    let out = env.run(&["delete", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+    assert_eq!(value["error"]["code"], "invalid_state", "{value}");
+    let message = value["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("still run") && message.contains("agent-exec kill"), "{value}");
+    env.ok(&["kill", "--signal", "KILL", &id]);
+    assert!(common::eventually(std::time::Duration::from_secs(10), || env.run(&["delete", &id]).status.success()));
+}

@@ -48,6 +48,17 @@ fn still_finishing(given: &str) -> Error {
     )
 }
 
+/// The job has ended (recorded), but processes of its group outlive it: a job that
+/// trapped TERM after its `killed` record, or one whose supervisor was killed.
+fn still_has_processes(given: &str, group: u32) -> Error {
+    Error::new(
+        Code::InvalidState,
+        format!(
+            "invalid job state: cannot delete job {given}: it has ended, but processes of its group {group} still run (`agent-exec kill {given}` ends them)"
+        ),
+    )
+}
+
 fn delete_one(given: &str, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)> {
     let job = root.lookup(given)?;
     let standing = settle(&job);
@@ -61,7 +72,12 @@ fn delete_one(given: &str, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<
                 ),
             ));
         }
-        Standing::Live(state) if state.status().is_terminal() => return Err(still_finishing(given)),
+        Standing::Live(state) if state.status().is_terminal() => {
+            return Err(match liveness::job_group(state) {
+                Some(group) => still_has_processes(given, group),
+                None => still_finishing(given),
+            });
+        }
         Standing::Live(_) => return Err(still_running(given)),
         _ => {}
     }
