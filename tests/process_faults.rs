@@ -469,59 +469,62 @@ fn a_stopped_launch_holds_run_up_only_until_its_deadline() {
     let env = Env::new();
     let marker = "held-job-stopped";
     let root = env.root.to_string_lossy().into_owned();
+    let args = ["--root", root.as_str(), "run", "--tag", marker, "--snapshot-after", "0", "--", "true"];
+    // The held job process: its parent, the launcher, carries the front-end's argv too.
+    let held = |tracer: i32, pid: i32| {
+        let parent = parent_of(pid).unwrap_or(0);
+        common::cmdline(pid).contains(marker) && parent != tracer && common::cmdline(parent).contains(marker)
+    };
+    let value =
+        answer_with_a_process_stopped(&env, &args, held).expect("run waited on a stopped process without a deadline");
+    assert_eq!(value["state"], "running", "{value}");
+    let id = value["job_id"].as_str().expect("id");
+    let end = env.ok(&["wait", "--until", "10000", id]);
+    assert_eq!((end["state"].as_str(), end["exit_code"].as_i64()), (Some("exited"), Some(0)), "{end}");
+}
+
+/// Runs `agent-exec ARGS` under `strace`, which holds the front-end 1.5 s before its
+/// `go` (its `writev`); meanwhile stops the first process `pick(strace's pid, pid)`
+/// chooses, waits at most 30 s for the front-end to answer, and lets the stopped process
+/// go on. The answer, or `None` if none came.
+fn answer_with_a_process_stopped(
+    env: &Env,
+    args: &[&str],
+    pick: impl Fn(i32, i32) -> bool,
+) -> Option<serde_json::Value> {
+    // A file: an answer can be longer than a pipe holds, and nobody reads it meanwhile.
+    let answer_file = env.dir.path().join("answer.json");
     let mut tracer = env
         .program(
             "strace",
             &["-o", "/dev/null", "--seccomp-bpf", "-e", "trace=writev", "-e", "inject=writev:delay_enter=1500000"],
         )
-        .args([
-            "--",
-            common::BIN,
-            "--root",
-            root.as_str(),
-            "run",
-            "--tag",
-            marker,
-            "--snapshot-after",
-            "0",
-            "--",
-            "true",
-        ])
-        .stdout(Stdio::piped())
+        .arg("--")
+        .arg(common::BIN)
+        .args(args)
+        .stdout(std::fs::File::create(&answer_file).expect("answer file"))
         .stderr(Stdio::null())
         .spawn()
         .expect("strace");
     let tracer_pid = tracer.id() as i32;
-    let held = || {
-        common::all_pids().into_iter().find(|&pid| {
-            let parent = parent_of(pid).unwrap_or(0);
-            common::cmdline(pid).contains(marker) && parent != tracer_pid && common::cmdline(parent).contains(marker)
-        })
-    };
-    let mut job = None;
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            job = held();
-            job.is_some()
-        }),
-        "no held job process"
-    );
-    let job = job.expect("held");
-    // SAFETY: stopping the job process of this test's launch.
-    unsafe { libc::kill(job, libc::SIGSTOP) };
+    let mut found = None;
+    let picked = eventually(Duration::from_secs(10), || {
+        found = common::all_pids().into_iter().find(|&pid| pick(tracer_pid, pid));
+        found.is_some()
+    });
+    assert!(picked, "no process of the launch to stop");
+    let stopped = found.expect("picked");
+    // SAFETY: stopping a process of this test's launch.
+    unsafe { libc::kill(stopped, libc::SIGSTOP) };
     let answered = eventually(Duration::from_secs(30), || matches!(tracer.try_wait(), Ok(Some(_))));
     // SAFETY: letting it go on, whatever happened.
-    unsafe { libc::kill(job, libc::SIGCONT) };
+    unsafe { libc::kill(stopped, libc::SIGCONT) };
     if !answered {
         let _ = tracer.kill();
     }
-    let out = tracer.wait_with_output().expect("strace");
-    assert!(answered, "run waited on a stopped process without a deadline");
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
-    assert_eq!(value["state"], "running", "{value}");
-    let id = value["job_id"].as_str().expect("id");
-    let end = env.ok(&["wait", "--until", "10000", id]);
-    assert_eq!((end["state"].as_str(), end["exit_code"].as_i64()), (Some("exited"), Some(0)), "{end}");
+    tracer.wait().expect("strace");
+    let answer = std::fs::read(&answer_file).expect("answer");
+    answered.then(|| serde_json::from_slice(&answer).expect("one JSON answer"))
 }
 
 /// Ctrl-C, TERM, QUIT or HUP to `run` at any moment of its launch leaves no `.new-<id>`
@@ -605,53 +608,19 @@ fn a_stopped_launcher_holds_a_long_spec_only_until_the_deadline() {
     let marker_arg = marker.to_string_lossy().into_owned();
     let root = env.root.to_string_lossy().into_owned();
     let entries: Vec<String> = (0..2000).map(|i| format!("VAR{i}={}", "x".repeat(100))).collect();
-    let mut args = vec!["--", common::BIN, "--root", root.as_str(), "run", "--snapshot-after", "0"];
+    let mut args = vec!["--root", root.as_str(), "run", "--snapshot-after", "0"];
     for entry in &entries {
         args.extend(["--env", entry.as_str()]);
     }
     args.extend(["--", "touch", marker_arg.as_str()]);
-    let answer_file = env.dir.path().join("answer.json");
-    let mut tracer = env
-        .program(
-            "strace",
-            &["-o", "/dev/null", "--seccomp-bpf", "-e", "trace=writev", "-e", "inject=writev:delay_enter=1500000"],
-        )
-        .args(&args)
-        // A file: the answer (with 2,000 variables) is longer than a pipe holds.
-        .stdout(std::fs::File::create(&answer_file).expect("answer file"))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("strace");
-    let tracer_pid = tracer.id() as i32;
     // The launcher carries the front-end's argv, and its parent (init or a subreaper) does not.
-    let launcher = || {
-        common::all_pids().into_iter().find(|&pid| {
-            pid != tracer_pid
-                && common::cmdline(pid).contains(&marker_arg)
-                && !common::cmdline(parent_of(pid).unwrap_or(0)).contains(&marker_arg)
-        })
+    let launcher = |tracer: i32, pid: i32| {
+        pid != tracer
+            && common::cmdline(pid).contains(&marker_arg)
+            && !common::cmdline(parent_of(pid).unwrap_or(0)).contains(&marker_arg)
     };
-    let mut found = None;
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            found = launcher();
-            found.is_some()
-        }),
-        "no launcher"
-    );
-    let launcher = found.expect("launcher");
-    // SAFETY: stopping the launcher of this test's launch.
-    unsafe { libc::kill(launcher, libc::SIGSTOP) };
-    let answered = eventually(Duration::from_secs(30), || matches!(tracer.try_wait(), Ok(Some(_))));
-    // SAFETY: letting it go on, whatever happened.
-    unsafe { libc::kill(launcher, libc::SIGCONT) };
-    if !answered {
-        let _ = tracer.kill();
-    }
-    tracer.wait().expect("strace");
-    assert!(answered, "run waited on a stopped launcher without a deadline");
-    let answer = std::fs::read(&answer_file).expect("answer");
-    let value: serde_json::Value = serde_json::from_slice(&answer).expect("one JSON answer");
+    let value = answer_with_a_process_stopped(&env, &args, launcher)
+        .expect("run waited on a stopped launcher without a deadline");
     assert_eq!(value["state"], "failed", "{value}");
     assert!(
         value["error"].as_str().unwrap_or("").starts_with("the supervisor did not take its launch spec"),
