@@ -1,5 +1,6 @@
 //! Signal names for `kill --signal` and for recording how a job died (docs/decisions.md OP-3,
-//! OP-8): names are upper case without the `SIG` prefix everywhere we write them.
+//! OP-8): names are upper case without the `SIG` prefix everywhere we write them. And
+//! `Held`, signals blocked on a thread for a section that must not be cut short.
 
 const NAMED: &[(&str, i32)] = &[
     ("TERM", libc::SIGTERM),
@@ -82,6 +83,42 @@ pub fn number(recorded: &str) -> Option<i32> {
         .find(|(name, _)| *name == recorded)
         .map(|(_, n)| *n)
         .or_else(|| recorded.parse().ok())
+}
+
+/// Signals blocked on the calling thread until this drops, which restores its mask as it
+/// was; one that arrived meanwhile is delivered then. The set stays readable for a child
+/// forked meanwhile, which inherits the mask but must not run the restoring drop.
+pub struct Held {
+    set: libc::sigset_t,
+    before: libc::sigset_t,
+}
+
+impl Held {
+    pub fn new(signals: &[libc::c_int]) -> Held {
+        // SAFETY: initialising and applying signal sets we own, to this thread only.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut before: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &signal in signals {
+                libc::sigaddset(&mut set, signal);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut before);
+            Held { set, before }
+        }
+    }
+
+    /// Exactly the held signals.
+    pub fn set(&self) -> &libc::sigset_t {
+        &self.set
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        // SAFETY: restoring this thread's mask as it was.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.before, std::ptr::null_mut()) };
+    }
 }
 
 #[cfg(test)]

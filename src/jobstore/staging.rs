@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use super::{FULL_LOG, JobDir, META, Root, STATE, STDERR_LOG, STDOUT_LOG};
 use crate::error::{Error, Result};
+use crate::signals;
 use crate::wire::{Meta, State};
 
 pub struct Staging {
@@ -25,45 +26,17 @@ pub struct Staging {
     /// Written files whose data must be on disk before the rename.
     written: Vec<File>,
     committed: bool,
-    /// Dropped last, after the directory is renamed or removed.
-    _signals: HeldSignals,
-}
-
-/// The signals that end a front-end (Ctrl-C, `kill`, a closed terminal), held back on
-/// this thread while a job directory is staged: one arriving midway used to leave the
-/// `.new-<id>` directory behind. Delivered when this drops, once the directory is in
-/// place or gone. (SIGKILL cannot be held: `gc` removes what it leaves.)
-struct HeldSignals {
-    before: libc::sigset_t,
-}
-
-impl HeldSignals {
-    fn new() -> HeldSignals {
-        // SAFETY: initialising and applying signal sets we own, to this thread only.
-        unsafe {
-            let mut held: libc::sigset_t = std::mem::zeroed();
-            let mut before: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut held);
-            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP] {
-                libc::sigaddset(&mut held, signal);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &held, &mut before);
-            HeldSignals { before }
-        }
-    }
-}
-
-impl Drop for HeldSignals {
-    fn drop(&mut self) {
-        // SAFETY: restoring this thread's mask as it was.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.before, std::ptr::null_mut()) };
-    }
+    /// The signals that end a front-end (Ctrl-C, `kill`, a closed terminal), held back
+    /// on this thread while the directory is staged: one arriving midway used to leave
+    /// it behind. Dropped last, once it is renamed or removed. (SIGKILL cannot be held:
+    /// `gc` removes what it leaves.)
+    _signals: signals::Held,
 }
 
 impl Staging {
     /// Creates `<root>/.new-<id>/` (mode 0700). The root must exist.
     pub fn create(root: &Root, id: &str) -> Result<Staging> {
-        let signals = HeldSignals::new();
+        let signals = signals::Held::new(&[libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP]);
         let target = root.job(id);
         let dir = JobDir { id: id.to_string(), path: path_of(&target) };
         DirBuilder::new()

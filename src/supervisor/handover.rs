@@ -71,18 +71,13 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
     unsafe {
         // A stray signal must not end us before the job is handed over, and a stop
         // request (`pkill agent-exec` right after `run` answered) must stop the job and
-        // be recorded as for any job: it stays pending, through our exec, until the
+        // be recorded as for any job: we were born with the stop signals blocked
+        // (`Launching::fork_with`), and one stays pending, through our exec, until the
         // supervisor handles it (`watch::Signals::new`). The job process gets the
         // defaults and an empty mask back before its exec.
         for &signal in super::IGNORED_SIGNALS {
             libc::signal(signal, libc::SIG_IGN);
         }
-        let mut stop: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut stop);
-        for &signal in super::STOP_SIGNALS {
-            libc::sigaddset(&mut stop, signal);
-        }
-        libc::sigprocmask(libc::SIG_BLOCK, &stop, std::ptr::null_mut());
         // Until our exec we hold copies of every descriptor of the front-end: its ends
         // of our pipes (its death would never reach us as end of file), and in `serve`
         // its clients' sockets (a connection would stay open after serve closed it).

@@ -131,22 +131,13 @@ impl Launching {
         // before `run`'s launcher has handed the job over (see `hand_over_run`): a TERM
         // between the fork and the child's own sigprocmask was fatal. Ours come back
         // right after it.
-        let mut stop: libc::sigset_t = unsafe { std::mem::zeroed() };
-        let mut ours: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: initialising and applying signal sets we own, to this thread only.
-        unsafe {
-            libc::sigemptyset(&mut stop);
-            for &signal in super::STOP_SIGNALS {
-                libc::sigaddset(&mut stop, signal);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &stop, &mut ours);
-        }
+        let stop = crate::signals::Held::new(super::STOP_SIGNALS);
+        let stop_set = *stop.set();
         // SAFETY: fork in a possibly multi-threaded process; both children below only call
         // async-signal-safe functions (setsid, fork, _exit, sigprocmask, dup2, execve...).
         let intermediate = unsafe { libc::fork() };
-        // SAFETY: restoring this thread's mask (in the parent; the children keep theirs).
         if intermediate != 0 {
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &ours, std::ptr::null_mut()) };
+            drop(stop);
         }
         if intermediate < 0 {
             return Err(Error::io("fork supervisor", std::io::Error::last_os_error()));
@@ -163,7 +154,7 @@ impl Launching {
                 }
                 // None of the front-end's blocked signals go through the exec; `run`'s
                 // launcher keeps the stop signals blocked until its supervisor handles them.
-                let mask = if run.is_some() { &stop } else { &empty_mask };
+                let mask = if run.is_some() { &stop_set } else { &empty_mask };
                 libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
                 // `serve` ignores SIGCHLD so that the kernel reaps its children (PID 1
                 // duties); an ignored disposition survives exec, and the supervisor must
@@ -313,10 +304,7 @@ fn read_line_within(reader: &mut BufReader<File>, patience: Duration) -> Option<
     let deadline = Instant::now() + patience;
     while reader.buffer().is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut ready = libc::pollfd { fd: reader.get_ref().as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: polling one descriptor we own, through a struct we own.
-        match unsafe { libc::poll(&mut ready, 1, ms) } {
+        match poll_one(reader.get_ref().as_raw_fd(), libc::POLLIN, left) {
             n if n > 0 => break,
             0 => return None,
             _ if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted => {}
@@ -356,10 +344,7 @@ fn write_all_vectored(file: &File, buffers: &[&[u8]], deadline: Instant) -> std:
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let mut room = libc::pollfd { fd, events: libc::POLLOUT, revents: 0 };
-                let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-                // SAFETY: polling one descriptor we own, through a struct we own.
-                if left.is_zero() || unsafe { libc::poll(&mut room, 1, ms) } == 0 {
+                if left.is_zero() || poll_one(fd, libc::POLLOUT, left) == 0 {
                     return Err(std::io::ErrorKind::TimedOut.into());
                 }
             }
@@ -481,13 +466,18 @@ fn wait_for_exit(pid: libc::pid_t, patience: Duration) {
         std::thread::sleep(patience.min(Duration::from_millis(1)));
         return;
     }
-    let mut exited = libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 };
-    let ms = libc::c_int::try_from(patience.as_millis()).unwrap_or(libc::c_int::MAX).max(1);
-    // SAFETY: polling and closing the descriptor opened above.
-    unsafe {
-        libc::poll(&mut exited, 1, ms);
-        libc::close(pidfd);
-    }
+    poll_one(pidfd, libc::POLLIN, patience.max(Duration::from_millis(1)));
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(pidfd) };
+}
+
+/// `poll(2)` of one descriptor of ours for `events`, at most `patience`: what poll
+/// returns (above 0 ready, 0 timed out, below 0 an error such as EINTR).
+fn poll_one(fd: RawFd, events: libc::c_short, patience: Duration) -> libc::c_int {
+    let mut one = libc::pollfd { fd, events, revents: 0 };
+    let ms = libc::c_int::try_from(patience.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: polling one descriptor, through a struct we own.
+    unsafe { libc::poll(&mut one, 1, ms) }
 }
 
 #[cfg(test)]
