@@ -368,16 +368,20 @@ def populate(root, template, count):
     for e in os.scandir(src):
         if e.is_file() and not e.name.startswith(".tmp-"):
             with open(e.path, "rb") as f:
-                files.append((e.name, f.read()))
+                files.append((e.name, f.read(), e.stat().st_mtime_ns))
     old = template.encode()
     for _ in range(count - have):
         jid = new_ulid()
         d = os.path.join(root, jid)
         os.mkdir(d, 0o700)
-        for name, data in files:
+        for name, data, mtime_ns in files:
             fd = os.open(os.path.join(d, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 os.write(fd, data.replace(old, jid.encode()))
+                # A clone keeps its template's times, as `cp -p` would: each job then
+                # looks as if the binary under test had written it (ours checks
+                # meta.json's size and time before trusting its copy in state.json).
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
             finally:
                 os.close(fd)
 

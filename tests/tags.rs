@@ -117,3 +117,90 @@ fn list_tag_patterns_exact_prefix_and_anded() {
         env.usage(&["list", "--tag", bad]);
     }
 }
+
+// `list` reads one file per job: `state.json` carries a copy of what it shows of
+// `meta.json`, trusted while `meta.json` keeps the size and modification time the copy
+// records (docs/decisions.md OP-2).
+
+fn listed_tags(env: &Env, id: &str) -> serde_json::Value {
+    let jobs = env.ok(&["list", "--all"])["jobs"].clone();
+    let job = jobs.as_array().expect("jobs").iter().find(|j| j["job_id"] == id).cloned();
+    job.unwrap_or_else(|| panic!("{id} not listed: {jobs}"))["tags"].clone()
+}
+
+/// Replaces `meta.json` the way another program would (a new file, renamed over it),
+/// with `from` replaced by `to` in its text.
+fn rewrite_meta(env: &Env, id: &str, from: &str, to: &str) -> std::path::PathBuf {
+    let path = env.job_dir(id).join("meta.json");
+    let text = std::fs::read_to_string(&path).expect("read meta.json").replace(from, to);
+    let next = env.job_dir(id).join("meta.json.next");
+    std::fs::write(&next, text).expect("write");
+    std::fs::rename(&next, &path).expect("rename");
+    path
+}
+
+#[test]
+fn list_reads_meta_json_again_once_it_changed_behind_the_copy() {
+    let env = Env::new();
+    let id = env.ok(&["run", "--wait", "--tag", "old", "--", "true"])["job_id"].as_str().expect("id").to_string();
+    assert_eq!(env.read_json(&id, "state.json")["meta_copy"]["tags"], json!(["old"]));
+    assert_eq!(listed_tags(&env, &id), json!(["old"]));
+    // The same size, another time: a copy judged by size alone would still be trusted.
+    rewrite_meta(&env, &id, "\"old\"", "\"new\"");
+    assert_eq!(listed_tags(&env, &id), json!(["new"]));
+    rewrite_meta(&env, &id, "\"new\"", "\"newer\"");
+    assert_eq!(listed_tags(&env, &id), json!(["newer"]));
+    assert_eq!(env.ok(&["list", "--all", "--tag", "newer"])["jobs"].as_array().map(Vec::len), Some(1));
+    assert_eq!(env.ok(&["list", "--all", "--tag", "old"])["jobs"], json!([]));
+    // A meta.json gone bad behind the copy makes the job unreadable, as before.
+    std::fs::write(env.job_dir(&id).join("meta.json"), "{").expect("corrupt");
+    let listed = env.ok(&["list", "--all"]);
+    assert_eq!((listed["jobs"].clone(), listed["skipped"].clone()), (json!([]), json!(1)));
+}
+
+#[test]
+fn list_uses_the_copy_while_meta_json_keeps_its_size_and_time() {
+    let env = Env::new();
+    let id = create_tagged(&env, &["aaa"]);
+    let path = env.job_dir(&id).join("meta.json");
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).expect("mtime");
+    let forged = std::fs::read_to_string(&path).expect("read").replace("\"aaa\"", "\"bbb\"");
+    std::fs::write(&path, forged).expect("write");
+    std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(modified)).expect("set mtime");
+    assert_eq!(env.read_json(&id, "meta.json")["tags"], json!(["bbb"]));
+    // `list` read state.json alone (the documented limit: an edit of the same size that
+    // also puts the time back goes unseen by `list`).
+    assert_eq!(listed_tags(&env, &id), json!(["aaa"]));
+}
+
+#[test]
+fn every_writer_keeps_the_copy_current() {
+    let env = Env::new();
+    let id = create_tagged(&env, &["a"]);
+    env.ok(&["tag", "set", &id, "--tag", "b"]);
+    assert_eq!(env.read_json(&id, "state.json")["meta_copy"]["tags"], json!(["b"]));
+    env.ok(&["notify", "set", &id, "--command", "true"]);
+    env.ok(&["start", "--wait", &id]);
+    let state = env.read_json(&id, "state.json");
+    assert_eq!(state["job"]["status"], "exited");
+    assert_eq!(state["meta_copy"]["tags"], json!(["b"]), "{state}");
+    let meta = std::fs::metadata(env.job_dir(&id).join("meta.json")).expect("meta");
+    assert_eq!(state["meta_copy"]["meta_size"].as_u64(), Some(meta.len()), "the copy names the current meta.json");
+    // `kill` writes the record too.
+    let running = env.ok(&["run", "--tag", "k", "--", "sleep", "30"])["job_id"].as_str().expect("id").to_string();
+    env.ok(&["kill", &running]);
+    env.wait_job(&running);
+    assert_eq!(env.read_json(&running, "state.json")["meta_copy"]["tags"], json!(["k"]));
+    assert_eq!(listed_tags(&env, &running), json!(["k"]));
+}
+
+#[test]
+fn fields_too_large_to_copy_stay_in_meta_json_alone() {
+    let env = Env::new();
+    let tags: Vec<String> = (0..200).map(|i| format!("tag{i:03}.with.a.long.name")).collect();
+    let id = create_tagged(&env, &tags.iter().map(String::as_str).collect::<Vec<_>>());
+    let state = env.read_json(&id, "state.json");
+    assert!(state.get("meta_copy").is_none(), "{state}");
+    assert!(std::fs::metadata(env.job_dir(&id).join("state.json")).expect("state").len() < 1024);
+    assert_eq!(listed_tags(&env, &id), json!(tags));
+}

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::jobstore::scan::Scan;
 use crate::jobstore::{self, Root, liveness};
 use crate::tags;
-use crate::wire::{JobState, JobSummary, ListBody, MetaView, State};
+use crate::wire::{JobState, JobSummary, ListBody, MetaCopy, MetaView, State};
 
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -45,25 +45,43 @@ pub fn list(root: &Root, filter: &ListFilter) -> Result<ListBody> {
     let state_filter = filter.state.as_deref();
     let limit = usize::try_from(filter.limit).unwrap_or(usize::MAX);
     let scan = Scan::open(root);
+    // The filters, on the fields of `meta.json` (or of its copy): `None` for a job they
+    // leave out.
+    let select = |id: &str, created_at: &str, cwd: Option<&str>, tags: &[&str], name: Option<&str>| {
+        let wanted = (cwd_filter.is_none() || cwd == cwd_filter.as_deref())
+            && patterns.iter().all(|p| tags::matches(p, tags))
+            && filter.name.as_deref().is_none_or(|wanted| name == Some(wanted));
+        wanted.then(|| Listing {
+            job_id: id.to_string(),
+            created_at: created_at.to_string(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            name: name.map(str::to_string),
+        })
+    };
     let entry = |scan: &Scan, name: &str| {
-        let listed = scan.with_file(name, jobstore::META, |bytes| {
-            let meta = serde_json::from_slice::<MetaView>(bytes).ok()?;
-            let wanted = (cwd_filter.is_none() || meta.cwd.as_deref() == cwd_filter.as_deref())
-                && patterns.iter().all(|p| tags::matches(p, &meta.tags))
-                && filter.name.as_deref().is_none_or(|name| meta.name.as_deref() == Some(name));
-            Some(wanted.then(|| Listing {
-                job_id: meta.job.id.into_owned(),
-                created_at: meta.created_at.into_owned(),
-                tags: meta.tags.iter().map(|t| t.to_string()).collect(),
-                name: meta.name.map(|n| n.into_owned()),
-            }))
-        });
-        let listing = match listed.flatten() {
+        let state = scan.with_file(name, jobstore::STATE, |b| serde_json::from_slice::<State>(b).ok()).flatten();
+        // One file per job: `state.json` carries a copy of what we need of `meta.json`,
+        // used while `meta.json` is still the file it was copied from.
+        let current = |copy: &&MetaCopy| scan.stamp(name, jobstore::META).is_some_and(|stamp| stamp.matches(copy));
+        let listed = match state.as_ref().and_then(|state| state.meta_copy.as_ref().filter(current).map(|c| (state, c)))
+        {
+            Some((state, copy)) => {
+                let tags: Vec<&str> = copy.tags.iter().map(String::as_str).collect();
+                Some(select(&state.job.id, &copy.created_at, copy.cwd.as_deref(), &tags, copy.name.as_deref()))
+            }
+            None => scan
+                .with_file(name, jobstore::META, |bytes| {
+                    let meta = serde_json::from_slice::<MetaView>(bytes).ok()?;
+                    let tags: Vec<&str> = meta.tags.iter().map(AsRef::as_ref).collect();
+                    Some(select(&meta.job.id, &meta.created_at, meta.cwd.as_deref(), &tags, meta.name.as_deref()))
+                })
+                .flatten(),
+        };
+        let listing = match listed {
             None => return Entry::Unreadable,
             Some(None) => return Entry::Filtered,
             Some(Some(listing)) => listing,
         };
-        let state = scan.with_file(name, jobstore::STATE, |b| serde_json::from_slice::<State>(b).ok()).flatten();
         let summary = summarize(root, name, listing, state);
         if state_filter.is_some_and(|s| s != summary.state.as_str()) { Entry::Filtered } else { Entry::Listed(summary) }
     };

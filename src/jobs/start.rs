@@ -6,7 +6,7 @@ use super::define::Definition;
 use super::launch::{Observe, hand_over, initial_state, observe, run_body};
 use crate::error::{Code, Error, Result};
 use crate::jobstore::{self, Root};
-use crate::wire::{RunBody, Status};
+use crate::wire::{RunBody, State, Status};
 
 /// `given` is the id or prefix as the caller typed it, for messages.
 pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunBody> {
@@ -27,7 +27,8 @@ pub fn start(root: &Root, given: &str, observe_options: &Observe) -> Result<RunB
                 ),
             ));
         }
-        locked.write_state(&initial_state(&job.id, None))?;
+        // The copy of `meta.json` that `list` reads stays (`jobstore::meta_copy`).
+        locked.write_state(&State { meta_copy: state.meta_copy, ..initial_state(&job.id, None) })?;
     }
     let since = Instant::now();
     // The stored definition, launched from the effective directory recorded at creation.

@@ -8,6 +8,7 @@
 
 mod atomic;
 pub mod liveness;
+pub mod meta_copy;
 pub mod names;
 pub mod outcome;
 pub mod read;
@@ -195,8 +196,17 @@ impl Locked {
         write_pretty(&self.job.path, STATE, state)
     }
 
+    /// Writes `meta.json`, then the copy `list` reads in `state.json` (`meta_copy`). The
+    /// second write only saves `list` a file: if it fails, or a crash comes between the
+    /// two, `list` finds the copy out of date and reads `meta.json`.
     pub fn write_meta(&self, meta: &Meta) -> Result<()> {
-        write_pretty(&self.job.path, META, meta)
+        write_pretty(&self.job.path, META, meta)?;
+        let stamp = fs::symlink_metadata(self.job.file(META)).ok().and_then(|m| meta_copy::Stamp::of_metadata(&m));
+        if let Ok(mut state) = self.read_state() {
+            state.meta_copy = stamp.and_then(|stamp| meta_copy::copy(meta, stamp));
+            let _ = self.write_state(&state);
+        }
+        Ok(())
     }
 }
 

@@ -81,7 +81,7 @@ fn open_regular(dir: RawFd, path: &CStr) -> Result<(OwnedFd, libc::off_t), Refus
 }
 
 /// Our effective uid, asked once: `list` checks thousands of files.
-fn effective_uid() -> u32 {
+pub fn effective_uid() -> u32 {
     static UID: OnceLock<u32> = OnceLock::new();
     // SAFETY: geteuid cannot fail.
     *UID.get_or_init(|| unsafe { libc::geteuid() })

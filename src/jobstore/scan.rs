@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
 use super::Root;
+use super::meta_copy::Stamp;
 use super::read::{JSON_CAP, open_checked, read_capped};
 
 pub struct Scan {
@@ -141,24 +142,7 @@ impl Scan {
         thread_local! {
             static BUFFER: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(8192));
         }
-        // `<job>/<file>\0` on the stack: job ids are short, and a heap path per file is
-        // an allocation per file. Longer names (any directory can sit in the root) take
-        // the heap.
-        let mut stack = [0u8; 96];
-        let heap;
-        let length = job.len() + 1 + file.len();
-        let path: &[u8] = if length < stack.len() {
-            stack[..job.len()].copy_from_slice(job.as_bytes());
-            stack[job.len()] = b'/';
-            stack[job.len() + 1..length].copy_from_slice(file.as_bytes());
-            &stack[..=length]
-        } else {
-            heap = CString::new(format!("{job}/{file}")).ok()?;
-            heap.as_bytes_with_nul()
-        };
-        // Rejects a name with an interior NUL.
-        let path = CStr::from_bytes_with_nul(path).ok()?;
-        let file = open_checked(self.root.as_raw_fd(), path).ok()?;
+        let file = at_path(job, file, |path| open_checked(self.root.as_raw_fd(), path).ok())?;
         BUFFER.with(|buffer| {
             let mut content = buffer.borrow_mut();
             content.clear();
@@ -166,6 +150,38 @@ impl Scan {
             Some(use_bytes(&content))
         })
     }
+
+    /// The stamp of `<root>/<job>/<file>` (`meta_copy`): one `fstatat`, which does not
+    /// follow a symlink.
+    pub fn stamp(&self, job: &str, file: &str) -> Option<Stamp> {
+        at_path(job, file, |path| {
+            // SAFETY: fstatat fills the zeroed struct we own; the path is NUL-terminated.
+            let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+            let found =
+                unsafe { libc::fstatat(self.root.as_raw_fd(), path.as_ptr(), &mut stat, libc::AT_SYMLINK_NOFOLLOW) }
+                    == 0;
+            if found { Stamp::of_stat(&stat) } else { None }
+        })
+    }
+}
+
+/// Calls `f` with `<job>/<file>` as a C string. It is built on the stack: job ids are
+/// short, and a heap path per file is an allocation per file. Longer names (any
+/// directory can sit in the root) take the heap. `None` for a name with a NUL.
+fn at_path<T>(job: &str, file: &str, f: impl FnOnce(&CStr) -> Option<T>) -> Option<T> {
+    let mut stack = [0u8; 96];
+    let heap;
+    let length = job.len() + 1 + file.len();
+    let path: &[u8] = if length < stack.len() {
+        stack[..job.len()].copy_from_slice(job.as_bytes());
+        stack[job.len()] = b'/';
+        stack[job.len() + 1..length].copy_from_slice(file.as_bytes());
+        &stack[..=length]
+    } else {
+        heap = CString::new(format!("{job}/{file}")).ok()?;
+        heap.as_bytes_with_nul()
+    };
+    f(CStr::from_bytes_with_nul(path).ok()?)
 }
 
 /// Names handed out to the threads of `par_map_dirs` in blocks, as they ask for them

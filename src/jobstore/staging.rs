@@ -15,16 +15,19 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
+use super::meta_copy::{self, Stamp};
 use super::{FULL_LOG, JobDir, META, Root, STATE, STDERR_LOG, STDOUT_LOG};
 use crate::error::{Error, Result};
 use crate::signals;
-use crate::wire::{Meta, State};
+use crate::wire::{Meta, MetaCopy, State};
 
 pub struct Staging {
     dir: JobDir,
     target: JobDir,
     /// Written files whose data must be on disk before the rename.
     written: Vec<File>,
+    /// The copy of the `meta.json` written, for `state.json` (`meta_copy`).
+    meta_copy: Option<MetaCopy>,
     committed: bool,
     /// The signals that end a front-end (Ctrl-C, `kill`, a closed terminal), held back
     /// on this thread while the directory is staged: one arriving midway used to leave
@@ -43,18 +46,25 @@ impl Staging {
             .mode(0o700)
             .create(&dir.path)
             .map_err(|e| Error::io(format!("create job directory {}", dir.path.display()), e))?;
-        Ok(Staging { dir, target, written: Vec::new(), committed: false, _signals: signals })
+        Ok(Staging { dir, target, written: Vec::new(), meta_copy: None, committed: false, _signals: signals })
     }
 
+    /// Written before `write_state`, which carries its copy.
     pub fn write_meta(&mut self, meta: &Meta) -> Result<()> {
-        self.write_json(META, meta)
+        let written = self.write_json(META, meta)?;
+        self.meta_copy =
+            written.metadata().ok().and_then(|m| Stamp::of_metadata(&m)).and_then(|s| meta_copy::copy(meta, s));
+        Ok(())
     }
 
     pub fn write_state(&mut self, state: &State) -> Result<()> {
-        self.write_json(STATE, state)
+        let state = State { meta_copy: self.meta_copy.clone(), ..state.clone() };
+        self.write_json(STATE, &state)?;
+        Ok(())
     }
 
-    fn write_json<T: serde::Serialize>(&mut self, name: &str, value: &T) -> Result<()> {
+    /// Returns the file written, kept open until `commit`.
+    fn write_json<T: serde::Serialize>(&mut self, name: &str, value: &T) -> Result<&File> {
         let bytes = super::job_json(name, value)?;
         let path = self.dir.file(name);
         let context = |e| Error::io(format!("write {}", path.display()), e);
@@ -65,7 +75,7 @@ impl Staging {
         // SAFETY: a descriptor we own; offset 0 and length 0 mean the whole file.
         unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE) };
         self.written.push(file);
-        Ok(())
+        Ok(&self.written[self.written.len() - 1])
     }
 
     /// Creates the supervisor's reserve, its space already written (`supervisor::record`),

@@ -188,6 +188,27 @@ pub struct State {
     /// rotated away by `--max-log-bytes`, or never written after `log_error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_dropped_bytes: Option<u64>,
+    /// What `list` shows of `meta.json`, copied here so that `list` reads one file per job
+    /// (`jobstore::meta_copy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_copy: Option<MetaCopy>,
+}
+
+/// The fields of `meta.json` that `list` shows or filters on, copied into `state.json` by
+/// whoever writes `meta.json` (docs/decisions.md OP-2). `list` trusts the copy only
+/// while `meta.json` is still a regular file of ours with the size and modification
+/// time recorded in `meta_size` and `meta_mtime_ns`; otherwise it reads `meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MetaCopy {
+    pub meta_size: u64,
+    pub meta_mtime_ns: u64,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl State {
@@ -205,6 +226,7 @@ impl State {
             pid_ns: None,
             log_error: None,
             log_dropped_bytes: None,
+            meta_copy: None,
         }
     }
 
