@@ -269,3 +269,77 @@ fn a_reader_never_waits_on_a_held_lock_to_repair_a_lost_job() {
     // SAFETY: the orphaned job's own process group.
     unsafe { libc::kill(-job, libc::SIGKILL) };
 }
+
+/// Holds a job's lock as a stopped `tag set` or `kill` would: an exclusive `flock` on
+/// its `.lock`, released when the file closes.
+fn hold_lock(env: &Env, id: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(env.job_dir(id).join(".lock"))
+        .expect("open the job lock");
+    // SAFETY: flock on a descriptor we own; released when it closes.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    lock
+}
+
+/// Waits until the job's first output line is in its log: its supervisor is watching.
+fn watching(env: &Env, id: &str) {
+    let log = env.job_dir(id).join("stdout.log");
+    let up = eventually(Duration::from_secs(10), || std::fs::read_to_string(&log).is_ok_and(|t| t.contains("up")));
+    assert!(up, "no output from {id}");
+}
+
+/// A job that ends while somebody else holds its lock (a `tag set` or `kill` stopped
+/// under it) is reported ended at once, and its record is written once the lock is
+/// free; a command that needs the lock gives up, naming the holder. The supervisor used
+/// to wait for the lock with the outcome in hand, and the dead job read `running` for
+/// as long as the holder was stopped; `tag set` waited as long.
+#[test]
+fn a_job_ending_under_a_held_lock_is_reported_ended_and_recorded_once_it_is_free() {
+    let env = Env::new();
+    let go = env.path("go");
+    let script = format!("echo up; while [ ! -e '{go}' ]; do sleep 0.02; done; exit 7");
+    let id = env.start_job(&["sh", "-c", &script]);
+    watching(&env, &id);
+    let lock = hold_lock(&env, &id);
+    common::write_file(std::path::Path::new(&go), "");
+    let ended = || env.ok(&["status", &id])["state"] == "exited";
+    assert!(eventually(Duration::from_secs(10), ended), "{}", env.ok(&["status", &id]));
+    assert_eq!(env.ok(&["status", &id])["exit_code"], 7);
+    let waited = env.ok(&["wait", "--until", "10000", &id]);
+    assert_eq!((waited["state"].clone(), waited["exit_code"].clone()), (serde_json::json!("exited"), 7.into()));
+    assert_eq!(env.ok(&["list", "--all"])["jobs"][0]["state"], "exited");
+    assert_eq!(env.read_json(&id, "state.json")["job"]["status"], "running", "written under a held lock");
+    let args = ["tag", "set", &id, "--tag", "x"];
+    let out = common::output_within(&mut env.command(&args), Duration::from_secs(30)).expect("tag set gave up");
+    let error = common::single_json(&args, &out);
+    assert_eq!((out.status.code(), error["error"]["code"].clone()), (Some(1), "internal_error".into()), "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(&format!("locked by another process (pid {})", std::process::id())), "{message}");
+    drop(lock);
+    let recorded = || env.read_json(&id, "state.json")["job"]["status"] == "exited";
+    assert!(eventually(Duration::from_secs(10), recorded), "{}", env.read_json(&id, "state.json"));
+    let interim = env.job_dir(&id).with_file_name(format!(".outcome-{id}"));
+    assert!(eventually(Duration::from_secs(10), || !interim.exists()), "the interim record stays");
+    assert_eq!(env.ok(&["tag", "set", &id, "--tag", "x"])["tags"], serde_json::json!(["x"]));
+    assert_eq!(env.ok(&["status", &id])["exit_code"], 7);
+}
+
+/// The heartbeat skips a beat while the lock is held instead of waiting for it: it used
+/// to stop the supervisor's whole loop there, timeout and output included, for as long
+/// as the holder was stopped.
+#[test]
+fn a_held_lock_stops_neither_the_supervisor_loop_nor_the_timeout() {
+    let env = Env::new();
+    let args = ["run", "--snapshot-after", "0", "--progress-every", "50", "--timeout", "1500", "--", "sh", "-c"];
+    let id = env.ok(&[&args[..], &["echo up; sleep 30"]].concat())["job_id"].as_str().expect("id").to_string();
+    watching(&env, &id);
+    let lock = hold_lock(&env, &id);
+    let killed = || env.ok(&["status", &id])["state"] == "killed";
+    assert!(eventually(Duration::from_secs(15), killed), "{}", env.ok(&["status", &id]));
+    drop(lock);
+    assert!(eventually(Duration::from_secs(10), || env.read_json(&id, "state.json")["job"]["status"] == "killed"));
+}

@@ -53,8 +53,8 @@ pub use wait::{WaitRequest, wait};
 pub use wait_many::{WaitManyRequest, wait_many};
 
 use crate::error::Result;
-use crate::jobstore::{JobDir, liveness};
-use crate::wire::State;
+use crate::jobstore::{JobDir, liveness, outcome};
+use crate::wire::{State, Status};
 
 /// The state every reader reports: `state.json`, with a `running` record whose
 /// responsible process is gone turned into the `failed` "supervisor lost" record and
@@ -70,6 +70,13 @@ pub fn current(job: &JobDir) -> Result<State> {
 /// repair is left to a later reader and this one reports what it would record.
 pub fn settle(job: &JobDir, seen: State) -> State {
     if !liveness::is_lost(&seen) {
+        // A live supervisor whose terminal record waits for a lock held by somebody else
+        // (who may be stopped) has put it in the last-resort file meanwhile.
+        if seen.status() == Status::Running
+            && let Some(ended) = outcome::recorded(job)
+        {
+            return ended;
+        }
         return seen;
     }
     match job.try_lock() {

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -49,6 +50,14 @@ pub fn write_or_overwrite(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
     overwrite().map_err(|e| Error::io(format!("write {} in place", target.display()), e)).or(atomic)
 }
 
+/// How long `Lock::take` waits for a lock somebody else holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Patience {
+    None,
+    Within(Duration),
+    Forever,
+}
+
 /// An exclusive `flock` on `<job>/.lock`, held until dropped. The file is opened
 /// close-on-exec so a job or sink never inherits it.
 pub struct Lock {
@@ -63,16 +72,26 @@ impl Lock {
     /// The same lock on a file of any name (a name's lock under `.names/`).
     pub fn acquire_file(path: &Path) -> Result<Lock> {
         // A blocking lock is taken or fails; it never comes back not taken.
-        Lock::take(path, true)?.ok_or_else(|| Error::internal(format!("lock {}: not taken", path.display())))
+        Lock::take(path, Patience::Forever)?
+            .ok_or_else(|| Error::internal(format!("lock {}: not taken", path.display())))
     }
 
     /// The job lock if nobody holds it now, else `None`: for a reader, which must never
     /// wait on a writer (a stopped `kill` or `tag` would stop it too).
     pub fn try_acquire(job_dir: &Path) -> Result<Option<Lock>> {
-        Lock::take(&job_dir.join(".lock"), false)
+        Lock::take(&job_dir.join(".lock"), Patience::None)
     }
 
-    fn take(path: &Path, wait: bool) -> Result<Option<Lock>> {
+    /// The job lock, if it comes free within `patience`; `None` if it does not. A lock is
+    /// held for milliseconds, unless its holder is stopped (SIGSTOP, a debugger, a
+    /// suspended terminal): nobody should wait for that forever.
+    pub fn acquire_within(job_dir: &Path, patience: Duration) -> Result<Option<Lock>> {
+        Lock::take(&job_dir.join(".lock"), Patience::Within(patience))
+    }
+
+    /// The file is opened once, whatever the wait: a retry must not create `.lock` again
+    /// in a directory that an `rm -r` or `delete` is removing.
+    fn take(path: &Path, patience: Patience) -> Result<Option<Lock>> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -82,7 +101,13 @@ impl Lock {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| Error::io(format!("open lock {}", path.display()), e))?;
-        let operation = if wait { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+        let operation = if patience == Patience::Forever { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+        let deadline = match patience {
+            Patience::Within(patience) => Some(Instant::now() + patience),
+            _ => None,
+        };
+        // `flock` has no timeout: a bounded wait polls, at growing intervals of 1 to 50 ms.
+        let mut pause = Duration::from_millis(1);
         loop {
             // SAFETY: flock on a descriptor we own.
             if unsafe { libc::flock(file.as_raw_fd(), operation) } == 0 {
@@ -91,7 +116,14 @@ impl Lock {
             let err = std::io::Error::last_os_error();
             match err.kind() {
                 std::io::ErrorKind::Interrupted => {}
-                std::io::ErrorKind::WouldBlock if !wait => return Ok(None),
+                std::io::ErrorKind::WouldBlock => {
+                    let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    std::thread::sleep(pause.min(left));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
                 _ => return Err(Error::io(format!("lock {}", path.display()), err)),
             }
         }

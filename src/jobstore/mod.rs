@@ -154,7 +154,24 @@ impl JobDir {
 
     /// Takes the job's lock (docs/decisions.md OP-12); it is released when the guard drops. The
     /// lock is not re-entrant: nothing may lock this job again while the guard lives.
+    /// Gives up after `LOCK_PATIENCE` with an error naming the holder: a command never
+    /// hangs behind a stopped process.
     pub fn lock(&self) -> Result<Locked> {
+        match Lock::acquire_within(&self.path, LOCK_PATIENCE)? {
+            Some(lock) => Ok(Locked { job: self.clone(), _lock: lock }),
+            None => Err(Error::internal(format!(
+                "job {} is locked by another process ({}) for more than {} s; try again once it has finished",
+                self.id,
+                lock_holder(&self.file(".lock")).map_or_else(|| "unknown pid".to_string(), |pid| format!("pid {pid}")),
+                LOCK_PATIENCE.as_secs()
+            ))),
+        }
+    }
+
+    /// The job's lock, waiting as long as it takes: for the supervisor's own records,
+    /// which must be written whatever happens (readers learn a terminal one meanwhile
+    /// from the last-resort file, `supervisor::watch`).
+    pub fn lock_waiting(&self) -> Result<Locked> {
         Ok(Locked { job: self.clone(), _lock: Lock::acquire(&self.path)? })
     }
 
@@ -208,6 +225,23 @@ impl Locked {
         }
         Ok(())
     }
+}
+
+/// How long a command waits for a job's lock (`JobDir::lock`).
+pub const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The process holding an exclusive `flock` on `path`, from `/proc/locks` (matched by
+/// the file's inode): for the message of a command that gave up waiting.
+fn lock_holder(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = fs::metadata(path).ok()?.ino();
+    let locks = fs::read_to_string("/proc/locks").ok()?;
+    // `1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`: pid, then major:minor:inode.
+    locks.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (kind, pid, file) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        (*kind == "FLOCK" && file.rsplit(':').next()?.parse::<u64>().ok()? == inode).then(|| pid.parse().ok())?
+    })
 }
 
 /// Is this a job directory: a real directory (not a symlink) holding `meta.json` or

@@ -2,7 +2,10 @@
 //! one more write (full disk, read-only directory): the supervisor writes the terminal
 //! `state.json` content to `<root>/.outcome-<id>` instead, and the reader's
 //! lost-supervisor repair (`liveness::repair`) reports it rather than
-//! `supervisor lost`. Root entries that are not directories are ignored by every
+//! `supervisor lost`. The supervisor also writes it while its terminal record waits for
+//! a job lock that somebody else holds (who may be stopped), and removes it once the
+//! record is in `state.json`; readers (`jobs::settle`) believe it over a `running`
+//! record meanwhile. Root entries that are not directories are ignored by every
 //! command (docs/compatibility.md §5.1), so older readers never see it.
 
 use std::io::Read;

@@ -130,7 +130,7 @@ fn started(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signal
 /// Records a failure to start (docs/decisions.md OP-1), answers the front-end, and delivers the
 /// completion event if sinks are configured.
 fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String) -> i32 {
-    let state = job.lock().ok().and_then(|_lock| {
+    let state = job.lock_waiting().ok().and_then(|_lock| {
         let mut state = job.read_state().ok()?;
         if state.status().is_terminal() {
             return Some(state);
@@ -292,7 +292,7 @@ fn start(job: &JobDir, spec: &LaunchSpec, signals: watch::Signals) -> Result<Opt
     let image = job_image(spec)?;
     let program = image.name();
     let spawn_error = |e: &dyn std::fmt::Display| spawn_error(&program, e);
-    let lock = job.lock().map_err(|e| e.message)?;
+    let lock = job.lock_waiting().map_err(|e| e.message)?;
     let mut state = job.read_state().map_err(|e| e.message)?;
     if state.status() != Status::Running {
         return Ok(None);

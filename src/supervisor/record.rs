@@ -15,6 +15,15 @@ use crate::wire::State;
 /// Enough for any state record we write; allocated once per job.
 const RESERVE_BYTES: usize = jobstore::RESERVE_BYTES;
 
+/// Where a terminal record went.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// `state.json`.
+    InJob,
+    /// The last-resort file in the root (`jobstore::outcome`).
+    LastResort,
+}
+
 pub struct Recorder {
     job: JobDir,
     reserve: Option<tempfile::NamedTempFile>,
@@ -57,15 +66,17 @@ impl Recorder {
         }
     }
 
-    /// Records a terminal state; returns where it went, for the caller's error path.
-    pub fn terminal(&mut self, state: &State) -> Result<(), String> {
-        let Err(first) = self.job.write_state(state) else { return Ok(()) };
+    /// Records a terminal state; returns where it went, or why it went nowhere.
+    pub fn terminal(&mut self, state: &State) -> Result<Recorded, String> {
+        let Err(first) = self.job.write_state(state) else { return Ok(Recorded::InJob) };
         if let Some(reserve) = self.reserve.take()
             && write_reserve(reserve, &self.job, state).is_ok()
         {
-            return Ok(());
+            return Ok(Recorded::InJob);
         }
-        outcome::record(&self.job, state).map_err(|last| format!("{}; last resort: {}", first.message, last.message))
+        outcome::record(&self.job, state)
+            .map(|()| Recorded::LastResort)
+            .map_err(|last| format!("{}; last resort: {}", first.message, last.message))
     }
 }
 

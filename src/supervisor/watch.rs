@@ -22,11 +22,11 @@ use super::capture::{LineSplitter, Records, Stream};
 use super::logs::{Logs, Which};
 use super::matcher::OutputMatcher;
 use super::notify::deliver_completion;
-use super::record::Recorder;
+use super::record::{Recorded, Recorder};
 use super::spawn::{self, JobProcess};
 use super::spec::LaunchSpec;
 use super::timers::{Due, Timers};
-use crate::jobstore::{JobDir, liveness};
+use crate::jobstore::{JobDir, Lock, liveness, outcome};
 use crate::wire::{JobResult, Status};
 use crate::{signals, time};
 
@@ -110,6 +110,10 @@ enum Exit {
     Code(i32),
     Signal(i32),
 }
+
+/// How long the terminal record waits for a held job lock before its outcome goes to
+/// the last-resort file meanwhile.
+const INTERIM_AFTER: Duration = Duration::from_secs(1);
 
 pub struct Watch {
     job: JobDir,
@@ -394,12 +398,31 @@ impl Watch {
             ),
         };
         // A directory that refuses even the lock file (read-only) must not cost the
-        // outcome: record it without the lock then.
-        let lock = self.job.lock().ok();
+        // outcome: record it without the lock then. A lock held by a stopped process
+        // (a `tag set` under SIGSTOP) must not hide it either: past a second, the outcome
+        // goes to the last-resort file, which readers believe over a `running` record,
+        // and we wait for the lock to write it where it belongs.
+        let mut interim = false;
+        let lock = match Lock::acquire_within(&self.job.path, INTERIM_AFTER) {
+            Ok(Some(lock)) => Some(lock),
+            Ok(None) => {
+                if let Ok(mut state) = self.job.read_state() {
+                    state.finish(outcome, result.clone(), None, time::now());
+                    self.note_logs(&mut state);
+                    interim = outcome::record(&self.job, &state).is_ok();
+                }
+                Lock::acquire(&self.job.path).ok()
+            }
+            Err(_) => None,
+        };
         if let Ok(mut state) = self.job.read_state() {
             state.finish(outcome, result, None, time::now());
             self.note_logs(&mut state);
-            let _ = self.recorder.terminal(&state);
+            // The interim file goes once the record is in the job directory (not if the
+            // record itself could only go to the last-resort file).
+            if self.recorder.terminal(&state) == Ok(Recorded::InJob) && interim {
+                outcome::clear(&self.job);
+            }
         }
         drop(lock);
         self.timers.child_exited(Instant::now());
@@ -417,7 +440,7 @@ impl Watch {
         if self.recorded_logs == (self.logs.error.clone(), self.logs.dropped_bytes) {
             return;
         }
-        let _lock = self.job.lock().ok();
+        let _lock = self.job.lock_waiting().ok();
         if let Ok(mut state) = self.job.read_state()
             && state.status().is_terminal()
         {
@@ -435,8 +458,10 @@ impl Watch {
         }
     }
 
+    /// Skipped while somebody else holds the lock: waiting for it here would stop the
+    /// whole loop (output, timeout, signals) behind a stopped holder.
     fn heartbeat(&self) {
-        let Ok(_lock) = self.job.lock() else { return };
+        let Ok(Some(_lock)) = self.job.try_lock() else { return };
         if let Ok(mut state) = self.job.read_state()
             && state.status() == Status::Running
         {
