@@ -308,7 +308,8 @@ fn a_job_ending_under_a_held_lock_is_reported_ended_and_recorded_once_it_is_free
     common::write_file(std::path::Path::new(&go), "");
     let ended = || env.ok(&["status", &id])["state"] == "exited";
     assert!(eventually(Duration::from_secs(10), ended), "{}", env.ok(&["status", &id]));
-    assert_eq!(env.ok(&["status", &id])["exit_code"], 7);
+    let interim = env.ok(&["status", &id]);
+    assert_eq!(interim["exit_code"], 7);
     let waited = env.ok(&["wait", "--until", "10000", &id]);
     assert_eq!((waited["state"].clone(), waited["exit_code"].clone()), (serde_json::json!("exited"), 7.into()));
     assert_eq!(env.ok(&["list", "--all"])["jobs"][0]["state"], "exited");
@@ -322,10 +323,13 @@ fn a_job_ending_under_a_held_lock_is_reported_ended_and_recorded_once_it_is_free
     drop(lock);
     let recorded = || env.read_json(&id, "state.json")["job"]["status"] == "exited";
     assert!(eventually(Duration::from_secs(10), recorded), "{}", env.read_json(&id, "state.json"));
-    let interim = env.job_dir(&id).with_file_name(format!(".outcome-{id}"));
-    assert!(eventually(Duration::from_secs(10), || !interim.exists()), "the interim record stays");
+    let interim_file = env.job_dir(&id).with_file_name(format!(".outcome-{id}"));
+    assert!(eventually(Duration::from_secs(10), || !interim_file.exists()), "the interim record stays");
     assert_eq!(env.ok(&["tag", "set", &id, "--tag", "x"])["tags"], serde_json::json!(["x"]));
-    assert_eq!(env.ok(&["status", &id])["exit_code"], 7);
+    let recorded = env.ok(&["status", &id]);
+    assert_eq!(recorded["exit_code"], 7);
+    // The end is when the job ended, not when the lock came free (seconds later here).
+    assert_eq!(recorded["finished_at"], interim["finished_at"]);
 }
 
 /// The heartbeat skips a beat while the lock is held instead of waiting for it: it used

@@ -402,12 +402,14 @@ impl Watch {
         // (a `tag set` under SIGSTOP) must not hide it either: past a second, the outcome
         // goes to the last-resort file, which readers believe over a `running` record,
         // and we wait for the lock to write it where it belongs.
+        // The end is when the job ended, however long the lock takes.
+        let ended_at = time::now();
         let mut interim = false;
         let lock = match Lock::acquire_within(&self.job.path, INTERIM_AFTER) {
             Ok(Some(lock)) => Some(lock),
             Ok(None) => {
                 if let Ok(mut state) = self.job.read_state() {
-                    state.finish(outcome, result.clone(), None, time::now());
+                    state.finish(outcome, result.clone(), None, ended_at.clone());
                     self.note_logs(&mut state);
                     interim = outcome::record(&self.job, &state).is_ok();
                 }
@@ -416,7 +418,7 @@ impl Watch {
             Err(_) => None,
         };
         if let Ok(mut state) = self.job.read_state() {
-            state.finish(outcome, result, None, time::now());
+            state.finish(outcome, result, None, ended_at);
             self.note_logs(&mut state);
             // The interim file goes once the record is in the job directory (not if the
             // record itself could only go to the last-resort file).
