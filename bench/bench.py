@@ -407,6 +407,11 @@ def bench_list(sides, cfg, res, work):
         res.note("list roots live on tmpfs (/dev/shm): creating tens of thousands of files on "
                  "this disk can take minutes; list timings (page cache) were measured to be "
                  "the same on both. Set BENCH_LIST_DIR to choose another place.")
+    res.note("list: each root is cloned from one finished job, and the clones keep its file "
+             "times, as `cp -p` would: ours then reads one file per job, as for jobs it made "
+             "itself (state.json carries a copy of meta.json's listed fields, trusted while "
+             "meta.json keeps the size and time it records). A root copied without its times "
+             "costs ours the read of meta.json too (two files per job, as 0.1.18 reads).")
     try:
         bench_list_sizes(sides, cfg, res, base, roots, per_size)
     finally:

@@ -347,3 +347,53 @@ fn a_held_lock_stops_neither_the_supervisor_loop_nor_the_timeout() {
     drop(lock);
     assert!(eventually(Duration::from_secs(10), || env.read_json(&id, "state.json")["job"]["status"] == "killed"));
 }
+
+/// `kill` under a held lock: the signal goes, and the answer says so once the short wait
+/// for the `killed` record has passed; the supervisor records the real end. It used to
+/// answer `internal_error` after the kill had happened, and a retry `delivered: false`.
+#[test]
+fn a_kill_under_a_held_lock_reports_the_signal_it_sent() {
+    let env = Env::new();
+    let id = env.start_job(&["sh", "-c", "echo up; exec sleep 60"]);
+    watching(&env, &id);
+    let lock = hold_lock(&env, &id);
+    let args = ["kill", &id];
+    let out = common::output_within(&mut env.command(&args), Duration::from_secs(5)).expect("kill answered");
+    let answer = common::single_json(&args, &out);
+    assert_eq!((answer["ok"].clone(), answer["delivered"].clone()), (true.into(), true.into()), "{answer}");
+    let killed = || env.ok(&["status", &id])["state"] == "killed";
+    assert!(eventually(Duration::from_secs(10), killed), "{}", env.ok(&["status", &id]));
+    drop(lock);
+    assert!(eventually(Duration::from_secs(10), || env.read_json(&id, "state.json")["job"]["status"] == "killed"));
+}
+
+/// A bulk removal passes over a job whose lock a stopped process holds after a short
+/// wait instead of the full one, and a removed job takes its last-resort record along.
+#[test]
+fn bulk_removal_passes_over_held_locks_and_removes_last_resort_records() {
+    let env = Env::new();
+    let done = env.ok(&["run", "--wait", "--", "true"])["job_id"].as_str().expect("id").to_string();
+    let go = env.path("go");
+    let script = format!("echo up; while [ ! -e '{go}' ]; do sleep 0.02; done; exit 4");
+    let ended = env.start_job(&["sh", "-c", &script]);
+    watching(&env, &ended);
+    let lock = hold_lock(&env, &ended);
+    common::write_file(std::path::Path::new(&go), "");
+    let interim = env.job_dir(&ended).with_file_name(format!(".outcome-{ended}"));
+    assert!(eventually(Duration::from_secs(10), || interim.exists()), "no interim record");
+    // The supervisor dies waiting for the lock: its interim record stays.
+    let supervisor = pid_of(&env.read_json(&ended, "state.json")["supervisor_pid"]);
+    // SAFETY: signalling a process this test started.
+    unsafe { libc::kill(supervisor, libc::SIGKILL) };
+    assert!(eventually(Duration::from_secs(5), || !alive(supervisor as u64)));
+    let args = ["delete", "--all"];
+    let out = common::output_within(&mut env.command(&args), Duration::from_secs(5)).expect("delete --all answered");
+    let answer = common::single_json(&args, &out);
+    let jobs = answer["jobs"].as_array().cloned().unwrap_or_default();
+    let action = |id: &str| jobs.iter().find(|j| j["job_id"] == id).map(|j| j["action"].clone());
+    assert_eq!((action(&done), action(&ended)), (Some("deleted".into()), Some("skipped".into())), "{answer}");
+    drop(lock);
+    assert_eq!(env.ok(&["status", &ended])["exit_code"], 4, "the interim record is the outcome");
+    env.ok(&["delete", &ended]);
+    assert!(!interim.exists(), "the last-resort record outlived its job");
+}

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::define::effective_cwd;
-use super::prune::{Removal, Standing, remove_if};
+use super::prune::{BULK_LOCK_PATIENCE, Removal, Standing, remove_if};
 use crate::error::{Code, Error, Result};
-use crate::jobstore::{JobDir, Root, liveness};
+use crate::jobstore::{JobDir, LOCK_PATIENCE, Root, liveness};
 use crate::wire::{DeleteBody, DeleteEntry, Status};
 
 /// A job whose terminal state is recorded may still have its supervisor finishing up
@@ -90,7 +90,7 @@ fn delete_one(given: &str, root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<
     if dry_run {
         return Ok((0, 0, vec![entry(&standing, "would_delete")]));
     }
-    match remove_if(&job, |now| !matches!(now, Standing::Live(_))) {
+    match remove_if(&job, LOCK_PATIENCE, |now| !matches!(now, Standing::Live(_))) {
         Removal::Removed => Ok((1, 0, vec![entry(&standing, "deleted")])),
         Removal::Kept(_) => Err(still_running(given)),
         Removal::Failed(e) => {
@@ -131,7 +131,7 @@ fn delete_all(root: &Root, dry_run: bool) -> Result<(u64, u64, Vec<DeleteEntry>)
         let (action, reason) = match verdict(&standing) {
             Err(reason) => ("skipped", reason.to_string()),
             Ok(()) if dry_run => ("would_delete", TERMINAL.to_string()),
-            Ok(()) => match remove_if(&job, |now| verdict(now).is_ok()) {
+            Ok(()) => match remove_if(&job, BULK_LOCK_PATIENCE, |now| verdict(now).is_ok()) {
                 Removal::Removed => ("deleted", TERMINAL.to_string()),
                 Removal::Kept(now) => {
                     let reason = verdict(&now).err().unwrap_or(TERMINAL).to_string();

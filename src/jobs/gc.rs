@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::prune::{Removal, Standing, dir_size, remove_if};
+use super::prune::{BULK_LOCK_PATIENCE, Removal, Standing, dir_size, remove_if};
 use super::retention::{Finished, Policies};
 use crate::error::{Error, Result};
 use crate::jobstore::{Root, is_job_dir};
@@ -130,7 +130,7 @@ pub fn gc(root: &Root, policy: &GcPolicy) -> Result<GcBody> {
                 if dry_run {
                     ("would_delete", reason)
                 } else {
-                    match remove_if(&job, |now| wanted(&name, now).is_ok()) {
+                    match remove_if(&job, BULK_LOCK_PATIENCE, |now| wanted(&name, now).is_ok()) {
                         Removal::Removed => ("deleted", reason),
                         Removal::Kept(now) => {
                             let reason = wanted(&name, &now).err().unwrap_or("running").to_string();

@@ -8,8 +8,9 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
-use crate::jobstore::{JobDir, Locked, liveness};
+use crate::jobstore::{JobDir, Locked, liveness, outcome};
 use crate::time;
 use crate::wire::{JobResult, JobState, State, Status};
 
@@ -72,11 +73,18 @@ pub enum Removal {
     Failed(std::io::Error),
 }
 
+/// How long a bulk removal waits for each job's lock (`remove_if`).
+pub const BULK_LOCK_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Removes the job directory if `still_wanted` holds for its standing re-read under the
 /// job lock. Removing a directory whose `.lock` we hold is fine on Linux, and a `start`
 /// waiting for that lock then finds the directory gone instead of launching into it.
-pub fn remove_if(job: &JobDir, still_wanted: impl Fn(&Standing) -> bool) -> Removal {
-    let locked = match job.lock() {
+///
+/// `patience` is how long to wait for the lock: a bulk removal (`gc`, `delete --all`)
+/// goes through jobs one after another, and must not spend the full wait on each one
+/// whose lock a stopped process holds.
+pub fn remove_if(job: &JobDir, patience: Duration, still_wanted: impl Fn(&Standing) -> bool) -> Removal {
+    let locked = match job.lock_within(patience) {
         Ok(locked) => locked,
         Err(e) => return Removal::Failed(std::io::Error::other(e.message)),
     };
@@ -85,7 +93,11 @@ pub fn remove_if(job: &JobDir, still_wanted: impl Fn(&Standing) -> bool) -> Remo
         return Removal::Kept(Box::new(standing));
     }
     match fs::remove_dir_all(&job.path) {
-        Ok(()) => Removal::Removed,
+        Ok(()) => {
+            // The job's last-resort record, if one was left in the root, goes with it.
+            outcome::clear(job);
+            Removal::Removed
+        }
         Err(e) => Removal::Failed(e),
     }
 }

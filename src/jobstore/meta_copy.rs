@@ -8,10 +8,12 @@
 //!
 //! The copy names the `meta.json` it was taken from by its size and modification time,
 //! and `list` uses it only while `meta.json` still matches: a `meta.json` replaced or
-//! rewritten by anything else (a crash between a `tag set`'s two writes, agent-exec 0.1.18,
-//! an editor) sends `list` back to reading it. The inode number would say more, but a
-//! root restored with `cp -a`, `rsync -a` or `tar` keeps sizes and times, not inodes,
-//! and its jobs should stay one file each to list.
+//! rewritten by anything else (agent-exec 0.1.18, an editor) sends `list` back to
+//! reading it. Our own rewrite (`Locked::write_meta`) removes the copy before it
+//! replaces `meta.json`, so that no crash between the two leaves a copy that looks
+//! current where timestamps are coarse. The inode number would say more, but a root
+//! restored with `cp -a` or `rsync -a` keeps sizes and times (to the nanosecond), not
+//! inodes, and its jobs should stay one file each to list.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -68,6 +70,6 @@ pub fn copy(meta: &Meta, stamp: Stamp) -> Option<MetaCopy> {
         name: meta.name.clone(),
         tags: meta.tags.clone(),
     };
-    // Measured as written: escapes can make a field several times its length.
-    serde_json::to_vec(&copy).is_ok_and(|bytes| bytes.len() <= MAX_COPIED).then_some(copy)
+    // Measured as written (indented): escapes can make a field several times its length.
+    serde_json::to_vec_pretty(&copy).is_ok_and(|bytes| bytes.len() <= MAX_COPIED).then_some(copy)
 }

@@ -33,7 +33,7 @@ pub const SUPERVISE_ARG: &str = "__supervise";
 /// How long a front-end waits for each step of the start handshake. A start takes
 /// milliseconds; one held up longer has a process of it stopped (SIGSTOP, a debugger),
 /// and no call may wait on that without a deadline.
-const HANDSHAKE_PATIENCE: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_PATIENCE: Duration = Duration::from_secs(10);
 /// What the launcher of `run` reports before the job directory exists: the supervisor's
 /// pid and that of the job process it forked and holds before the exec (none when it
 /// could not fork one), with their start times (read by the front-end).

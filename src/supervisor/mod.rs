@@ -62,6 +62,14 @@ pub(crate) const IGNORED_SIGNALS: &[libc::c_int] = &[
 /// it (SIGTERM to its group, SIGKILL after kill-after; a second request sends the
 /// SIGKILL at once), and its end is recorded before the supervisor exits, so a `pkill
 /// agent-exec` does not lose an exit status.
+/// How long the records of a launch (`started`, `fail`) wait for the job's lock: less
+/// than the front-end waits for the handshake, so that a supervisor held up by a lock
+/// whose holder is stopped gives up, and says so, while its front-end is still there
+/// to hear it. Waiting longer, it would start the job after the front-end had answered
+/// and exited, and readers had reported the job lost meanwhile.
+const START_LOCK_PATIENCE: std::time::Duration =
+    launch::HANDSHAKE_PATIENCE.saturating_sub(std::time::Duration::from_secs(5));
+
 const STOP_SIGNALS: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
 
 /// Entry point of the hidden `__supervise` subcommand; returns the process exit code.
@@ -130,7 +138,7 @@ fn started(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signal
 /// Records a failure to start (docs/decisions.md OP-1), answers the front-end, and delivers the
 /// completion event if sinks are configured.
 fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String) -> i32 {
-    let state = job.lock_waiting().ok().and_then(|_lock| {
+    let state = job.lock_within(START_LOCK_PATIENCE).ok().and_then(|_lock| {
         let mut state = job.read_state().ok()?;
         if state.status().is_terminal() {
             return Some(state);
@@ -292,7 +300,7 @@ fn start(job: &JobDir, spec: &LaunchSpec, signals: watch::Signals) -> Result<Opt
     let image = job_image(spec)?;
     let program = image.name();
     let spawn_error = |e: &dyn std::fmt::Display| spawn_error(&program, e);
-    let lock = job.lock_waiting().map_err(|e| e.message)?;
+    let lock = job.lock_within(START_LOCK_PATIENCE).map_err(|e| e.message)?;
     let mut state = job.read_state().map_err(|e| e.message)?;
     if state.status() != Status::Running {
         return Ok(None);
