@@ -397,3 +397,56 @@ fn bulk_removal_passes_over_held_locks_and_removes_last_resort_records() {
     env.ok(&["delete", &ended]);
     assert!(!interim.exists(), "the last-resort record outlived its job");
 }
+
+/// A `start` whose supervisor finds the job's lock held (by a process stopped between
+/// `start`'s record and the supervisor's) gives up before its front-end does: `start`
+/// fails with the reason, and the job never runs. The supervisor used to wait for the
+/// lock without end: `start` answered `running` after its 10 s, readers then reported
+/// the job lost, and once the lock was free the job ran all the same.
+#[test]
+fn a_start_held_up_by_a_lock_fails_and_never_runs_later() {
+    use std::os::fd::AsRawFd;
+    let env = Env::new();
+    // The lock must be taken between `start`'s `running` record and the supervisor's:
+    // a window of a few milliseconds, so a round that misses it is run again.
+    let caught = (0..20).find_map(|_| {
+        let id = env.ok(&["create", "--", "sh", "-c", "echo ran"])["job_id"].as_str().expect("id").to_string();
+        let start = env.command(&["start", &id]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("start");
+        let state = env.job_dir(&id).join("state.json");
+        // A tight loop, not a poll: the window is short.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut text = String::new();
+        while std::time::Instant::now() < deadline && !text.contains("\"running\"") && !text.contains("\"exited\"") {
+            text = std::fs::read_to_string(&state).unwrap_or_default();
+        }
+        if !text.contains("\"running\"") {
+            drop(start.wait_with_output());
+            return None;
+        }
+        let lock = std::fs::File::options().append(true).open(env.job_dir(&id).join(".lock")).ok()?;
+        // SAFETY: flock on a descriptor we own.
+        let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        // In the window: the supervisor has not recorded the job's process yet.
+        let early = locked && env.read_json(&id, "state.json")["pid"].is_null();
+        if early {
+            Some((id, start, lock))
+        } else {
+            drop(start.wait_with_output());
+            None
+        }
+    });
+    let (id, start, lock) = caught.expect("the lock was never taken before the supervisor's");
+    let out = start.wait_with_output().expect("start");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON answer");
+    assert_eq!(out.status.code(), Some(1), "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("could not start") && message.contains("is locked by another process"), "{message}");
+    drop(lock);
+    let status = env.ok(&["status", &id]);
+    assert_eq!(status["state"], "failed", "{status}");
+    // Nothing runs it later: its supervisor is gone.
+    let supervisor = pid_of(&env.read_json(&id, "state.json")["supervisor_pid"]);
+    assert!(eventually(Duration::from_secs(10), || !alive(supervisor as u64)));
+    assert_eq!(std::fs::read_to_string(env.job_dir(&id).join("stdout.log")).unwrap_or_default(), "");
+    assert_eq!(env.ok(&["status", &id])["state"], "failed");
+}

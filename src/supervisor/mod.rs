@@ -62,13 +62,15 @@ pub(crate) const IGNORED_SIGNALS: &[libc::c_int] = &[
 /// it (SIGTERM to its group, SIGKILL after kill-after; a second request sends the
 /// SIGKILL at once), and its end is recorded before the supervisor exits, so a `pkill
 /// agent-exec` does not lose an exit status.
-/// How long the records of a launch (`started`, `fail`) wait for the job's lock: less
+/// How long the record of a launch (`start`, then `fail`'s) waits for the job's lock: less
 /// than the front-end waits for the handshake, so that a supervisor held up by a lock
 /// whose holder is stopped gives up, and says so, while its front-end is still there
 /// to hear it. Waiting longer, it would start the job after the front-end had answered
 /// and exited, and readers had reported the job lost meanwhile.
 const START_LOCK_PATIENCE: std::time::Duration =
     launch::HANDSHAKE_PATIENCE.saturating_sub(std::time::Duration::from_secs(5));
+
+const FAIL_LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 const STOP_SIGNALS: &[libc::c_int] = &[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT];
 
@@ -138,7 +140,9 @@ fn started(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signal
 /// Records a failure to start (docs/decisions.md OP-1), answers the front-end, and delivers the
 /// completion event if sinks are configured.
 fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String) -> i32 {
-    let state = job.lock_within(START_LOCK_PATIENCE).ok().and_then(|_lock| {
+    // Briefly: a start that failed on a held lock has spent its wait already, and the
+    // front-end, still waiting for the handshake, records the failure if we cannot.
+    let state = job.lock_within(FAIL_LOCK_PATIENCE).ok().and_then(|_lock| {
         let mut state = job.read_state().ok()?;
         if state.status().is_terminal() {
             return Some(state);
