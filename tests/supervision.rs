@@ -423,7 +423,7 @@ fn a_start_held_up_by_a_lock_fails_and_never_runs_later() {
             drop(start.wait_with_output());
             return None;
         }
-        let lock = std::fs::File::options().append(true).open(env.job_dir(&id).join(".lock")).ok()?;
+        let lock = std::fs::File::options().append(true).open(env.job_dir(&id).join(".lock")).expect("open the lock");
         // SAFETY: flock on a descriptor we own.
         let locked = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         // In the window: the supervisor has not recorded the job's process yet.
