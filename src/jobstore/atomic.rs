@@ -52,9 +52,11 @@ pub fn write_or_overwrite(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 
 /// How long `Lock::take` waits for a lock somebody else holds.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Patience {
+enum Patience<'a> {
     None,
-    Within(Duration),
+    /// At most this long, for one holder if holders are told apart by the job's files in
+    /// this directory, else in all.
+    Within(Duration, Option<&'a Path>),
     Forever,
 }
 
@@ -82,11 +84,21 @@ impl Lock {
         Lock::take(&job_dir.join(".lock"), Patience::None)
     }
 
-    /// The job lock, if it comes free within `patience`; `None` if it does not. A lock is
+    /// The job lock, unless one holder keeps it for `patience`; `None` then. A lock is
     /// held for milliseconds, unless its holder is stopped (SIGSTOP, a debugger, a
-    /// suspended terminal): nobody should wait for that forever.
+    /// suspended terminal): nobody should wait for that forever. The wait starts over
+    /// whenever the lock has changed hands, as the job's files show (every holder that
+    /// changes anything replaces `state.json` or `meta.json`): a queue of a thousand
+    /// writers on one job takes longer than `patience` in all, and each of them is
+    /// served.
     pub fn acquire_within(job_dir: &Path, patience: Duration) -> Result<Option<Lock>> {
-        Lock::take(&job_dir.join(".lock"), Patience::Within(patience))
+        Lock::take(&job_dir.join(".lock"), Patience::Within(patience, Some(job_dir)))
+    }
+
+    /// The job lock if it comes free within `patience` in all, however often it changes
+    /// hands meanwhile: for a wait that must end by a deadline (the supervisor's).
+    pub fn acquire_before(job_dir: &Path, patience: Duration) -> Result<Option<Lock>> {
+        Lock::take(&job_dir.join(".lock"), Patience::Within(patience, None))
     }
 
     /// The file is opened once, whatever the wait: a retry must not create `.lock` again
@@ -102,9 +114,13 @@ impl Lock {
             .open(path)
             .map_err(|e| Error::io(format!("open lock {}", path.display()), e))?;
         let operation = if patience == Patience::Forever { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
-        let deadline = match patience {
-            Patience::Within(patience) => Some(Instant::now() + patience),
+        let mut deadline = match patience {
+            Patience::Within(patience, _) => Some(Instant::now() + patience),
             _ => None,
+        };
+        let mut seen = match patience {
+            Patience::Within(_, Some(dir)) => records_of(dir),
+            _ => Vec::new(),
         };
         // `flock` has no timeout: a bounded wait polls, at growing intervals of 1 to 50 ms.
         let mut pause = Duration::from_millis(1);
@@ -117,6 +133,12 @@ impl Lock {
             match err.kind() {
                 std::io::ErrorKind::Interrupted => {}
                 std::io::ErrorKind::WouldBlock => {
+                    if let Patience::Within(patience, Some(dir)) = patience {
+                        let now = records_of(dir);
+                        if now != seen {
+                            (seen, deadline) = (now, Some(Instant::now() + patience));
+                        }
+                    }
                     let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
                     if left.is_zero() {
                         return Ok(None);
@@ -127,5 +149,71 @@ impl Lock {
                 _ => return Err(Error::io(format!("lock {}", path.display()), err)),
             }
         }
+    }
+}
+
+/// What tells one holder of a job's lock from the next: the identity and change time of
+/// `state.json` and `meta.json`, which every writer replaces.
+fn records_of(dir: &Path) -> Vec<Option<(u64, i64, i64)>> {
+    use std::os::unix::fs::MetadataExt;
+    ["state.json", "meta.json"]
+        .iter()
+        .map(|name| std::fs::symlink_metadata(dir.join(name)).ok().map(|m| (m.ino(), m.ctime(), m.ctime_nsec())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Holders that each keep the lock a while and change the job's record: `acquire_within`
+    /// waits for all of them as long as the lock keeps changing hands, and gives up on one
+    /// holder that keeps it; `acquire_before` gives up at its deadline whatever the holder
+    /// does.
+    #[test]
+    fn a_bounded_wait_starts_over_when_the_lock_changes_hands() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let job = dir.path().to_path_buf();
+        let hold = Duration::from_millis(300);
+        let queue = |holders: usize| {
+            let first = Lock::acquire(&job).unwrap_or_else(|e| panic!("{}", e.message));
+            let job = job.clone();
+            std::thread::spawn(move || {
+                let mut held = first;
+                for turn in 0..holders {
+                    std::thread::sleep(hold);
+                    // The next holder takes over at once (a fresh descriptor: another process).
+                    drop(held);
+                    held = Lock::acquire(&job).unwrap_or_else(|e| panic!("{}", e.message));
+                    std::fs::write(job.join("state.json"), format!("{turn}")).unwrap_or_else(|e| panic!("{e}"));
+                }
+                std::thread::sleep(hold);
+                drop(held);
+            })
+        };
+        // Five holders of 300 ms each, 1.8 s in all, against a wait of one second per holder.
+        let holders = queue(5);
+        let taken = Lock::acquire_within(&job, Duration::from_secs(1)).unwrap_or_else(|e| panic!("{}", e.message));
+        assert!(taken.is_some(), "gave up while the lock kept changing hands");
+        drop(taken);
+        holders.join().unwrap_or_else(|_| panic!("holders"));
+        // One holder that keeps changing the record for 1.8 s: a deadline in all is kept.
+        let first = Lock::acquire(&job).unwrap_or_else(|e| panic!("{}", e.message));
+        let busy = job.clone();
+        let holder = std::thread::spawn(move || {
+            for turn in 0..6 {
+                std::thread::sleep(hold);
+                std::fs::write(busy.join("state.json"), format!("{turn}")).unwrap_or_else(|e| panic!("{e}"));
+            }
+            drop(first);
+        });
+        let taken = Lock::acquire_before(&job, Duration::from_secs(1)).unwrap_or_else(|e| panic!("{}", e.message));
+        assert!(taken.is_none(), "waited past its deadline");
+        holder.join().unwrap_or_else(|_| panic!("holder"));
+        // One holder that keeps it.
+        let kept = Lock::acquire(&job).unwrap_or_else(|e| panic!("{}", e.message));
+        let taken = Lock::acquire_within(&job, Duration::from_millis(500)).unwrap_or_else(|e| panic!("{}", e.message));
+        assert!(taken.is_none(), "took a lock that is held");
+        drop(kept);
     }
 }

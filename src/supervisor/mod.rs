@@ -142,7 +142,7 @@ fn started(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signal
 fn fail(job: &JobDir, spec: Option<&LaunchSpec>, ack: &mut File, reason: String) -> i32 {
     // Briefly: a start that failed on a held lock has spent its wait already, and the
     // front-end, still waiting for the handshake, records the failure if we cannot.
-    let state = job.lock_within(FAIL_LOCK_PATIENCE).ok().and_then(|_lock| {
+    let state = job.lock_before(FAIL_LOCK_PATIENCE).ok().and_then(|_lock| {
         let mut state = job.read_state().ok()?;
         if state.status().is_terminal() {
             return Some(state);
@@ -304,7 +304,7 @@ fn start(job: &JobDir, spec: &LaunchSpec, signals: watch::Signals) -> Result<Opt
     let image = job_image(spec)?;
     let program = image.name();
     let spawn_error = |e: &dyn std::fmt::Display| spawn_error(&program, e);
-    let lock = job.lock_within(START_LOCK_PATIENCE).map_err(|e| e.message)?;
+    let lock = job.lock_before(START_LOCK_PATIENCE).map_err(|e| e.message)?;
     let mut state = job.read_state().map_err(|e| e.message)?;
     if state.status() != Status::Running {
         return Ok(None);

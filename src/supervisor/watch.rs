@@ -405,7 +405,7 @@ impl Watch {
         // The end is when the job ended, however long the lock takes.
         let ended_at = time::now();
         let mut interim = false;
-        let lock = match Lock::acquire_within(&self.job.path, INTERIM_AFTER) {
+        let lock = match Lock::acquire_before(&self.job.path, INTERIM_AFTER) {
             Ok(Some(lock)) => Some(lock),
             Ok(None) => {
                 if let Ok(mut state) = self.job.read_state() {
