@@ -292,6 +292,18 @@ fn watching(env: &Env, id: &str) {
     assert!(up, "no output from {id}");
 }
 
+/// Starts a job that waits for a go, holds its lock once it runs, and lets it exit
+/// with `code`: its end comes while the lock is held.
+fn ending_under_a_held_lock(env: &Env, code: i32) -> (String, std::fs::File) {
+    let go = env.path("go");
+    let script = format!("echo up; while [ ! -e '{go}' ]; do sleep 0.02; done; exit {code}");
+    let id = env.start_job(&["sh", "-c", &script]);
+    watching(env, &id);
+    let lock = hold_lock(env, &id);
+    common::write_file(std::path::Path::new(&go), "");
+    (id, lock)
+}
+
 /// A job that ends while somebody else holds its lock (a `tag set` or `kill` stopped
 /// under it) is reported ended at once, and its record is written once the lock is
 /// free; a command that needs the lock gives up, naming the holder. The supervisor used
@@ -300,12 +312,7 @@ fn watching(env: &Env, id: &str) {
 #[test]
 fn a_job_ending_under_a_held_lock_is_reported_ended_and_recorded_once_it_is_free() {
     let env = Env::new();
-    let go = env.path("go");
-    let script = format!("echo up; while [ ! -e '{go}' ]; do sleep 0.02; done; exit 7");
-    let id = env.start_job(&["sh", "-c", &script]);
-    watching(&env, &id);
-    let lock = hold_lock(&env, &id);
-    common::write_file(std::path::Path::new(&go), "");
+    let (id, lock) = ending_under_a_held_lock(&env, 7);
     let ended = || env.ok(&["status", &id])["state"] == "exited";
     assert!(eventually(Duration::from_secs(10), ended), "{}", env.ok(&["status", &id]));
     let interim = env.ok(&["status", &id]);
@@ -342,10 +349,15 @@ fn a_held_lock_stops_neither_the_supervisor_loop_nor_the_timeout() {
     let id = env.ok(&[&args[..], &["echo up; sleep 30"]].concat())["job_id"].as_str().expect("id").to_string();
     watching(&env, &id);
     let lock = hold_lock(&env, &id);
-    let killed = || env.ok(&["status", &id])["state"] == "killed";
-    assert!(eventually(Duration::from_secs(15), killed), "{}", env.ok(&["status", &id]));
+    killed_at_once_and_recorded_once_free(&env, &id, lock);
+}
+
+/// The job reads `killed` while `lock` is held, and `state.json` says so once it is free.
+fn killed_at_once_and_recorded_once_free(env: &Env, id: &str, lock: std::fs::File) {
+    let killed = || env.ok(&["status", id])["state"] == "killed";
+    assert!(eventually(Duration::from_secs(15), killed), "{}", env.ok(&["status", id]));
     drop(lock);
-    assert!(eventually(Duration::from_secs(10), || env.read_json(&id, "state.json")["job"]["status"] == "killed"));
+    assert!(eventually(Duration::from_secs(10), || env.read_json(id, "state.json")["job"]["status"] == "killed"));
 }
 
 /// `kill` under a held lock: the signal goes, and the answer says so once the short wait
@@ -361,10 +373,7 @@ fn a_kill_under_a_held_lock_reports_the_signal_it_sent() {
     let out = common::output_within(&mut env.command(&args), Duration::from_secs(5)).expect("kill answered");
     let answer = common::single_json(&args, &out);
     assert_eq!((answer["ok"].clone(), answer["delivered"].clone()), (true.into(), true.into()), "{answer}");
-    let killed = || env.ok(&["status", &id])["state"] == "killed";
-    assert!(eventually(Duration::from_secs(10), killed), "{}", env.ok(&["status", &id]));
-    drop(lock);
-    assert!(eventually(Duration::from_secs(10), || env.read_json(&id, "state.json")["job"]["status"] == "killed"));
+    killed_at_once_and_recorded_once_free(&env, &id, lock);
 }
 
 /// A bulk removal passes over a job whose lock a stopped process holds after a short
@@ -373,12 +382,7 @@ fn a_kill_under_a_held_lock_reports_the_signal_it_sent() {
 fn bulk_removal_passes_over_held_locks_and_removes_last_resort_records() {
     let env = Env::new();
     let done = env.ok(&["run", "--wait", "--", "true"])["job_id"].as_str().expect("id").to_string();
-    let go = env.path("go");
-    let script = format!("echo up; while [ ! -e '{go}' ]; do sleep 0.02; done; exit 4");
-    let ended = env.start_job(&["sh", "-c", &script]);
-    watching(&env, &ended);
-    let lock = hold_lock(&env, &ended);
-    common::write_file(std::path::Path::new(&go), "");
+    let (ended, lock) = ending_under_a_held_lock(&env, 4);
     let interim = env.job_dir(&ended).with_file_name(format!(".outcome-{ended}"));
     assert!(eventually(Duration::from_secs(10), || interim.exists()), "no interim record");
     // The supervisor dies waiting for the lock: its interim record stays.
