@@ -329,6 +329,10 @@ fn job_environments(env: &Env, server: &Server, auth: &[(&str, &str)]) -> (Strin
     let reply = request(server.port, "POST", "/exec", auth, br#"{"command":["sleep","30"]}"#);
     let id = reply.json()["job_id"].as_str().expect("id").to_string();
     let supervisor = env.read_json(&id, "state.json")["supervisor_pid"].as_u64().expect("supervisor pid");
+    // `/exec` answers before its launcher execs the supervisor (docs/decisions.md OP-2), and an
+    // exec in progress shows an empty environment: read it from the supervisor itself.
+    let exec = || common::cmdline(supervisor as i32).contains("__supervise");
+    assert!(eventually(Duration::from_secs(10), exec), "the supervisor never exec'd");
     let supervisor = std::fs::read(format!("/proc/{supervisor}/environ")).expect("supervisor environ");
     env.ok(&["kill", "--signal", "KILL", &id]);
     (job, String::from_utf8_lossy(&supervisor).replace('\0', "\n"))

@@ -118,10 +118,9 @@ impl Lock {
             Patience::Within(patience, _) => Some(Instant::now() + patience),
             _ => None,
         };
-        let mut seen = match patience {
-            Patience::Within(_, Some(dir)) => records_of(dir),
-            _ => Vec::new(),
-        };
+        // The job's records as the current holder left them; read only once the lock is
+        // found taken, so that an uncontended lock costs no `stat`.
+        let mut seen = None;
         // `flock` has no timeout: a bounded wait polls, at growing intervals of 1 to 50 ms.
         let mut pause = Duration::from_millis(1);
         loop {
@@ -135,9 +134,10 @@ impl Lock {
                 std::io::ErrorKind::WouldBlock => {
                     if let Patience::Within(patience, Some(dir)) = patience {
                         let now = records_of(dir);
-                        if now != seen {
-                            (seen, deadline) = (now, Some(Instant::now() + patience));
+                        if seen.as_ref().is_some_and(|seen| *seen != now) {
+                            deadline = Some(Instant::now() + patience);
                         }
+                        seen = Some(now);
                     }
                     let left = deadline.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
                     if left.is_zero() {
