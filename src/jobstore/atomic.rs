@@ -156,7 +156,7 @@ impl Lock {
 /// `state.json` and `meta.json`, which every writer replaces.
 fn records_of(dir: &Path) -> Vec<Option<(u64, i64, i64)>> {
     use std::os::unix::fs::MetadataExt;
-    ["state.json", "meta.json"]
+    [super::STATE, super::META]
         .iter()
         .map(|name| std::fs::symlink_metadata(dir.join(name)).ok().map(|m| (m.ino(), m.ctime(), m.ctime_nsec())))
         .collect()

@@ -38,19 +38,19 @@ pub struct Stamp {
 impl Stamp {
     pub fn of_stat(stat: &libc::stat) -> Option<Stamp> {
         let regular = stat.st_mode & libc::S_IFMT == libc::S_IFREG;
-        (regular && stat.st_uid == effective_uid()).then_some(())?;
-        Stamp::new(stat.st_size, stat.st_mtime, stat.st_mtime_nsec)
+        Stamp::new(regular, stat.st_uid, u64::try_from(stat.st_size).ok()?, stat.st_mtime, stat.st_mtime_nsec)
     }
 
     pub fn of_metadata(metadata: &std::fs::Metadata) -> Option<Stamp> {
-        (metadata.file_type().is_file() && metadata.uid() == effective_uid()).then_some(())?;
-        Stamp::new(metadata.size() as i64, metadata.mtime(), metadata.mtime_nsec())
+        let regular = metadata.file_type().is_file();
+        Stamp::new(regular, metadata.uid(), metadata.size(), metadata.mtime(), metadata.mtime_nsec())
     }
 
-    fn new(size: i64, seconds: i64, nanoseconds: i64) -> Option<Stamp> {
+    fn new(regular: bool, owner: u32, size: u64, seconds: i64, nanoseconds: i64) -> Option<Stamp> {
+        (regular && owner == effective_uid()).then_some(())?;
         let mtime_ns =
             u64::try_from(seconds).ok()?.checked_mul(1_000_000_000)?.checked_add(u64::try_from(nanoseconds).ok()?)?;
-        Some(Stamp { size: u64::try_from(size).ok()?, mtime_ns })
+        Some(Stamp { size, mtime_ns })
     }
 
     /// Does `copy` describe the `meta.json` with this stamp?
