@@ -30,6 +30,42 @@ fn supervisor_is_detached_in_its_own_session_and_the_job_leads_its_group() {
     env.ok(&["kill", "--signal", "KILL", &id]);
 }
 
+/// After its answer, `run`'s launcher waits for the caller in `SCHED_BATCH`, so as not to
+/// take its CPU (docs/decisions.md OP-2): the supervisor it becomes goes back to the
+/// caller's policy once it has the job, and the job never leaves it.
+#[test]
+fn the_supervisor_and_the_job_keep_the_callers_scheduling_policy() {
+    let env = Env::new();
+    for policy in [libc::SCHED_OTHER, libc::SCHED_BATCH] {
+        let args = ["run", "--snapshot-after", "0", "--", "echo captured; sleep 30"];
+        let mut command = env.command(&args);
+        // SAFETY: one system call between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                let param = libc::sched_param { sched_priority: 0 };
+                match libc::sched_setscheduler(0, policy, &param) {
+                    0 => Ok(()),
+                    _ => Err(std::io::Error::last_os_error()),
+                }
+            });
+        }
+        let out = command.output().expect("spawn");
+        let id = common::single_json(&args, &out)["job_id"].as_str().expect("job_id").to_string();
+        // Captured output means the supervisor has adopted the job.
+        let stdout = env.job_dir(&id).join("stdout.log");
+        let captured = || std::fs::read_to_string(&stdout).is_ok_and(|text| text.contains("captured"));
+        assert!(eventually(Duration::from_secs(10), captured), "the job's output was never captured");
+        let state = env.read_json(&id, "state.json");
+        for key in ["supervisor_pid", "pid"] {
+            // SAFETY: a query.
+            let actual = unsafe { libc::sched_getscheduler(pid_of(&state[key])) };
+            assert_eq!(actual, policy, "{key} runs in policy {actual}, the caller in {policy}");
+        }
+        env.ok(&["kill", "--signal", "KILL", &id]);
+        env.wait_job(&id);
+    }
+}
+
 #[test]
 fn sigkill_of_the_supervisor_is_reported_as_failed_and_wait_returns() {
     let env = Env::new();

@@ -137,15 +137,15 @@ pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     let mut staging = stage_job(root, &meta.job.id)?;
     staging.write_meta(meta)?;
     staging.write_state(state)?;
+    staging.create_logs()?;
     staging.commit()
 }
 
-/// The first steps of every job creation: the root, checked, and a staging directory
-/// holding the empty logs.
+/// The first steps of every job creation: the root, checked, and an empty staging
+/// directory. The files to sync are written first, so that their write-back runs while
+/// the others (the empty logs) are made.
 pub fn stage_job(root: &Root, id: &str) -> Result<Staging> {
     root.create()?;
     root.check_secure()?;
-    let staging = Staging::create(root, id)?;
-    staging.create_logs()?;
-    Ok(staging)
+    Staging::create(root, id)
 }

@@ -9,7 +9,7 @@ use super::names::{Claim, IfRunning, claim};
 use crate::error::Result;
 use crate::jobstore::JobDir;
 use crate::jobstore::{self, Root, root::absolutize};
-use crate::supervisor::{self, AfterAnswer, Launching};
+use crate::supervisor::{self, AfterAnswer, Launching, Pids};
 use crate::wire::RunBody;
 
 #[derive(Debug, Clone)]
@@ -62,10 +62,15 @@ fn launch_and_observe(root: &Root, request: &RunRequest, after: AfterAnswer) -> 
     drop(image);
     let mut create = || {
         let mut staging = stage_job(root, &id)?;
+        staging.write_meta(&meta)?;
+        // On disk while the launcher forks; then only the record's own block is left to
+        // write once it reports the pids (see `Staging::reserve_state`).
+        staging.reserve_state(&initial_state(&id, Some(&Pids::WIDEST)))?;
+        staging.create_logs()?;
         // Without one (a full disk) the supervisor makes its own, or does without.
         let _ = staging.create_reserve();
-        staging.write_meta(&meta)?;
-        staging.write_state(&initial_state(&id, launching.pids()?.as_ref()))?;
+        staging.sync()?;
+        staging.fill_state(&initial_state(&id, launching.pids()?.as_ref()))?;
         staging.commit()
     };
     let job = match &definition.name {

@@ -16,6 +16,9 @@ pub const JOB_STDERR_FD: RawFd = 7;
 /// How long the launcher of `run` lets the front-end answer before it execs the
 /// supervisor (see `hand_over_run`); the job's output waits in its pipes meanwhile.
 const READER_PATIENCE_MS: i32 = 500;
+/// Then, once a CLI front-end has exited, how long the launcher lets its caller take
+/// the answer (reap it) before the exec (see `hand_over_run`).
+const REAP_PATIENCE_MS: i32 = 5;
 /// What the front-end of `run` sends once the job directory is in place: `GO` when it
 /// goes on after its answer (`serve`, `mcp`: the launcher execs once the answer pipe is
 /// dropped), `GO_THEN_EXIT` when it exits right after (the CLI: the launcher execs once
@@ -40,7 +43,9 @@ pub enum Adoption {
     NotForked,
     /// The job process `pid`, let through its gate at `spawned_ns` (`CLOCK_MONOTONIC`);
     /// `errno` is 0 if its exec happened, else why it failed (the child has exited).
-    Forked { pid: u32, spawned_ns: u64, errno: i32 },
+    /// `yielding`: the launcher put itself in `SCHED_BATCH` after the answer (see
+    /// `hand_over_run`), which the supervisor undoes once started.
+    Forked { pid: u32, spawned_ns: u64, errno: i32, yielding: bool },
 }
 
 impl Adoption {
@@ -53,6 +58,7 @@ impl Adoption {
                 pid: fields.next()?.parse().ok()?,
                 spawned_ns: fields.next()?.parse().ok()?,
                 errno: fields.next()?.parse().ok()?,
+                yielding: fields.next()? == "yielding",
             }),
             _ => None,
         }
@@ -103,6 +109,7 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
         pids.push(b"\t-\n");
         write_all(ack_write, pids.bytes());
         let mut adoption = Line::new();
+        let mut yielding = false;
         // The spec follows `go`. The front-end's write of both blocks until they fit in
         // the pipe, and one that exits after its answer is what we wait for below: take
         // a spec longer than a pipe holds out of its way first. A spec cut short (the
@@ -123,9 +130,20 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
                     // 1.4 ms. Wait, briefly, for the front-end to drop its end of the
                     // answer pipe or, one that `Exits`, for its exit (closing that pipe is
                     // an early step of a process's exit, which then had to wait for us).
+                    // Its caller, woken by that exit, then competed with our exec for
+                    // a CPU (0.2-0.4 ms later to see the exit, on two CPUs): wait for the
+                    // caller to reap it too, a few milliseconds at most (a pidfd reports
+                    // the reap as a hang-up since Linux 6.x; older kernels never do, and
+                    // the exec there comes REAP_PATIENCE_MS after the exit). Woken by
+                    // that reap, we took the CPU from the caller inside its wait()
+                    // (wake-up preemption) for the whole exec: until the supervisor has
+                    // adopted the job, we are a `SCHED_BATCH` process, which never
+                    // preempts on waking (the job process, forked before, keeps the
+                    // caller's policy).
                     let exits = go == Some(AfterAnswer::Exits);
                     let pidfd = if exits { libc::syscall(libc::SYS_pidfd_open, front_end, 0) as RawFd } else { -1 };
                     write_all(ack_write, b"ok\n");
+                    yielding = yield_to_caller();
                     let mut gone = if pidfd >= 0 {
                         libc::pollfd { fd: pidfd, events: libc::POLLIN, revents: 0 }
                     } else {
@@ -133,6 +151,10 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
                     };
                     libc::poll(&mut gone, 1, READER_PATIENCE_MS);
                     if pidfd >= 0 {
+                        if gone.revents & (libc::POLLIN | libc::POLLHUP) == libc::POLLIN {
+                            let mut reaped = libc::pollfd { fd: pidfd, events: 0, revents: 0 };
+                            libc::poll(&mut reaped, 1, REAP_PATIENCE_MS);
+                        }
                         libc::close(pidfd);
                     }
                 }
@@ -142,7 +164,7 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
                 adoption.number(spawned_ns);
                 adoption.push(b"\t");
                 adoption.number(u64::from(errno.unsigned_abs()));
-                adoption.push(b"\n");
+                adoption.push(if yielding { b"\tyielding\n" } else { b"\tas-is\n" });
                 libc::dup2(job.stdout, JOB_STDOUT_FD);
                 libc::dup2(job.stderr, JOB_STDERR_FD);
             }
@@ -166,6 +188,26 @@ pub unsafe fn hand_over_run(image: Option<&Program>, spec_read: RawFd, ack_write
         // Ours again across the exec.
         libc::fcntl(SPEC_FD, libc::F_SETFD, 0);
         libc::fcntl(ACK_FD, libc::F_SETFD, 0);
+    }
+}
+
+/// Puts this process in `SCHED_BATCH` if it is in the default policy (one started under
+/// `chrt` keeps what it was given); whether it did.
+fn yield_to_caller() -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain system calls on this process.
+    unsafe {
+        libc::sched_getscheduler(0) == libc::SCHED_OTHER && libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) == 0
+    }
+}
+
+/// Undoes `yield_to_caller`, in the supervisor it exec'd (an unprivileged process may
+/// always go back from `SCHED_BATCH` to the default policy).
+pub fn stop_yielding() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain system call on this process.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) } != 0 {
+        crate::debug!("sched_setscheduler(SCHED_OTHER): {}", std::io::Error::last_os_error());
     }
 }
 
@@ -337,12 +379,17 @@ mod tests {
         line.number(u64::MAX);
         line.push(b"\t");
         line.number(2);
-        line.push(b"\n");
-        assert_eq!(line.bytes(), format!("forked\t0\t{}\t2\n", u64::MAX).as_bytes());
+        line.push(b"\tyielding\n");
+        assert_eq!(line.bytes(), format!("forked\t0\t{}\t2\tyielding\n", u64::MAX).as_bytes());
         assert_eq!(
-            Adoption::parse(&format!("forked\t42\t{}\t2\n", u64::MAX)),
-            Some(Adoption::Forked { pid: 42, spawned_ns: u64::MAX, errno: 2 })
+            Adoption::parse(&format!("forked\t42\t{}\t2\tyielding\n", u64::MAX)),
+            Some(Adoption::Forked { pid: 42, spawned_ns: u64::MAX, errno: 2, yielding: true })
         );
+        assert_eq!(
+            Adoption::parse("forked\t42\t7\t0\tas-is\n"),
+            Some(Adoption::Forked { pid: 42, spawned_ns: 7, errno: 0, yielding: false })
+        );
+        assert_eq!(Adoption::parse("forked\t42\t7\t0\n"), None);
         assert_eq!(Adoption::parse("abandoned\n"), Some(Adoption::Abandoned));
         assert_eq!(Adoption::parse("not-forked\n"), Some(Adoption::NotForked));
         assert_eq!(Adoption::parse("forked\t1\n"), None);

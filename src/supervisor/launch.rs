@@ -45,6 +45,12 @@ pub struct Pids {
 }
 
 impl Pids {
+    /// The widest record the launcher can report: a `state.json` naming these is at
+    /// least as long as one naming the real pids (the front-end sizes the file with it
+    /// before they are known).
+    pub const WIDEST: Pids =
+        Pids { supervisor: u32::MAX, supervisor_start: Some(u64::MAX), job: Some((u32::MAX, Some(u64::MAX))) };
+
     /// `pids\tSUPERVISOR\tSTART\tJOB\tSTART\n`, `-` for what is unknown.
     fn parse(line: &str) -> Option<Pids> {
         let mut fields = line.trim_end().split('\t');

@@ -196,7 +196,12 @@ fn read_adoption() -> Option<handover::Adoption> {
 fn adopt(job: &JobDir, spec: LaunchSpec, mut ack: File, signals: watch::Signals) -> i32 {
     let adoption = read_adoption();
     let (pid, spawned_ns, errno) = match adoption {
-        Some(handover::Adoption::Forked { pid, spawned_ns, errno }) => (pid, spawned_ns, errno),
+        Some(handover::Adoption::Forked { pid, spawned_ns, errno, yielding }) => {
+            if yielding {
+                handover::stop_yielding();
+            }
+            (pid, spawned_ns, errno)
+        }
         Some(handover::Adoption::NotForked) => return started(job, spec, ack, signals),
         Some(handover::Adoption::Abandoned) => {
             return fail(job, Some(&spec), &mut ack, "the front-end exited before handing the job over".to_string());
