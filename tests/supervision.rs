@@ -66,6 +66,32 @@ fn the_supervisor_and_the_job_keep_the_callers_scheduling_policy() {
     }
 }
 
+/// The launcher waits for the caller to reap the CLI front-end before it execs the
+/// supervisor, but not for ever: a caller that reads the answer and never reaps still
+/// gets its job supervised.
+#[test]
+fn a_caller_that_never_reaps_the_front_end_still_gets_a_supervised_job() {
+    let env = Env::new();
+    let mut child = env
+        .command(&["run", "--snapshot-after", "0", "--", "echo captured; sleep 30"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut answer).expect("answer");
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("JSON answer");
+    let id = answer["job_id"].as_str().expect("job_id");
+    let stdout = env.job_dir(id).join("stdout.log");
+    let captured = || std::fs::read_to_string(&stdout).is_ok_and(|text| text.contains("captured"));
+    assert!(eventually(Duration::from_secs(10), captured), "the job was never supervised");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).expect("stat");
+    let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next()).expect("state");
+    assert_eq!(state, Some('Z'), "the front-end was meant to be exited and not reaped yet: {stat}");
+    child.wait().expect("reap");
+    env.ok(&["kill", "--signal", "KILL", id]);
+    env.wait_job(id);
+}
+
 #[test]
 fn sigkill_of_the_supervisor_is_reported_as_failed_and_wait_returns() {
     let env = Env::new();
