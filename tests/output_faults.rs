@@ -96,6 +96,91 @@ cat "$AGENT_EXEC_ROOT/$id/state.json" | tr -d '\n'; echo
     assert!(state["log_dropped_bytes"].as_u64().is_some_and(|n| n > 0), "{state}");
 }
 
+/// A disk with room for a job's files but not for its reserve (found by an attack on
+/// c173a64, which created the reserve last and went on without it): the launch must
+/// either fail at once, leaving nothing, or record the job's end. It never answers for
+/// a job whose exit status it then loses.
+#[test]
+fn a_disk_too_full_for_the_reserve_never_loses_the_exit_status() {
+    let env = Env::new();
+    let mount = env.path("tight");
+    std::fs::create_dir_all(&mount).expect("mkdir");
+    let script = format!(
+        r#"set -e
+mount -t tmpfs -o size=64k tmpfs '{mount}'
+export AGENT_EXEC_ROOT='{mount}/root'
+"$AE" list >/dev/null
+for free in 4096 8192 12288; do
+  rm -f '{mount}/filler'
+  head -c $(( $(df -B1 --output=avail '{mount}' | tail -1) - free )) /dev/zero > '{mount}/filler'
+  if out=$("$AE" run --snapshot-after 0 -- sh -c 'sleep 0.3; exit 7'); then
+    {JOB_ID}
+    "$AE" wait --until 10000 "$id"
+  else
+    printf '%s\n' "$out"
+  fi
+  ls -A "$AGENT_EXEC_ROOT" | grep -c . | sed 's/.*/{{"entries":&}}/'
+  rm -rf "$AGENT_EXEC_ROOT"/* "$AGENT_EXEC_ROOT"/.[!.]* 2>/dev/null || true
+done
+"#
+    );
+    let Some(out) = in_mount_namespace(&env, &script) else { return };
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    for pair in answers.chunks(2) {
+        let (answer, entries) = (&pair[0], pair[1]["entries"].as_u64());
+        if answer["ok"] == true {
+            assert_eq!((answer["state"].as_str(), answer["exit_code"].as_i64()), (Some("exited"), Some(7)), "{answer}");
+        } else {
+            let message = answer["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("No space left"), "{answer}");
+            assert_eq!(entries, Some(0), "a failed launch left files behind: {answer}");
+        }
+    }
+}
+
+/// The same for `start`, whose supervisor makes the reserve itself: a job it starts has
+/// its end recorded, or is not started and says why. (Found while fixing the above:
+/// started without a reserve, a job that then filled the disk lost its exit status.)
+#[test]
+fn a_start_on_a_disk_too_full_for_the_reserve_never_loses_the_exit_status() {
+    let env = Env::new();
+    let mount = env.path("tight");
+    std::fs::create_dir_all(&mount).expect("mkdir");
+    let script = format!(
+        r#"set -e
+mount -t tmpfs -o size=64k tmpfs '{mount}'
+export AGENT_EXEC_ROOT='{mount}/root'
+for free in 4096 8192 12288; do
+  out=$("$AE" create -- sh -c 'sleep 0.3; head -c 100000 /dev/zero; exit 7')
+  {JOB_ID}
+  rm -f '{mount}/filler'
+  head -c $(( $(df -B1 --output=avail '{mount}' | tail -1) - free )) /dev/zero > '{mount}/filler'
+  "$AE" start "$id" || true
+  "$AE" wait --until 10000 "$id"
+  rm -rf "$AGENT_EXEC_ROOT/$id"
+done
+"#
+    );
+    let Some(out) = in_mount_namespace(&env, &script) else { return };
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 6, "{answers:?}");
+    for pair in answers.chunks(2) {
+        let (start, wait) = (&pair[0], &pair[1]);
+        if start["state"] == "failed" {
+            let error = start["error"].as_str().unwrap_or_default();
+            assert!(error.contains("No space left"), "{start}");
+            assert_eq!((wait["state"].as_str(), wait["error"].as_str()), (Some("failed"), Some(error)), "{wait}");
+        } else {
+            assert_eq!(
+                (wait["state"].as_str(), wait["exit_code"].as_i64()),
+                (Some("exited"), Some(7)),
+                "{start} {wait}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_job_directory_made_read_only_mid_run_keeps_the_exit_status() {
     let env = Env::new();

@@ -62,13 +62,12 @@ fn launch_and_observe(root: &Root, request: &RunRequest, after: AfterAnswer) -> 
     drop(image);
     let mut create = || {
         let mut staging = stage_job(root, &id)?;
+        staging.create_reserve()?;
         staging.write_meta(&meta)?;
         // On disk while the launcher forks; then only the record's own block is left to
         // write once it reports the pids (see `Staging::reserve_state`).
         staging.reserve_state(&initial_state(&id, Some(&Pids::WIDEST)))?;
         staging.create_logs()?;
-        // Without one (a full disk) the supervisor makes its own, or does without.
-        let _ = staging.create_reserve();
         staging.sync()?;
         staging.fill_state(&initial_state(&id, launching.pids()?.as_ref()))?;
         staging.commit()

@@ -140,10 +140,19 @@ impl Staging {
     /// Creates the supervisor's reserve, its space already written (`supervisor::record`),
     /// so that the directory holds everything the supervisor starts with when `run`
     /// answers: an `rm -r` of it right after never races with a file being created.
+    ///
+    /// Without the space for it, the job is not started: its end could not be recorded
+    /// once the disk is full (a job started so, on a disk with room for its files but
+    /// not its reserve, lost its exit status). Any other failure (a file-size limit under
+    /// 8 KiB, which the records then fit under) leaves the supervisor without a reserve.
     pub fn create_reserve(&self) -> Result<()> {
         let context = |e| Error::io(format!("create {}", self.dir.file(super::RESERVE).display()), e);
-        let mut file = self.create_new(super::RESERVE).map_err(context)?;
-        file.write_all(&[b' '; super::RESERVE_BYTES]).map_err(context)
+        let created =
+            self.create_new(super::RESERVE).and_then(|mut file| file.write_all(&[b' '; super::RESERVE_BYTES]));
+        match created {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => Err(context(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Creates the three logs, empty.

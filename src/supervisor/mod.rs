@@ -330,13 +330,17 @@ fn start(job: &JobDir, spec: &LaunchSpec, signals: watch::Signals) -> Result<Opt
     // of it never races with us), and costs no time: the child is still exec'ing.
     let recorder = record::Recorder::new(job);
     let process = forked.exec_result().map_err(|e| spawn_error(&e))?;
-    if let Err(e) = recorded {
-        // Without a running record nobody could follow the job: stop it and report.
-        // SAFETY: signalling the process group that the exec'd child leads.
-        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-        spawn::reap(pid);
-        return Err(e.message);
-    }
+    let recorder = match (recorded.map_err(|e| e.message), recorder) {
+        (Ok(()), Ok(recorder)) => recorder,
+        // Without a running record nobody could follow the job, and without room for
+        // its reserve nobody could learn how it ended: stop it and report.
+        (Err(e), _) | (_, Err(e)) => {
+            // SAFETY: signalling the process group that the exec'd child leads.
+            unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+            spawn::reap(pid);
+            return Err(e);
+        }
+    };
     drop(lock);
     Ok(Some(Started { process, spawned, signals, logs, recorder }))
 }

@@ -30,20 +30,27 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Creates the reserve. Without one (the disk is already full) the last-resort file
-    /// is still there.
+    /// Creates the reserve; an error if the disk has no room for it (the job must not
+    /// start: its end could not be recorded once the disk is full). Without one for any
+    /// other reason the last-resort file is still there.
     ///
     /// The write alone sets the space aside: a filesystem allocates at `write` or, with
     /// delayed allocation (ext4, XFS), reserves the blocks then and counts them as used,
     /// so a disk that fills up later cannot take them. An fsync would add nothing for
     /// a file that is never read after a crash, and it used to cost every launch a
     /// journal commit before the start answer.
-    pub fn new(job: &JobDir) -> Recorder {
-        let reserve = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&job.path).ok().filter(|reserve| {
-            let mut file = reserve.as_file();
-            file.write_all(&[b' '; RESERVE_BYTES]).is_ok()
+    pub fn new(job: &JobDir) -> Result<Recorder, String> {
+        let made = tempfile::Builder::new().prefix(".tmp-").tempfile_in(&job.path).and_then(|reserve| {
+            reserve.as_file().write_all(&[b' '; RESERVE_BYTES])?;
+            Ok(reserve)
         });
-        Recorder { job: job.clone(), reserve }
+        match made {
+            Ok(reserve) => Ok(Recorder { job: job.clone(), reserve: Some(reserve) }),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+                Err(format!("no room for the job's records in {}: {e}", job.path.display()))
+            }
+            Err(_) => Ok(Recorder { job: job.clone(), reserve: None }),
+        }
     }
 
     /// Takes over the reserve `run`'s front-end made in the staging directory. None if
