@@ -181,6 +181,44 @@ done
     }
 }
 
+/// Once `run` (or `create`) has answered, the job is on the disk under its own name: a copy of the
+/// disk taken right after the answer (what a power cut would leave) holds `<root>/<id>`,
+/// not the staging name readers skip (found by an attack: the rename was not synced).
+#[test]
+fn the_disk_holds_the_job_under_its_name_once_run_answers() {
+    let env = Env::new();
+    let (disk, copy, mount, mounted_copy) = (env.path("disk.img"), env.path("copy.img"), env.path("m"), env.path("c"));
+    for dir in [&mount, &mounted_copy] {
+        std::fs::create_dir_all(dir).expect("mkdir");
+    }
+    let script = format!(
+        r#"set -e
+PATH="$PATH:/usr/sbin:/sbin"
+truncate -s 16M '{disk}'
+mkfs.ext4 -q -F -O ^has_journal '{disk}'
+mount -o loop '{disk}' '{mount}'
+export AGENT_EXEC_ROOT='{mount}/root'
+for command in "run --snapshot-after 0 -- sleep 30" "create -- true"; do
+  out=$("$AE" $command)
+  cp '{disk}' '{copy}'
+  {JOB_ID}
+  "$AE" kill --signal KILL "$id" >/dev/null 2>&1 || true
+  mount -o loop,ro '{copy}' '{mounted_copy}'
+  printf '{{"id":"%s","entries":"%s"}}\n' "$id" "$(ls -A '{mounted_copy}/root' | tr '\n' ' ')"
+  umount '{mounted_copy}'
+done
+"#
+    );
+    let Some(out) = in_mount_namespace(&env, &script) else { return };
+    let answers = answers(&out);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    for (answer, command) in answers.iter().zip(["run", "create"]) {
+        let id = answer["id"].as_str().expect("id");
+        let entries: Vec<&str> = answer["entries"].as_str().expect("entries").split_whitespace().collect();
+        assert!(entries.contains(&id), "after {command}, the disk holds {entries:?}, not job {id}");
+    }
+}
+
 #[test]
 fn a_job_directory_made_read_only_mid_run_keeps_the_exit_status() {
     let env = Env::new();

@@ -138,7 +138,9 @@ pub fn create_job(root: &Root, meta: &Meta, state: &State) -> Result<JobDir> {
     staging.write_meta(meta)?;
     staging.write_state(state)?;
     staging.create_logs()?;
-    staging.commit()
+    let job = staging.commit()?;
+    jobstore::sync_dir(&root.path);
+    Ok(job)
 }
 
 /// The first steps of every job creation: the root, checked, and an empty staging

@@ -46,7 +46,10 @@ pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
 
 /// The same for `run`: the directory is complete, the job may exec (`Launching::go`).
 pub fn go(launching: &mut Launching, job: &JobDir, spec: &LaunchSpec, after: AfterAnswer) -> Result<()> {
-    settle_handshake(job, launching.go(spec, after))
+    // The directory's new name is made durable while the job execs: once the answer
+    // comes, a power cut can no longer leave the job under its staging name.
+    let root = job.path.parent().map(std::path::Path::to_path_buf);
+    settle_handshake(job, launching.go(spec, after, || root.iter().for_each(|root| jobstore::sync_dir(root))))
 }
 
 fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {

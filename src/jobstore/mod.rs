@@ -315,6 +315,16 @@ pub fn job_json<T: serde::Serialize>(name: &str, value: &T) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Makes the entries of directory `path` (a job directory renamed into the root) durable.
+/// A failure is logged, not returned: it comes after the job exists, and changes nothing
+/// of what a reader finds until a power cut.
+pub fn sync_dir(path: &Path) {
+    let synced = fs::File::open(path).and_then(|dir| dir.sync_all());
+    if let Err(e) = synced {
+        crate::debug!("sync {}: {e}", path.display());
+    }
+}
+
 /// The message for a prefix that matches several jobs (docs/compatibility.md §2.5).
 pub fn ambiguous(prefix: &str, mut candidates: Vec<String>) -> Error {
     candidates.sort();

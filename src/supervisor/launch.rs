@@ -227,8 +227,9 @@ impl Launching {
     /// spec for the supervisor, and waits for the answer: `ok` once the job process has
     /// exec'd, or the supervisor's `failed`. After `ok` the launcher waits, before it
     /// execs the supervisor (see `hand_over_run`), for this to be dropped or, if the
-    /// front-end `Exits`, for the front-end's exit.
-    pub fn go(&mut self, spec: &LaunchSpec, after: AfterAnswer) -> Result<Handshake> {
+    /// front-end `Exits`, for the front-end's exit. `meanwhile` runs between the two, while
+    /// the job process execs.
+    pub fn go(&mut self, spec: &LaunchSpec, after: AfterAnswer, meanwhile: impl FnOnce()) -> Result<Handshake> {
         let spec = LaunchSpec { staged: true, ..spec.clone() };
         let mut payload =
             serde_json::to_vec(&spec).map_err(|e| Error::internal(format!("serialize launch spec: {e}")))?;
@@ -251,6 +252,7 @@ impl Launching {
                 )));
             }
         }
+        meanwhile();
         self.reap_intermediate()?;
         Ok(self.answer())
     }
