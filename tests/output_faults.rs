@@ -65,16 +65,25 @@ done
 
 const JOB_ID: &str = r#"id=$(printf '%s' "$out" | sed 's/.*"job_id":"\([^"]*\)".*/\1/')"#;
 
+/// A script that mounts a tmpfs of `size` on the new directory `name` of `env` (`$mount`),
+/// with the jobs root in it, then runs `body`.
+fn on_a_small_disk(env: &Env, name: &str, size: &str, body: &str) -> String {
+    let mount = env.path(name);
+    std::fs::create_dir_all(&mount).expect("mkdir");
+    format!(
+        "set -e\nmount='{mount}'\nmount -t tmpfs -o size={size} tmpfs \"$mount\"\nexport AGENT_EXEC_ROOT=\"$mount/root\"\n{body}"
+    )
+}
+
+/// Shell: fills `$mount` but for `$free` bytes.
+const LEAVE_FREE: &str = r#"rm -f "$mount/filler"
+head -c $(( $(df -B1 --output=avail "$mount" | tail -1) - free )) /dev/zero > "$mount/filler""#;
+
 #[test]
 fn a_full_disk_cuts_the_logs_but_keeps_the_exit_status() {
     let env = Env::new();
-    let mount = env.path("small");
-    std::fs::create_dir_all(&mount).expect("mkdir");
-    let script = format!(
-        r#"set -e
-mount -t tmpfs -o size=200k tmpfs '{mount}'
-export AGENT_EXEC_ROOT='{mount}/root'
-out=$("$AE" run --wait -- sh -c 'head -c 300000 /dev/zero | tr "\0" y; exit 42')
+    let body = format!(
+        r#"out=$("$AE" run --wait -- sh -c 'head -c 300000 /dev/zero | tr "\0" y; exit 42')
 printf '%s\n' "$out"
 {JOB_ID}
 {SUPERVISOR_GONE}
@@ -82,7 +91,7 @@ printf '%s\n' "$out"
 cat "$AGENT_EXEC_ROOT/$id/state.json" | tr -d '\n'; echo
 "#
     );
-    let Some(out) = in_mount_namespace(&env, &script) else {
+    let Some(out) = in_mount_namespace(&env, &on_a_small_disk(&env, "small", "200k", &body)) else {
         return a_file_size_limit_cuts_the_logs_but_keeps_the_exit_status();
     };
     let answers = answers(&out);
@@ -103,16 +112,10 @@ cat "$AGENT_EXEC_ROOT/$id/state.json" | tr -d '\n'; echo
 #[test]
 fn a_disk_too_full_for_the_reserve_never_loses_the_exit_status() {
     let env = Env::new();
-    let mount = env.path("tight");
-    std::fs::create_dir_all(&mount).expect("mkdir");
-    let script = format!(
-        r#"set -e
-mount -t tmpfs -o size=64k tmpfs '{mount}'
-export AGENT_EXEC_ROOT='{mount}/root'
-"$AE" list >/dev/null
+    let body = format!(
+        r#""$AE" list >/dev/null
 for free in 4096 8192 12288; do
-  rm -f '{mount}/filler'
-  head -c $(( $(df -B1 --output=avail '{mount}' | tail -1) - free )) /dev/zero > '{mount}/filler'
+  {LEAVE_FREE}
   if out=$("$AE" run --snapshot-after 0 -- sh -c 'sleep 0.3; exit 7'); then
     {JOB_ID}
     "$AE" wait --until 10000 "$id"
@@ -124,7 +127,7 @@ for free in 4096 8192 12288; do
 done
 "#
     );
-    let Some(out) = in_mount_namespace(&env, &script) else { return };
+    let Some(out) = in_mount_namespace(&env, &on_a_small_disk(&env, "tight", "64k", &body)) else { return };
     let answers = answers(&out);
     assert_eq!(answers.len(), 6, "{answers:?}");
     for pair in answers.chunks(2) {
@@ -145,24 +148,18 @@ done
 #[test]
 fn a_start_on_a_disk_too_full_for_the_reserve_never_loses_the_exit_status() {
     let env = Env::new();
-    let mount = env.path("tight");
-    std::fs::create_dir_all(&mount).expect("mkdir");
-    let script = format!(
-        r#"set -e
-mount -t tmpfs -o size=64k tmpfs '{mount}'
-export AGENT_EXEC_ROOT='{mount}/root'
-for free in 4096 8192 12288; do
+    let body = format!(
+        r#"for free in 4096 8192 12288; do
   out=$("$AE" create -- sh -c 'sleep 0.3; head -c 100000 /dev/zero; exit 7')
   {JOB_ID}
-  rm -f '{mount}/filler'
-  head -c $(( $(df -B1 --output=avail '{mount}' | tail -1) - free )) /dev/zero > '{mount}/filler'
+  {LEAVE_FREE}
   "$AE" start "$id" || true
   "$AE" wait --until 10000 "$id"
   rm -rf "$AGENT_EXEC_ROOT/$id"
 done
 "#
     );
-    let Some(out) = in_mount_namespace(&env, &script) else { return };
+    let Some(out) = in_mount_namespace(&env, &on_a_small_disk(&env, "tight", "64k", &body)) else { return };
     let answers = answers(&out);
     assert_eq!(answers.len(), 6, "{answers:?}");
     for pair in answers.chunks(2) {
