@@ -613,11 +613,19 @@ fn a_stopped_launcher_holds_a_long_spec_only_until_the_deadline() {
         args.extend(["--env", entry.as_str()]);
     }
     args.extend(["--", "touch", marker_arg.as_str()]);
-    // The launcher carries the front-end's argv, and its parent (init or a subreaper) does not.
+    // The launcher carries the front-end's argv, and its parent (init or a subreaper) does
+    // not. It is stopped once the job directory is in place: the front-end is then held
+    // before its `go`, and the launcher has reported the pids (stopped before that, it
+    // made the front-end give up on the pids instead, a different failure).
+    let in_place = || {
+        std::fs::read_dir(&env.root)
+            .is_ok_and(|entries| entries.flatten().any(|e| !e.file_name().to_string_lossy().starts_with('.')))
+    };
     let launcher = |tracer: i32, pid: i32| {
         pid != tracer
             && common::cmdline(pid).contains(&marker_arg)
             && !common::cmdline(parent_of(pid).unwrap_or(0)).contains(&marker_arg)
+            && in_place()
     };
     let value = answer_with_a_process_stopped(&env, &args, launcher)
         .expect("run waited on a stopped launcher without a deadline");
