@@ -48,8 +48,12 @@ pub fn hand_over(job: &JobDir, spec: &LaunchSpec) -> Result<()> {
 pub fn go(launching: &mut Launching, job: &JobDir, spec: &LaunchSpec, after: AfterAnswer) -> Result<()> {
     // The directory's new name is made durable while the job execs: once the answer
     // comes, a power cut can no longer leave the job under its staging name.
-    let root = job.path.parent().map(std::path::Path::to_path_buf);
-    settle_handshake(job, launching.go(spec, after, || root.iter().for_each(|root| jobstore::sync_dir(root))))
+    let sync_root = || {
+        if let Some(root) = job.path.parent() {
+            jobstore::sync_dir(root);
+        }
+    };
+    settle_handshake(job, launching.go(spec, after, sync_root))
 }
 
 fn settle_handshake(job: &JobDir, handshake: Result<Handshake>) -> Result<()> {
