@@ -315,6 +315,12 @@ pub fn job_json<T: serde::Serialize>(name: &str, value: &T) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// Whether a write failed for lack of space (a full disk, or a quota): a job's reserve
+/// that fails so refuses the job (`Staging::create_reserve`, `supervisor::record`).
+pub fn out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// Makes the entries of directory `path` (a job directory renamed into the root) durable.
 /// A failure is logged, not returned: it comes after the job exists, and changes nothing
 /// of what a reader finds until a power cut.

@@ -150,7 +150,7 @@ impl Staging {
         let created =
             self.create_new(super::RESERVE).and_then(|mut file| file.write_all(&[b' '; super::RESERVE_BYTES]));
         match created {
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => Err(context(e)),
+            Err(e) if super::out_of_space(&e) => Err(context(e)),
             _ => Ok(()),
         }
     }

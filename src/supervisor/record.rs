@@ -46,7 +46,7 @@ impl Recorder {
         });
         match made {
             Ok(reserve) => Ok(Recorder { job: job.clone(), reserve: Some(reserve) }),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) => {
+            Err(e) if jobstore::out_of_space(&e) => {
                 Err(format!("no room for the job's records in {}: {e}", job.path.display()))
             }
             Err(_) => Ok(Recorder { job: job.clone(), reserve: None }),
